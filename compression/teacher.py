@@ -1,0 +1,275 @@
+"""The teacher: all-MiniLM-L6-v2 as a text two-tower recommender, fine-tuned on server-owned data only.
+
+Item tower: MiniLM over the item's text, mean-pooled, projected to `dim` and L2-normalised, plus a scalar prior
+read from the same text (what makes a title popular is learnable from the title). User tower: a recency-weighted
+mean of the user's history item vectors through a linear map, so a device can build its user from items alone.
+Score = scale * cos(user, item) + prior(item).
+
+The bottom `freeze_layers` encoder layers stay frozen, so their output for the whole catalogue is computed once
+and cached; only the top layers and the heads train. The fine-tuned top layers and heads are what
+cross-distillation later carries into the student.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from compression.minilm import embed, load_minilm, mean_pool, model_digest, run_layers
+from edgefleet.config import Config, TeacherConfig
+from edgefleet.progress import Reporter
+from edgefleet.task.data import Catalogue
+from edgefleet.task.protocol import EvalSet, evaluate
+from edgefleet.task.split import Split
+
+# Bump when a change to this file changes what a cached teacher would contain.
+TEACHER_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ItemTokens:
+    """The tokenised catalogue: (n_items, max_len) ids and attention mask."""
+
+    input_ids: torch.Tensor
+    mask: torch.Tensor
+
+    @classmethod
+    def build(cls, tokenizer, texts: Sequence[str], max_len: int) -> "ItemTokens":
+        enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+        return cls(enc["input_ids"], enc["attention_mask"])
+
+
+class TwoTowerTeacher(nn.Module):
+    """MiniLM item tower + history-based user tower (see the module docstring)."""
+
+    def __init__(self, bert: nn.Module, cfg: TeacherConfig):
+        super().__init__()
+        self.bert = bert
+        self.split_at = cfg.freeze_layers
+        self.history_len = cfg.history_len
+        hidden = bert.config.hidden_size
+        self.item_head = nn.Linear(hidden, cfg.dim)
+        self.prior = nn.Linear(cfg.dim, 1)
+        self.recency = nn.Parameter(torch.zeros(cfg.history_len))
+        self.user_head = nn.Linear(cfg.dim, cfg.dim)
+        with torch.no_grad():
+            self.user_head.weight.copy_(torch.eye(cfg.dim))
+            self.user_head.bias.zero_()
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.temperature)))
+        for p in self.bert.embeddings.parameters():
+            p.requires_grad_(False)
+        for layer in self.bert.encoder.layer[: self.split_at]:
+            for p in layer.parameters():
+                p.requires_grad_(False)
+        if self.bert.pooler is not None:
+            for p in self.bert.pooler.parameters():
+                p.requires_grad_(False)
+
+    @torch.no_grad()
+    def lower(self, tokens: ItemTokens, batch: int = 256) -> torch.Tensor:
+        """Frozen hidden states entering layer `split_at`, for every item: (n_items, L, hidden)."""
+        out = []
+        for s in range(0, len(tokens.input_ids), batch):
+            ids, mask = tokens.input_ids[s:s + batch], tokens.mask[s:s + batch]
+            out.append(run_layers(self.bert, embed(self.bert, ids), mask, 0, self.split_at))
+        return torch.cat(out)
+
+    def upper(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled output of the trainable top layers: (B, hidden)."""
+        width = int(mask.sum(1).max())
+        hidden, mask = hidden[:, :width], mask[:, :width]
+        out = run_layers(self.bert, hidden, mask, self.split_at, len(self.bert.encoder.layer))
+        return mean_pool(out, mask)
+
+    def item_vectors(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = self.item_head(pooled)
+        return F.normalize(emb, dim=-1), self.prior(emb).squeeze(-1)
+
+    def user_vectors(self, hist: torch.Tensor, hist_mask: torch.Tensor) -> torch.Tensor:
+        """hist: (B, H, dim) item vectors, right-aligned (most recent last); hist_mask: (B, H) bool."""
+        h = hist.shape[1]
+        logits = self.recency[-h:].expand(hist.shape[0], h).masked_fill(~hist_mask, float("-inf"))
+        weights = torch.softmax(logits, dim=-1).nan_to_num(0.0)
+        pooled = torch.einsum("bh,bhd->bd", weights, hist)
+        return F.normalize(self.user_head(pooled), dim=-1)
+
+    def logits(self, users: torch.Tensor, items: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        return self.log_scale.exp() * users @ items.T + prior
+
+
+def pad_histories(histories: Sequence[np.ndarray], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-aligned (B, length) item indices of each history's most recent items, and the validity mask."""
+    ids = torch.zeros(len(histories), length, dtype=torch.long)
+    mask = torch.zeros(len(histories), length, dtype=torch.bool)
+    for r, h in enumerate(histories):
+        recent = h[-length:]
+        if len(recent):
+            ids[r, length - len(recent):] = torch.from_numpy(np.asarray(recent, dtype=np.int64))
+            mask[r, length - len(recent):] = True
+    return ids, mask
+
+
+class TeacherScorer:
+    """Scores the whole catalogue for users from their histories (the protocol's Scorer)."""
+
+    def __init__(self, model: TwoTowerTeacher, lower: torch.Tensor, tokens: ItemTokens):
+        model.eval()
+        with torch.no_grad():
+            pooled = torch.cat([model.upper(lower[s:s + 256], tokens.mask[s:s + 256])
+                                for s in range(0, len(lower), 256)])
+            self.items, self.prior = model.item_vectors(pooled)
+        self.model = model
+
+    @torch.no_grad()
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        ids, mask = pad_histories(histories, self.model.history_len)
+        users = self.model.user_vectors(self.items[ids], mask)
+        return self.model.logits(users, self.items, self.prior).numpy()
+
+
+class MeanEmbeddingScorer:
+    """Zero-shot text baseline: cosine between an item's embedding and the mean of the user's history embeddings."""
+
+    def __init__(self, item_embeddings: torch.Tensor):
+        self.items = F.normalize(item_embeddings, dim=-1)
+
+    @torch.no_grad()
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        users = torch.stack([self.items[torch.from_numpy(h)].mean(0) for h in histories])
+        return (F.normalize(users, dim=-1) @ self.items.T).numpy()
+
+
+def _training_examples(split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """(user, position) pairs: predict train[user][pos] from the items before it, for every server user."""
+    users, positions = [], []
+    for u in split.server_users:
+        n = len(split.train[int(u)])
+        users.extend([int(u)] * (n - 1))
+        positions.extend(range(1, n))
+    return np.array(users, dtype=np.int64), np.array(positions, dtype=np.int64)
+
+
+def train_teacher(model: TwoTowerTeacher, tokens: ItemTokens, lower: torch.Tensor, split: Split,
+                  valid: EvalSet, cfg: TeacherConfig, reporter: Reporter) -> list[dict]:
+    """Sampled-softmax training against uniform negatives; keeps the epoch with the best validation HR@k."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng([cfg.seed, 0x7EAC])
+    heads = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("bert.")]
+    body = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("bert.")]
+    opt = torch.optim.AdamW([{"params": body, "lr": cfg.lr}, {"params": heads, "lr": cfg.head_lr}],
+                            weight_decay=cfg.weight_decay)
+    ex_users, ex_pos = _training_examples(split)
+    steps = math.ceil(len(ex_users) / cfg.batch_size)
+    if cfg.max_steps_per_epoch:
+        steps = min(steps, cfg.max_steps_per_epoch)
+    seen = {int(u): torch.from_numpy(split.seen(int(u))) for u in split.server_users}
+    log: list[dict] = []
+    best, best_state = -1.0, None
+    for epoch in range(cfg.epochs):
+        model.eval()
+        with torch.no_grad():  # history side reads a per-epoch bank of pooled item states
+            bank = torch.cat([model.upper(lower[s:s + 256], tokens.mask[s:s + 256])
+                              for s in range(0, len(lower), 256)])
+        model.train()
+        order = rng.permutation(len(ex_users))
+        total = 0.0
+        with reporter.stage(f"teacher epoch {epoch + 1}/{cfg.epochs}", total=steps) as advance:
+            for step in range(steps):
+                idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                users, pos = ex_users[idx], ex_pos[idx]
+                targets = torch.tensor([split.train[u][p] for u, p in zip(users, pos)])
+                hist_ids, hist_mask = pad_histories([split.train[u][:p] for u, p in zip(users, pos)],
+                                                    cfg.history_len)
+                negs = torch.from_numpy(rng.integers(split.n_items, size=cfg.negatives))
+                cand, inverse = torch.unique(torch.cat([targets, negs]), return_inverse=True)
+                label = inverse[: len(targets)]
+                items, prior = model.item_vectors(model.upper(lower[cand], tokens.mask[cand]))
+                hist = F.normalize(model.item_head(bank[hist_ids]), dim=-1)
+                logits = model.logits(model.user_vectors(hist, hist_mask), items, prior)
+                # A candidate the user did interact with is not a negative for them.
+                known = torch.stack([torch.isin(cand, seen[int(u)]) for u in users])
+                known[torch.arange(len(users)), label] = False
+                loss = F.cross_entropy(logits.masked_fill(known, float("-inf")), label)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item()
+                advance(loss=loss.item())
+        metrics = evaluate(TeacherScorer(model, lower, tokens), valid)
+        key = f"hr@{valid.k}"
+        log.append({"epoch": epoch + 1, "loss": total / steps, "steps": steps, "valid": metrics})
+        reporter.log(f"  epoch {epoch + 1}: loss {total / steps:.4f}  valid {key} {metrics[key]:.4f}")
+        if metrics[key] > best:
+            best, best_state = metrics[key], copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    model.eval()
+    return log
+
+
+def teacher_key(cfg: Config, catalogue: Catalogue) -> str:
+    """Cache key: everything that determines the trained teacher."""
+    payload = {
+        "format": TEACHER_FORMAT,
+        "teacher": cfg.teacher.model_dump(),
+        "split": {k: getattr(cfg.task, k) for k in ("seed", "server_fraction", "min_train_items")},
+        "data": catalogue.source_digest,
+        "model": model_digest(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Teacher:
+    """A trained teacher with what scoring and distillation need."""
+
+    model: TwoTowerTeacher
+    tokenizer: object
+    tokens: ItemTokens
+    lower: torch.Tensor
+    zero_shot: torch.Tensor
+    log: list[dict]
+    cache_dir: Path
+    cached: bool
+
+    def scorer(self) -> TeacherScorer:
+        return TeacherScorer(self.model, self.lower, self.tokens)
+
+
+def build_teacher(cfg: Config, catalogue: Catalogue, split: Split, valid: EvalSet, reporter: Reporter) -> Teacher:
+    """Load the teacher from the artifacts cache, or fine-tune it on server-owned data and cache it."""
+    cache_dir = Path(cfg.artifacts_dir) / "teacher" / teacher_key(cfg, catalogue)
+    weights = cache_dir / "teacher.pt"
+    with reporter.stage("load MiniLM and encode catalogue"):
+        tokenizer, bert = load_minilm()
+        torch.manual_seed(cfg.teacher.seed)
+        model = TwoTowerTeacher(bert, cfg.teacher)
+        tokens = ItemTokens.build(tokenizer, catalogue.item_texts(), cfg.teacher.max_len)
+        model.eval()
+        lower = model.lower(tokens)
+        with torch.no_grad():
+            zero_shot = torch.cat([model.upper(lower[s:s + 256], tokens.mask[s:s + 256])
+                                   for s in range(0, len(lower), 256)])
+    if weights.is_file():
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        model.eval()
+        log = json.loads((cache_dir / "train_log.json").read_text())
+        reporter.log(f"teacher loaded from cache {cache_dir}")
+        return Teacher(model, tokenizer, tokens, lower, zero_shot, log, cache_dir, cached=True)
+    log = train_teacher(model, tokens, lower, split, valid, cfg.teacher, reporter)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = weights.with_suffix(".tmp")
+    torch.save(model.state_dict(), tmp)
+    (cache_dir / "train_log.json").write_text(json.dumps(log, indent=2))
+    tmp.replace(weights)  # the weights file appears last and whole: its presence means the cache entry is complete
+    return Teacher(model, tokenizer, tokens, lower, zero_shot, log, cache_dir, cached=False)

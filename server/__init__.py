@@ -1,0 +1,1 @@
+"""The Flower ServerApp that coordinates federated rounds (never imports client/)."""

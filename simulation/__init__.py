@@ -1,0 +1,1 @@
+"""Launching Flower simulations on the Ray backend over an emulated device fleet."""

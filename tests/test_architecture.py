@@ -1,0 +1,49 @@
+"""The import arrows of DESIGN.md §5, checked on the source (static imports) and at import time."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = {
+    "dashboard": {"server", "client", "compression", "simulation", "flwr", "ray", "torch"},
+    "compression": {"flwr", "ray", "server", "client", "simulation", "dashboard"},
+    "client": {"server", "dashboard"},
+    "server": {"client", "dashboard"},
+    "edgefleet": {"flwr", "ray", "server", "client", "dashboard", "simulation"},
+}
+
+
+def imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_import_arrows(package):
+    bad = {}
+    for path in (ROOT / package).rglob("*.py"):
+        hits = imported_roots(path) & FORBIDDEN[package]
+        if hits:
+            bad[str(path.relative_to(ROOT))] = sorted(hits)
+    assert not bad
+
+
+def test_importing_packages_does_no_work():
+    """Importing every module must not load data, build models or pull in torch/transformers eagerly."""
+    modules = ["edgefleet.cli", "edgefleet.config", "server", "client", "simulation", "dashboard", "compression"]
+    code = (f"import sys, time; t=time.time(); import {', '.join(modules)}; "
+            "heavy = [m for m in ('torch', 'transformers', 'ray', 'flwr') if m in sys.modules]; "
+            "print(heavy)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

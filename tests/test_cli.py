@@ -1,0 +1,54 @@
+"""The CLI surface: every design subcommand is listed, errors are one line with a non-zero exit."""
+
+import subprocess
+import sys
+
+import pytest
+
+from edgefleet.cli import main
+
+DESIGN_COMMANDS = ["teacher", "compress", "simulate", "stress", "dashboard", "bench", "demo"]
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for name in DESIGN_COMMANDS:
+        assert name in text
+
+
+@pytest.mark.parametrize("argv", [
+    ["compress", "--out", "x"], ["simulate"], ["stress", "--out", "x"], ["dashboard"], ["bench", "sim"],
+])
+def test_unbuilt_commands_say_so_and_fail(argv, capsys):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "not built yet" in err and err.count("\n") == 1
+
+
+def test_bad_config_key_exits_2_with_one_line(tmp_path, capsys):
+    code = main(["teacher", "--out", str(tmp_path / "run"), "--set", "teacher.epochz=1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == "edgefleet: error: unknown config key 'teacher.epochz'\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_usage_error_is_one_line():
+    proc = subprocess.run([sys.executable, "-m", "edgefleet", "teacher"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "--out" in proc.stderr
+
+
+def test_finished_run_is_never_overwritten(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    report = run / "teacher_report.json"
+    report.write_text('{"kept": true}')
+    code = main(["teacher", "--preset", "tiny", "--out", str(run)])
+    assert code == 2
+    assert "finished" in capsys.readouterr().err
+    assert report.read_text() == '{"kept": true}'
