@@ -76,20 +76,30 @@ class TwoTowerTeacher(nn.Module):
                 p.requires_grad_(False)
 
     @torch.no_grad()
-    def lower(self, tokens: ItemTokens, batch: int = 256) -> torch.Tensor:
-        """Frozen hidden states entering layer `split_at`, for every item: (n_items, L, hidden)."""
-        out = []
-        for s in range(0, len(tokens.input_ids), batch):
-            ids, mask = tokens.input_ids[s:s + batch], tokens.mask[s:s + batch]
-            out.append(run_layers(self.bert, embed(self.bert, ids), mask, 0, self.split_at))
-        return torch.cat(out)
+    def lower(self, tokens: ItemTokens) -> torch.Tensor:
+        """Frozen hidden states entering layer `split_at`, for every item: (n_items, L, hidden), zero-padded."""
+        n, width = tokens.input_ids.shape
+        out = torch.zeros(n, width, self.bert.config.hidden_size)
+        for idx in length_buckets(tokens.mask):
+            w = int(tokens.mask[idx].sum(1).max())
+            ids, mask = tokens.input_ids[idx, :w], tokens.mask[idx, :w]
+            out[idx, :w] = run_layers(self.bert, embed(self.bert, ids), mask, 0, self.split_at)
+        return out
 
     def upper(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean-pooled output of the trainable top layers: (B, hidden)."""
-        width = int(mask.sum(1).max())
-        hidden, mask = hidden[:, :width], mask[:, :width]
-        out = run_layers(self.bert, hidden, mask, self.split_at, len(self.bert.encoder.layer))
-        return mean_pool(out, mask)
+        """Mean-pooled output of the trainable top layers for items entering with `hidden`: (B, hidden)."""
+        parts, order = [], []
+        for idx in length_buckets(mask):
+            w = int(mask[idx].sum(1).max())
+            out = run_layers(self.bert, hidden[idx, :w], mask[idx, :w], self.split_at, len(self.bert.encoder.layer))
+            parts.append(mean_pool(out, mask[idx, :w]))
+            order.append(idx)
+        return torch.cat(parts)[torch.argsort(torch.cat(order))]
+
+    def pooled_catalogue(self, lower: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """`upper` over the whole catalogue without gradients."""
+        with torch.no_grad():
+            return self.upper(lower, mask)
 
     def item_vectors(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         emb = self.item_head(pooled)
@@ -105,6 +115,16 @@ class TwoTowerTeacher(nn.Module):
 
     def logits(self, users: torch.Tensor, items: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         return self.log_scale.exp() * users @ items.T + prior
+
+
+def length_buckets(mask: torch.Tensor, size: int = 96) -> list[torch.Tensor]:
+    """Row indices grouped by token count, so each group pads only to its own longest item.
+
+    Items never attend to each other, so running groups separately is exact; it cuts the compute spent on padding
+    (item texts are 11 tokens on average but up to 30).
+    """
+    order = torch.argsort(mask.sum(1), stable=True)
+    return list(torch.split(order, size))
 
 
 def pad_histories(histories: Sequence[np.ndarray], length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,9 +145,7 @@ class TeacherScorer:
     def __init__(self, model: TwoTowerTeacher, lower: torch.Tensor, tokens: ItemTokens):
         model.eval()
         with torch.no_grad():
-            pooled = torch.cat([model.upper(lower[s:s + 256], tokens.mask[s:s + 256])
-                                for s in range(0, len(lower), 256)])
-            self.items, self.prior = model.item_vectors(pooled)
+            self.items, self.prior = model.item_vectors(model.pooled_catalogue(lower, tokens.mask))
         self.model = model
 
     @torch.no_grad()
@@ -177,9 +195,7 @@ def train_teacher(model: TwoTowerTeacher, tokens: ItemTokens, lower: torch.Tenso
     best, best_state = -1.0, None
     for epoch in range(cfg.epochs):
         model.eval()
-        with torch.no_grad():  # history side reads a per-epoch bank of pooled item states
-            bank = torch.cat([model.upper(lower[s:s + 256], tokens.mask[s:s + 256])
-                              for s in range(0, len(lower), 256)])
+        bank = model.pooled_catalogue(lower, tokens.mask)  # the history side reads this per-epoch bank
         model.train()
         order = rng.permutation(len(ex_users))
         total = 0.0
@@ -256,9 +272,7 @@ def build_teacher(cfg: Config, catalogue: Catalogue, split: Split, valid: EvalSe
         tokens = ItemTokens.build(tokenizer, catalogue.item_texts(), cfg.teacher.max_len)
         model.eval()
         lower = model.lower(tokens)
-        with torch.no_grad():
-            zero_shot = torch.cat([model.upper(lower[s:s + 256], tokens.mask[s:s + 256])
-                                   for s in range(0, len(lower), 256)])
+        zero_shot = model.pooled_catalogue(lower, tokens.mask)
     if weights.is_file():
         state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)

@@ -37,7 +37,7 @@ class TeacherConfig(_Section):
     history_len: int = Field(50, ge=1, le=500)
     batch_size: int = Field(64, ge=1)
     negatives: int = Field(256, ge=1)
-    epochs: int = Field(3, ge=1)
+    epochs: int = Field(5, ge=1)
     max_steps_per_epoch: int | None = Field(None, ge=1)
     lr: float = Field(1e-4, gt=0)
     head_lr: float = Field(2e-3, gt=0)
