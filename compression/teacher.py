@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compression.minilm import embed, load_minilm, mean_pool, model_digest, run_layers
+from compression.rechead import RecHead, RecScorer, TaskSampler, task_loss
 from edgefleet.config import Config, TeacherConfig
 from edgefleet.progress import Reporter
 from edgefleet.task.data import Catalogue
@@ -33,7 +33,7 @@ from edgefleet.task.protocol import EvalSet, evaluate
 from edgefleet.task.split import Split
 
 # Bump when a change to this file changes what a cached teacher would contain.
-TEACHER_FORMAT = 1
+TEACHER_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -50,29 +50,18 @@ class ItemTokens:
 
 
 class TwoTowerTeacher(nn.Module):
-    """MiniLM item tower + history-based user tower (see the module docstring)."""
+    """MiniLM item tower (bottom layers frozen) + the shared two-tower head."""
 
     def __init__(self, bert: nn.Module, cfg: TeacherConfig):
         super().__init__()
         self.bert = bert
         self.split_at = cfg.freeze_layers
-        self.history_len = cfg.history_len
-        hidden = bert.config.hidden_size
-        self.item_head = nn.Linear(hidden, cfg.dim)
-        self.prior = nn.Linear(cfg.dim, 1)
-        self.recency = nn.Parameter(torch.zeros(cfg.history_len))
-        self.user_head = nn.Linear(cfg.dim, cfg.dim)
-        with torch.no_grad():
-            self.user_head.weight.copy_(torch.eye(cfg.dim))
-            self.user_head.bias.zero_()
-        self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.temperature)))
-        for p in self.bert.embeddings.parameters():
-            p.requires_grad_(False)
-        for layer in self.bert.encoder.layer[: self.split_at]:
-            for p in layer.parameters():
-                p.requires_grad_(False)
+        self.head = RecHead(bert.config.hidden_size, cfg.dim, cfg.history_len, cfg.temperature)
+        frozen = [self.bert.embeddings, *self.bert.encoder.layer[: self.split_at]]
         if self.bert.pooler is not None:
-            for p in self.bert.pooler.parameters():
+            frozen.append(self.bert.pooler)
+        for module in frozen:
+            for p in module.parameters():
                 p.requires_grad_(False)
 
     @torch.no_grad()
@@ -101,21 +90,6 @@ class TwoTowerTeacher(nn.Module):
         with torch.no_grad():
             return self.upper(lower, mask)
 
-    def item_vectors(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        emb = self.item_head(pooled)
-        return F.normalize(emb, dim=-1), self.prior(emb).squeeze(-1)
-
-    def user_vectors(self, hist: torch.Tensor, hist_mask: torch.Tensor) -> torch.Tensor:
-        """hist: (B, H, dim) item vectors, right-aligned (most recent last); hist_mask: (B, H) bool."""
-        h = hist.shape[1]
-        logits = self.recency[-h:].expand(hist.shape[0], h).masked_fill(~hist_mask, float("-inf"))
-        weights = torch.softmax(logits, dim=-1).nan_to_num(0.0)
-        pooled = torch.einsum("bh,bhd->bd", weights, hist)
-        return F.normalize(self.user_head(pooled), dim=-1)
-
-    def logits(self, users: torch.Tensor, items: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-        return self.log_scale.exp() * users @ items.T + prior
-
 
 def length_buckets(mask: torch.Tensor, size: int = 96) -> list[torch.Tensor]:
     """Row indices grouped by token count, so each group pads only to its own longest item.
@@ -127,32 +101,11 @@ def length_buckets(mask: torch.Tensor, size: int = 96) -> list[torch.Tensor]:
     return list(torch.split(order, size))
 
 
-def pad_histories(histories: Sequence[np.ndarray], length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-aligned (B, length) item indices of each history's most recent items, and the validity mask."""
-    ids = torch.zeros(len(histories), length, dtype=torch.long)
-    mask = torch.zeros(len(histories), length, dtype=torch.bool)
-    for r, h in enumerate(histories):
-        recent = h[-length:]
-        if len(recent):
-            ids[r, length - len(recent):] = torch.from_numpy(np.asarray(recent, dtype=np.int64))
-            mask[r, length - len(recent):] = True
-    return ids, mask
-
-
-class TeacherScorer:
-    """Scores the whole catalogue for users from their histories (the protocol's Scorer)."""
-
-    def __init__(self, model: TwoTowerTeacher, lower: torch.Tensor, tokens: ItemTokens):
-        model.eval()
-        with torch.no_grad():
-            self.items, self.prior = model.item_vectors(model.pooled_catalogue(lower, tokens.mask))
-        self.model = model
-
-    @torch.no_grad()
-    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        ids, mask = pad_histories(histories, self.model.history_len)
-        users = self.model.user_vectors(self.items[ids], mask)
-        return self.model.logits(users, self.items, self.prior).numpy()
+def teacher_scorer(model: TwoTowerTeacher, lower: torch.Tensor, tokens: ItemTokens) -> RecScorer:
+    model.eval()
+    with torch.no_grad():
+        items, prior = model.head.item_vectors(model.pooled_catalogue(lower, tokens.mask))
+    return RecScorer(model.head, items, prior)
 
 
 class MeanEmbeddingScorer:
@@ -167,61 +120,34 @@ class MeanEmbeddingScorer:
         return (F.normalize(users, dim=-1) @ self.items.T).numpy()
 
 
-def _training_examples(split: Split) -> tuple[np.ndarray, np.ndarray]:
-    """(user, position) pairs: predict train[user][pos] from the items before it, for every server user."""
-    users, positions = [], []
-    for u in split.server_users:
-        n = len(split.train[int(u)])
-        users.extend([int(u)] * (n - 1))
-        positions.extend(range(1, n))
-    return np.array(users, dtype=np.int64), np.array(positions, dtype=np.int64)
-
-
 def train_teacher(model: TwoTowerTeacher, tokens: ItemTokens, lower: torch.Tensor, split: Split,
                   valid: EvalSet, cfg: TeacherConfig, reporter: Reporter) -> list[dict]:
     """Sampled-softmax training against uniform negatives; keeps the epoch with the best validation HR@k."""
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng([cfg.seed, 0x7EAC])
     heads = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("bert.")]
     body = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("bert.")]
     opt = torch.optim.AdamW([{"params": body, "lr": cfg.lr}, {"params": heads, "lr": cfg.head_lr}],
                             weight_decay=cfg.weight_decay)
-    ex_users, ex_pos = _training_examples(split)
-    steps = math.ceil(len(ex_users) / cfg.batch_size)
-    if cfg.max_steps_per_epoch:
-        steps = min(steps, cfg.max_steps_per_epoch)
-    seen = {int(u): torch.from_numpy(split.seen(int(u))) for u in split.server_users}
+    sampler = TaskSampler(split, cfg.history_len, cfg.batch_size, cfg.negatives, cfg.seed)
+    steps = sampler.steps(cfg.max_steps_per_epoch)
+    head = model.head
     log: list[dict] = []
     best, best_state = -1.0, None
     for epoch in range(cfg.epochs):
-        model.eval()
         bank = model.pooled_catalogue(lower, tokens.mask)  # the history side reads this per-epoch bank
         model.train()
-        order = rng.permutation(len(ex_users))
         total = 0.0
         with reporter.stage(f"teacher epoch {epoch + 1}/{cfg.epochs}", total=steps) as advance:
-            for step in range(steps):
-                idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-                users, pos = ex_users[idx], ex_pos[idx]
-                targets = torch.tensor([split.train[u][p] for u, p in zip(users, pos)])
-                hist_ids, hist_mask = pad_histories([split.train[u][:p] for u, p in zip(users, pos)],
-                                                    cfg.history_len)
-                negs = torch.from_numpy(rng.integers(split.n_items, size=cfg.negatives))
-                cand, inverse = torch.unique(torch.cat([targets, negs]), return_inverse=True)
-                label = inverse[: len(targets)]
-                items, prior = model.item_vectors(model.upper(lower[cand], tokens.mask[cand]))
-                hist = F.normalize(model.item_head(bank[hist_ids]), dim=-1)
-                logits = model.logits(model.user_vectors(hist, hist_mask), items, prior)
-                # A candidate the user did interact with is not a negative for them.
-                known = torch.stack([torch.isin(cand, seen[int(u)]) for u in users])
-                known[torch.arange(len(users)), label] = False
-                loss = F.cross_entropy(logits.masked_fill(known, float("-inf")), label)
+            for batch in sampler.epoch(steps):
+                items, prior = head.item_vectors(model.upper(lower[batch.cand], tokens.mask[batch.cand]))
+                hist = F.normalize(head.item_head(bank[batch.hist_ids]), dim=-1)
+                loss = task_loss(head.logits(head.user_vectors(hist, batch.hist_mask), items, prior), batch)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 total += loss.item()
                 advance(loss=loss.item())
-        metrics = evaluate(TeacherScorer(model, lower, tokens), valid)
+        metrics = evaluate(teacher_scorer(model, lower, tokens), valid)
         key = f"hr@{valid.k}"
         log.append({"epoch": epoch + 1, "loss": total / steps, "steps": steps, "valid": metrics})
         reporter.log(f"  epoch {epoch + 1}: loss {total / steps:.4f}  valid {key} {metrics[key]:.4f}")
@@ -257,8 +183,8 @@ class Teacher:
     cache_dir: Path
     cached: bool
 
-    def scorer(self) -> TeacherScorer:
-        return TeacherScorer(self.model, self.lower, self.tokens)
+    def scorer(self) -> RecScorer:
+        return teacher_scorer(self.model, self.lower, self.tokens)
 
 
 def build_teacher(cfg: Config, catalogue: Catalogue, split: Split, valid: EvalSet, reporter: Reporter) -> Teacher:

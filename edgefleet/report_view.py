@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -24,13 +25,13 @@ def print_teacher_report(report: dict, out: Path) -> None:
                         f" | full ranking over {proto['items']} items")
     for col in ("model", f"HR@{k}", f"NDCG@{k}", "MRR", f"full HR@{k}", f"full NDCG@{k}"):
         table.add_column(col, justify="left" if col == "model" else "right")
-    rows = [("MiniLM teacher (fine-tuned)", report["teacher"])]
+    rows = [("Teacher: MiniLM fine-tuned", report["teacher"])]
     rows += [(NAMES.get(name, name), m) for name, m in report["baselines"].items()]
     for name, m in rows:
         table.add_row(name, f"{m[f'hr@{k}']:.4f}", f"{m[f'ndcg@{k}']:.4f}", f"{m['mrr']:.4f}",
                       f"{m['full'][f'hr@{k}']:.4f}", f"{m['full'][f'ndcg@{k}']:.4f}")
     # Figures go to stdout (progress goes to stderr), so they survive --quiet and can be piped.
-    out_console = Console()
+    out_console = Console(width=None if sys.stdout.isatty() else 110)
     out_console.print(table)
     out_console.print(f"server-owned users: {proto['server_users']} (train), device-owned: {proto['device_users']}; "
                       f"seed {proto['seed']}; wall {report['wall_s']:.1f} s")
