@@ -71,3 +71,18 @@ def embed(bert: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def attention_probs(layer: nn.Module, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, heads, L, L) attention distribution of one BERT layer for the hidden states entering it.
+
+    Recomputed from the layer's own query/key projections because the encoder layers, called one by one, do
+    not return their attention weights.
+    """
+    attn = layer.attention.self
+    b, length, _ = hidden.shape
+    heads, size = attn.num_attention_heads, attn.attention_head_size
+    q = attn.query(hidden).view(b, length, heads, size).transpose(1, 2)
+    k = attn.key(hidden).view(b, length, heads, size).transpose(1, 2)
+    scores = q @ k.transpose(-1, -2) / size**0.5 + attention_bias(mask, hidden.dtype)
+    return torch.softmax(scores, dim=-1)

@@ -5,26 +5,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-
 from compression.teacher import MeanEmbeddingScorer, build_teacher
 from edgefleet.config import Config
 from edgefleet.progress import Reporter
 from edgefleet.rundir import prepare, write_json
 from edgefleet.task.baselines import BPRMF, ItemKNN, Popularity
-from edgefleet.task.data import load_movielens
-from edgefleet.task.protocol import EvalSet, evaluate
-from edgefleet.task.split import make_split
+from edgefleet.task.bundle import load_task
+from edgefleet.task.protocol import evaluate
 
 REPORT = "teacher_report.json"
-
-
-def eval_users(device_users: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
-    """All device-owned users, or a seeded subset of `cap` of them (tiny preset)."""
-    if cap is None or cap >= len(device_users):
-        return device_users
-    rng = np.random.default_rng([seed, 0xE7A1])
-    return np.sort(rng.choice(device_users, size=cap, replace=False))
 
 
 def run_teacher(cfg: Config, out: Path, reporter: Reporter) -> dict:
@@ -32,11 +21,8 @@ def run_teacher(cfg: Config, out: Path, reporter: Reporter) -> dict:
     started = time.perf_counter()
     task = cfg.task
     with reporter.stage("load MovieLens-100K and split"):
-        catalogue = load_movielens()
-        split = make_split(catalogue, task.server_fraction, task.seed, task.min_train_items)
-        valid = EvalSet.build(split, split.server_users, "valid", task.num_negatives, task.seed, task.k)
-        test = EvalSet.build(split, eval_users(split.device_users, task.max_eval_users, task.seed), "test",
-                             task.num_negatives, task.seed, task.k)
+        bundle = load_task(task)
+        catalogue, split, valid, test = bundle.catalogue, bundle.split, bundle.valid, bundle.test
     teacher = build_teacher(cfg, catalogue, split, valid, reporter)
     with reporter.stage("evaluate teacher on device-owned users"):
         teacher_metrics = evaluate(teacher.scorer(), test)

@@ -13,7 +13,6 @@ from edgefleet.errors import EdgeFleetError, NotBuiltError
 
 # Subcommands declared by the design but not implemented yet, with the capability that will bring them.
 NOT_BUILT = {
-    "compress": "the compression pipeline",
     "simulate": "the federated simulation",
     "stress": "memory stress-testing",
     "dashboard": "the Streamlit dashboard",
@@ -99,6 +98,20 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress(args: argparse.Namespace) -> int:
+    from compression.pipeline import run_compress
+    from edgefleet.progress import Reporter
+    from edgefleet.report_view import print_compression_report
+
+    if args.train or args.valid:
+        raise NotBuiltError("compress --train/--valid (your own text,label task) is not built yet")
+    cfg = _load(args)
+    reporter = Reporter(enabled=not args.quiet)
+    report = run_compress(cfg, args.out, reporter)
+    print_compression_report(report, args.out)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     args.out = args.runs / time.strftime("demo-%Y%m%d-%H%M%S")
     return cmd_teacher(args)
@@ -113,6 +126,7 @@ def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "teacher": cmd_teacher,
+    "compress": cmd_compress,
     "demo": cmd_demo,
     **{name: _not_built(name) for name in NOT_BUILT},
 }

@@ -58,6 +58,65 @@ class BaselineConfig(_Section):
     seed: int = 0
 
 
+class VocabConfig(_Section):
+    """Hard token pruning: how many vocabulary tokens the student keeps, scored by teacher attention."""
+
+    size: int = Field(4096, ge=128, le=30522)
+    attention_weight: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class StudentConfig(_Section):
+    """The compact student: a small BERT with factorized embeddings, or an XtremeDistil BiLSTM."""
+
+    kind: Literal["bert", "bilstm"] = "bert"
+    embed_dim: int = Field(64, ge=8, le=384)
+    hidden: int = Field(128, ge=16, le=384)
+    layers: int = Field(2, ge=1, le=6)
+    heads: int = Field(4, ge=1, le=12)
+    ffn: int = Field(512, ge=16, le=1536)
+    lstm_hidden: int = Field(96, ge=8, le=512)
+    keep_ratio: float = Field(1.0, gt=0.0, le=1.0)
+    prune_after: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "StudentConfig":
+        if self.hidden % self.heads:
+            raise ValueError(f"student.hidden ({self.hidden}) must be a multiple of student.heads ({self.heads})")
+        if self.kind == "bert" and self.prune_after > self.layers:
+            raise ValueError("student.prune_after must not exceed student.layers")
+        return self
+
+
+class DistillConfig(_Section):
+    """Student training: pre-training on the transfer set, then cross-distillation (or plain KD) on the task."""
+
+    method: Literal["cross", "kd"] = "cross"
+    pretrain_epochs: int = Field(4, ge=0)
+    epochs: int = Field(3, ge=1)
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    batch_size: int = Field(64, ge=1)
+    negatives: int = Field(256, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    teacher_lr: float = Field(1e-5, ge=0)
+    temperature: float = Field(2.0, gt=0)
+    w_task: float = Field(1.0, ge=0)
+    w_kd: float = Field(1.0, ge=0)
+    w_hidden: float = Field(1.0, ge=0)
+    w_attn: float = Field(0.5, ge=0)
+    w_agree: float = Field(0.5, ge=0)
+    ablation: bool = True
+    transfer_size: int = Field(20000, ge=100)
+    seed: int = 0
+
+
+class QuantConfig(_Section):
+    """Weight quantization of the deployed artifact."""
+
+    bits: Literal[4, 8] = 8
+    int4_group: int = Field(32, ge=8)
+    qat_steps: int = Field(60, ge=0)
+
+
 class Config(_Section):
     """Everything one EdgeFleet command needs."""
 
@@ -66,6 +125,10 @@ class Config(_Section):
     task: TaskConfig = TaskConfig()
     teacher: TeacherConfig = TeacherConfig()
     baselines: BaselineConfig = BaselineConfig()
+    vocab: VocabConfig = VocabConfig()
+    student: StudentConfig = StudentConfig()
+    distill: DistillConfig = DistillConfig()
+    quant: QuantConfig = QuantConfig()
 
     @model_validator(mode="after")
     def _check(self) -> "Config":
@@ -81,6 +144,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "task": {"max_eval_users": 120},
         "teacher": {"epochs": 1, "max_steps_per_epoch": 6, "batch_size": 16, "negatives": 64, "history_len": 20},
         "baselines": {"bpr_epochs": 5, "bpr_foldin_steps": 10, "bpr_dim": 16},
+        "distill": {"pretrain_epochs": 1, "epochs": 1, "max_steps_per_epoch": 4, "batch_size": 16, "negatives": 64,
+                    "transfer_size": 400},
+        "quant": {"qat_steps": 2},
     },
 }
 

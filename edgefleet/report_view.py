@@ -36,3 +36,35 @@ def print_teacher_report(report: dict, out: Path) -> None:
     out_console.print(f"server-owned users: {proto['server_users']} (train), device-owned: {proto['device_users']}; "
                       f"seed {proto['seed']}; wall {report['wall_s']:.1f} s")
     out_console.print(f"report: {out / 'teacher_report.json'}")
+
+
+def _table(title: str, columns: list[str]) -> Table:
+    table = Table(title=title)
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    return table
+
+
+def print_compression_report(report: dict, out: Path) -> None:
+    """Teacher vs deployed student, retention, size, and the ablations."""
+    console = Console(width=None if sys.stdout.isatty() else 110)
+    t, s, r = report["teacher"], report["student"], report["retention"]
+    table = _table("Teacher vs on-device student (device-owned users' test items)",
+                   ["model", "HR@10", "NDCG@10", "MRR", "latency b1 ms", "params"])
+    table.add_row("Teacher: MiniLM fp32 (PyTorch)", f"{t['hr@10']:.4f}", f"{t['ndcg@10']:.4f}", f"{t['mrr']:.4f}",
+                  f"{t['latency_ms_b1']:.2f}", f"{t['params']:,}")
+    table.add_row(f"Student {s['variant']} int{s['bits']} (device runtime)", f"{s['hr@10']:.4f}",
+                  f"{s['ndcg@10']:.4f}", f"{s['mrr']:.4f}", f"{s['latency_ms_b1']:.2f}", f"{s['params']:,}")
+    console.print(table)
+    console.print(f"retention HR@10 {r['hr@10']:.3f}, NDCG@10 {r['ndcg@10']:.3f}; speedup b1 {r['speedup_b1']:.1f}x; "
+                  f"artifact {report['artifact_bytes']:,} bytes; inference peak {s['peak_mem_bytes']:,} bytes")
+    sizes = ", ".join(f"{k} {v:,}" for k, v in report["size_breakdown"].items())
+    console.print(f"size breakdown: {sizes}")
+    ab = _table("Students at equal budget (float weights)", ["variant", "HR@10", "NDCG@10", "params"])
+    for name, v in report["ablation"].items():
+        ab.add_row(name, f"{v['float']['hr@10']:.4f}", f"{v['float']['ndcg@10']:.4f}", f"{v['params']:,}")
+    for name, v in report["quantization"].items():
+        ab.add_row(f"{s['variant']} {name}", f"{v['hr@10']:.4f}", f"{v['ndcg@10']:.4f}", f"{v['weight_bytes']:,} B")
+    console.print(ab)
+    console.print(f"artifact: {report['artifact_path']}")
+    console.print(f"report: {out / 'compression_report.json'}")

@@ -1,0 +1,254 @@
+"""`edgefleet compress`: teacher -> hard token pruning -> student pre-training -> cross-distillation ->
+quantization -> artifact -> device runtime, with the plain-KD and XtremeDistil comparisons at equal budget."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from compression.artifact import read_artifact, size_breakdown, write_artifact
+from compression.distill import (
+    StudentRec,
+    TaskStage,
+    Weights,
+    pretrain,
+    teacher_pooled_texts,
+    teacher_targets,
+    transfer_texts,
+)
+from compression.export import SIZE_GROUPS, exported_state, fake_quantized, load_quantized, quantize_state
+from compression.integrate import integrate, pca_basis
+from compression.measure import RuntimeScorer, device_measurements, teacher_latency
+from compression.rechead import RecHead
+from compression.runtime import RUNTIME_KIND, DeviceModel
+from compression.student import build_encoder
+from compression.teacher import ItemTokens, Teacher, build_teacher, teacher_key
+from compression.vocab import prune_vocab, token_stats
+from compression.wordpiece import build_wordpiece
+from edgefleet.config import Config, StudentConfig
+from edgefleet.progress import Reporter
+from edgefleet.rundir import prepare, write_json
+from edgefleet.task.bundle import TaskBundle, load_task
+from edgefleet.task.protocol import evaluate
+
+REPORT = "compression_report.json"
+ARTIFACT = "model.eflt"
+STUDENT_FORMAT = 1
+
+
+def encode_texts(tokenizer, texts: list[str]) -> ItemTokens:
+    """Pad a batch of texts tokenised by a `tokenizers.Tokenizer` into ids and mask tensors."""
+    encs = tokenizer.encode_batch(texts)
+    width = max(len(e.ids) for e in encs)
+    ids = torch.zeros(len(encs), width, dtype=torch.long)
+    mask = torch.zeros(len(encs), width, dtype=torch.long)
+    for r, e in enumerate(encs):
+        ids[r, :len(e.ids)] = torch.tensor(e.ids)
+        mask[r, :len(e.ids)] = 1
+    return ItemTokens(ids, mask)
+
+
+def make_student(cfg: Config, student_cfg: StudentConfig, vocab_size: int, teacher: Teacher,
+                 basis_states: torch.Tensor, kept_ids: np.ndarray, integrated: bool) -> tuple[StudentRec, dict]:
+    torch.manual_seed(cfg.distill.seed)
+    encoder = build_encoder(student_cfg, vocab_size, cfg.teacher.max_len)
+    head = RecHead(encoder.out_dim, cfg.teacher.dim, cfg.teacher.history_len, cfg.teacher.temperature)
+    student = StudentRec(encoder, head, teacher.model.bert.config.hidden_size)
+    info = {"carried": []}
+    if integrated:
+        u = pca_basis(basis_states, encoder.out_dim)
+        info = integrate(encoder, head, student.hid_proj, teacher.model.bert, teacher.model.head, kept_ids, u)
+    return student, info
+
+
+def _cache_key(cfg: Config, teacher_id: str, variant: str, student_cfg: StudentConfig) -> str:
+    payload = {"format": STUDENT_FORMAT, "teacher": teacher_id, "variant": variant, "vocab": cfg.vocab.model_dump(),
+               "student": student_cfg.model_dump(), "distill": cfg.distill.model_dump(), "task": cfg.task.model_dump()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Compressor:
+    """One compression run; each step reads what the previous ones left on `self`."""
+
+    def __init__(self, cfg: Config, reporter: Reporter):
+        self.cfg, self.reporter = cfg, reporter
+
+    def prepare(self) -> None:
+        cfg, rep = self.cfg, self.reporter
+        with rep.stage("load MovieLens-100K and split"):
+            self.task: TaskBundle = load_task(cfg.task)
+        self.teacher = build_teacher(cfg, self.task.catalogue, self.task.split, self.task.valid, rep)
+        self.teacher_id = teacher_key(cfg, self.task.catalogue)
+        texts = self.task.catalogue.item_texts()
+        tok = self.teacher.tokenizer
+        with rep.stage("hard token pruning (teacher attention x frequency)"):
+            stats = token_stats(self.teacher.model.bert, tok, texts, cfg.teacher.max_len)
+            teacher_vocab = tok.convert_ids_to_tokens(list(range(self.teacher.model.bert.config.vocab_size)))
+            self.vocab = prune_vocab(stats, teacher_vocab, cfg.vocab.size, cfg.vocab.attention_weight, texts, tok,
+                                     cfg.teacher.max_len)
+        self.tokenizer = build_wordpiece(self.vocab.tokens, cfg.teacher.max_len)
+        self.s_tokens = encode_texts(self.tokenizer, texts)
+        with rep.stage("transfer set and teacher targets"):
+            transfer = transfer_texts(self.task.catalogue, cfg.distill.transfer_size, cfg.distill.seed)
+            self.t_transfer = teacher_pooled_texts(self.teacher.model, ItemTokens.build(tok, transfer,
+                                                                                         cfg.teacher.max_len))
+            self.s_transfer = encode_texts(self.tokenizer, transfer)
+            self.targets = teacher_targets(self.teacher, self.s_tokens, self.vocab.teacher_ids)
+            self.teacher_state = copy.deepcopy(self.teacher.model.state_dict())
+            self.basis_states = torch.cat([self.t_transfer, self.targets.pooled])
+        self.transfer_size = len(transfer)
+
+    def train(self, name: str, student_cfg: StudentConfig, method: str) -> tuple[StudentRec, dict]:
+        """Train one student variant, or load it from the cache of an identical earlier run."""
+        cfg, rep = self.cfg, self.reporter
+        self.teacher.model.load_state_dict(self.teacher_state)  # every variant starts from the same teacher
+        integrated = method in ("cross", "xtremedistil")
+        student, info = make_student(cfg, student_cfg, len(self.vocab.tokens), self.teacher, self.basis_states,
+                                     self.vocab.teacher_ids, integrated)
+        cache = Path(cfg.artifacts_dir) / "students" / _cache_key(cfg, self.teacher_id, method, student_cfg)
+        if (cache / "student.pt").is_file():
+            student.load_state_dict(torch.load(cache / "student.pt", weights_only=True))
+            student.eval()
+            rep.log(f"{name}: loaded from cache {cache}")
+            return student, json.loads((cache / "log.json").read_text())
+        started = time.perf_counter()
+        log = {"method": method, **info, "pretrain": pretrain(student, self.s_transfer, self.t_transfer,
+                                                              self.teacher.model.head, cfg.distill, rep,
+                                                              f"{name}: representation matching")}
+        stage = TaskStage(student, self.teacher, self.s_tokens, self.targets, self.task.split, self.task.valid,
+                          cfg.distill, rep, interplay=method == "cross")
+        d = cfg.distill
+        if method == "cross":
+            log["task"] = stage.run(d.epochs, Weights(d.w_task, d.w_kd, d.w_hidden, d.w_attn),
+                                    list(student.parameters()), f"{name}: cross-distillation")
+        elif method == "kd":
+            log["task"] = stage.run(d.epochs, Weights(d.w_task, d.w_kd), list(student.parameters()),
+                                    f"{name}: plain KD")
+        else:  # XtremeDistil: score matching with gradual unfreezing (head, + encoder, + embeddings), then labels
+            enc = student.encoder
+            body = [p for n, p in enc.named_parameters() if not n.startswith("word.")]
+            log["task"] = stage.run(d.epochs, Weights(0.0, 1.0), list(student.head.parameters()),
+                                    f"{name}: score matching", unfreeze=[[], body, list(enc.word.parameters())])
+            log["task"] += stage.run(1, Weights(1.0, 0.0), list(student.parameters()), f"{name}: task fine-tuning")
+        log["train_seconds"] = round(time.perf_counter() - started, 1)
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / "log.json").write_text(json.dumps(log, indent=1))
+        torch.save(student.state_dict(), cache / "student.tmp")
+        (cache / "student.tmp").replace(cache / "student.pt")
+        self.teacher.model.load_state_dict(self.teacher_state)
+        return student, log
+
+    def quantized(self, student: StudentRec, bits: int) -> tuple[StudentRec, dict]:
+        """Post-training quantization, and quantization-aware fine-tuning for `qat_steps`; the one that scores
+        better on the server's validation users is kept. Returns the dequantized model and the tensors."""
+        cfg = self.cfg
+        key = f"hr@{cfg.task.k}"
+        ptq = copy.deepcopy(student)
+        tensors = quantize_state(exported_state(ptq), bits, cfg.quant.int4_group)
+        load_quantized(ptq, tensors)
+        chosen = {"model": ptq, "tensors": tensors, "method": "ptq",
+                  "valid": {"ptq": evaluate(ptq.scorer(self.s_tokens, 1.0), self.task.valid)[key]}}
+        if cfg.quant.qat_steps:
+            qat = copy.deepcopy(student)
+            d = cfg.distill.model_copy(update={"max_steps_per_epoch": cfg.quant.qat_steps, "lr": cfg.distill.lr / 4})
+            stage = TaskStage(qat, self.teacher, self.s_tokens, self.targets, self.task.split, self.task.valid, d,
+                              self.reporter, interplay=False)
+            with fake_quantized(qat, bits, cfg.quant.int4_group):
+                stage.run(1, Weights(d.w_task, d.w_kd), list(qat.parameters()), f"QAT int{bits}")
+            qat_tensors = quantize_state(exported_state(qat), bits, cfg.quant.int4_group)
+            load_quantized(qat, qat_tensors)
+            chosen["valid"]["qat"] = evaluate(qat.scorer(self.s_tokens, 1.0), self.task.valid)[key]
+            if chosen["valid"]["qat"] > chosen["valid"]["ptq"]:
+                chosen.update(model=qat, tensors=qat_tensors, method="qat")
+        return chosen["model"], chosen
+
+
+def run_compress(cfg: Config, out: Path, reporter: Reporter) -> dict:
+    out = prepare(out, REPORT)
+    started = time.perf_counter()
+    c = Compressor(cfg, reporter)
+    c.prepare()
+    test = c.task.test
+    with reporter.stage("evaluate teacher"):
+        teacher_metrics = evaluate(c.teacher.scorer(), test)
+
+    main_name = f"{cfg.student.kind}/{cfg.distill.method}"
+    variants = {main_name: (cfg.student, cfg.distill.method)}
+    if cfg.distill.ablation:
+        other = "kd" if cfg.distill.method == "cross" else "cross"
+        variants[f"{cfg.student.kind}/{other}"] = (cfg.student, other)
+        lstm = cfg.student.model_copy(update={"kind": "bilstm"})
+        variants["bilstm/xtremedistil"] = (lstm, "xtremedistil")
+    students, logs, ablation = {}, {}, {}
+    for name, (scfg, method) in variants.items():
+        students[name], logs[name] = c.train(name, scfg, method)
+        with reporter.stage(f"evaluate {name}"):
+            ablation[name] = {"float": evaluate(students[name].scorer(c.s_tokens, 1.0), test),
+                              "params": sum(p.numel() for n, p in students[name].named_parameters()
+                                            if not n.startswith("hid_proj."))}
+    student = students[main_name]
+
+    quant = {}
+    for bits in (8, 4):
+        q_student, q = c.quantized(student, bits)
+        with reporter.stage(f"evaluate int{bits}"):
+            quant[f"int{bits}"] = {**evaluate(q_student.scorer(c.s_tokens, 1.0), test),
+                                   "weight_bytes": sum(t.nbytes for t in q["tensors"].values()),
+                                   "method": q["method"], f"valid_hr@{cfg.task.k}": q["valid"]}
+        if bits == cfg.quant.bits:
+            deployed = q["tensors"]
+
+    artifact_path = out / ARTIFACT
+    config = {"runtime": RUNTIME_KIND, "student": cfg.student.model_dump(), "max_len": cfg.teacher.max_len,
+              "dim": cfg.teacher.dim, "history_len": cfg.teacher.history_len, "bits": cfg.quant.bits,
+              "int4_group": cfg.quant.int4_group}
+    meta = {"teacher": c.teacher_id, "task": "movielens-100k two-tower recommendation", "created": time.time()}
+    with reporter.stage("write artifact and run the device runtime"):
+        nbytes = write_artifact(artifact_path, config, c.vocab.tokens, deployed, meta)
+        artifact = read_artifact(artifact_path)
+        device = DeviceModel(artifact)
+        texts = c.task.catalogue.item_texts()
+        items, prior = device.item_vectors(texts)
+        student_metrics = evaluate(RuntimeScorer(device, items, prior), test)
+        sample = texts[:: max(1, len(texts) // 200)]
+        history = items[test.histories[0]]
+        measured = device_measurements(device, sample, items, prior, history)
+        t_lat = teacher_latency(c.teacher, sample)
+    report = build_report(cfg, c, teacher_metrics, student_metrics, measured, t_lat, artifact, nbytes,
+                          artifact_path, ablation, quant, logs, main_name, reporter)
+    report["wall_s"] = round(time.perf_counter() - started, 1)
+    write_json(out / REPORT, report)
+    return report
+
+
+def build_report(cfg, c, teacher_metrics, student_metrics, measured, t_lat, artifact, nbytes, artifact_path,
+                 ablation, quant, logs, main_name, reporter) -> dict:
+    k = f"hr@{cfg.task.k}"
+    n = f"ndcg@{cfg.task.k}"
+    teacher_params = sum(p.numel() for p in c.teacher.model.parameters())
+    return {
+        "artifact_bytes": nbytes,
+        "artifact_path": str(artifact_path),
+        "artifact_sha256": artifact.sha256,
+        "teacher": {**teacher_metrics, "latency_ms_b1": t_lat["latency_ms_b1"],
+                    "latency_ms_b1_p95": t_lat["latency_ms_b1_p95"], "params": int(teacher_params)},
+        "student": {**student_metrics, **measured, "params": ablation[main_name]["params"],
+                    "variant": main_name, "bits": cfg.quant.bits, "evaluated_with": "device runtime on the artifact"},
+        "retention": {k: student_metrics[k] / teacher_metrics[k], n: student_metrics[n] / teacher_metrics[n],
+                      "speedup_b1": t_lat["latency_ms_b1"] / measured["latency_ms_b1"]},
+        "size_breakdown": size_breakdown(artifact, SIZE_GROUPS),
+        "vocab": c.vocab.report,
+        "ablation": ablation,
+        "quantization": quant,
+        "training": logs,
+        "transfer_set": c.transfer_size,
+        "stages": reporter.stages,
+        "protocol": {"evaluated_on": c.task.test.describe(), "teacher_cache": str(c.teacher.cache_dir)},
+        "config": cfg.model_dump(mode="json"),
+    }

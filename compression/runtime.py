@@ -1,0 +1,166 @@
+"""The on-device runtime: numpy + HF tokenizers, no torch, no transformers.
+
+It loads a verified artifact (compression/artifact.py), rebuilds the WordPiece tokenizer from the stored vocabulary,
+and mirrors compression/student.py's CompactBert operation for operation. The word-embedding table, the largest
+tensor, stays quantized in memory and only the rows a text uses are dequantized; the other weights are dequantized
+once at load. Input-token pruning, when the artifact's config asks for it, really drops tokens here (batch 1).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from compression.artifact import Artifact, ArtifactError, read_artifact
+from compression.quantize import QTensor
+from compression.wordpiece import build_wordpiece
+
+RUNTIME_KIND = "compact-bert"
+
+
+def gather_rows(q: QTensor, ids: np.ndarray) -> np.ndarray:
+    """Dequantize only the requested rows of a row-quantized table."""
+    scale = None if q.scale is None else q.scale[ids]
+    return QTensor(q.kind, (len(ids),) + q.shape[1:], q.data[ids], scale, q.group).dequantize()
+
+
+def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + 1e-12) * w + b
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x**3)))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class DeviceModel:
+    """Encode item texts, build a user from history item vectors, score and rank candidates."""
+
+    def __init__(self, artifact: Artifact):
+        cfg = artifact.config
+        if cfg.get("runtime") != RUNTIME_KIND:
+            raise ArtifactError(f"artifact is for runtime {cfg.get('runtime')!r}, this runtime runs {RUNTIME_KIND!r}")
+        self.config = cfg
+        self.heads = int(cfg["student"]["heads"])
+        self.keep_ratio = float(cfg["student"]["keep_ratio"])
+        self.prune_after = int(cfg["student"]["prune_after"])
+        self.tokenizer = build_wordpiece(artifact.vocab, int(cfg["max_len"]))
+        t = artifact.tensors
+        self.word = t["encoder.word.weight"]
+        w = {name: q.dequantize() for name, q in t.items() if name != "encoder.word.weight"}
+        self.proj_t = np.ascontiguousarray(w["encoder.embed_proj.weight"].T)
+        self.pos = w["encoder.pos.weight"]
+        self.embed_ln = (w["encoder.embed_ln.weight"], w["encoder.embed_ln.bias"])
+        self.blocks = []
+        for i in range(int(cfg["student"]["layers"])):
+            p = f"encoder.blocks.{i}."
+            lin = {n: (np.ascontiguousarray(w[p + n + ".weight"].T), w[p + n + ".bias"])
+                   for n in ("q", "k", "v", "o", "ff1", "ff2")}
+            lin["ln1"] = (w[p + "ln1.weight"], w[p + "ln1.bias"])
+            lin["ln2"] = (w[p + "ln2.weight"], w[p + "ln2.bias"])
+            self.blocks.append(lin)
+        self.item_w, self.item_b = np.ascontiguousarray(w["head.item_head.weight"].T), w["head.item_head.bias"]
+        self.prior_w, self.prior_b = w["head.prior.weight"][0], float(w["head.prior.bias"][0])
+        self.recency = w["head.recency"]
+        self.user_w, self.user_b = np.ascontiguousarray(w["head.user_head.weight"].T), w["head.user_head.bias"]
+        self.scale = float(np.exp(w["head.log_scale"][0]))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DeviceModel":
+        return cls(read_artifact(path))
+
+    def _block(self, x: np.ndarray, lin: dict) -> tuple[np.ndarray, np.ndarray]:
+        length, hidden = x.shape
+        size = hidden // self.heads
+
+        def heads(name: str) -> np.ndarray:
+            wt, b = lin[name]
+            return (x @ wt + b).reshape(length, self.heads, size).transpose(1, 0, 2)
+
+        q, k, v = heads("q"), heads("k"), heads("v")
+        probs = _softmax(q @ k.transpose(0, 2, 1) / math.sqrt(size))
+        ctx = (probs @ v).transpose(1, 0, 2).reshape(length, hidden)
+        x = _layer_norm(x + ctx @ lin["o"][0] + lin["o"][1], *lin["ln1"])
+        ff = _gelu(x @ lin["ff1"][0] + lin["ff1"][1]) @ lin["ff2"][0] + lin["ff2"][1]
+        return _layer_norm(x + ff, *lin["ln2"]), probs
+
+    def encode_ids(self, ids: Sequence[int]) -> np.ndarray:
+        """Pooled text vector for one tokenised text."""
+        ids = np.asarray(ids, dtype=np.int64)
+        x = gather_rows(self.word, ids) @ self.proj_t + self.pos[: len(ids)]
+        x = _layer_norm(x, *self.embed_ln)
+        for i, lin in enumerate(self.blocks):
+            x, probs = self._block(x, lin)
+            if self.keep_ratio < 1.0 and i + 1 == self.prune_after:
+                received = probs.mean(0).mean(0)
+                keep_n = max(1, math.ceil(len(x) * self.keep_ratio))
+                x = x[np.sort(np.argsort(-received, kind="stable")[:keep_n])]
+        return x.mean(0)
+
+    def item_vector(self, text: str) -> tuple[np.ndarray, float]:
+        """(normalised item vector, prior) for one item text."""
+        emb = self.encode_ids(self.tokenizer.encode(text).ids) @ self.item_w + self.item_b
+        return _normalize(emb), float(emb @ self.prior_w + self.prior_b)
+
+    def item_vectors(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [self.item_vector(t) for t in texts]
+        return np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs], dtype=np.float32)
+
+    def user_vector(self, history: np.ndarray) -> np.ndarray:
+        """From the item vectors of the user's history, oldest first."""
+        recent = history[-len(self.recency):]
+        weights = _softmax(self.recency[len(self.recency) - len(recent):])
+        return _normalize((weights @ recent) @ self.user_w + self.user_b)
+
+    def scores(self, user: np.ndarray, items: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        return self.scale * (items @ user) + prior
+
+    def recommend(self, history: np.ndarray, items: np.ndarray, prior: np.ndarray, k: int = 10,
+                  exclude: Sequence[int] = ()) -> np.ndarray:
+        """Indices of the top-k candidates for the user (those in `exclude` never appear)."""
+        s = self.scores(self.user_vector(history), items, prior)
+        s[list(exclude)] = -np.inf
+        top = np.argpartition(-s, min(k, len(s) - 1))[:k]
+        return top[np.argsort(-s[top], kind="stable")]
+
+
+def measure_inference(model: DeviceModel, texts: Sequence[str], history: np.ndarray, items: np.ndarray,
+                      prior: np.ndarray, repeats: int = 3) -> dict:
+    """Batch-1 latency of encoding an item text, and peak memory of one on-device inference beyond the loaded model.
+
+    One inference = encode a new item text, build the user from the history, score every candidate, take the top 10.
+    Memory is what numpy and Python allocate during it (tracemalloc), over the baseline held by the loaded model.
+    """
+    times = []
+    for _ in range(repeats):
+        for text in texts:
+            start = time.perf_counter()
+            model.item_vector(text)
+            times.append(time.perf_counter() - start)
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        model.item_vector(texts[0])
+        model.recommend(history, items, prior)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    ms = np.array(times) * 1e3
+    return {"latency_ms_b1": float(np.median(ms)), "latency_ms_b1_p95": float(np.percentile(ms, 95)),
+            "peak_mem_bytes": int(peak - base), "texts": len(texts), "repeats": repeats}
