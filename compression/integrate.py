@@ -76,9 +76,11 @@ def integrate(encoder: nn.Module, student_head: nn.Module, hid_proj: nn.Linear, 
     table = bert.embeddings.word_embeddings.weight[torch.from_numpy(kept_ids)]
     if isinstance(encoder, CompactBert):
         a, s, vt = torch.linalg.svd(table @ u, full_matrices=False)
-        e = encoder.word.embedding_dim
-        encoder.word.weight.copy_(a[:, :e] * s[:e])
-        encoder.embed_proj.weight.copy_(vt[:e].T)
+        r = min(encoder.word.embedding_dim, len(s))  # a factor wider than the table's rank gets zero columns
+        encoder.word.weight.zero_()
+        encoder.embed_proj.weight.zero_()
+        encoder.word.weight[:, :r] = a[:, :r] * s[:r]
+        encoder.embed_proj.weight[:, :r] = vt[:r].T
         length = encoder.pos.num_embeddings
         emb = bert.embeddings
         positions = emb.position_embeddings.weight[:length] + emb.token_type_embeddings.weight[0]
@@ -90,7 +92,8 @@ def integrate(encoder: nn.Module, student_head: nn.Module, hid_proj: nn.Linear, 
         carried += ["embeddings", "positions", *(f"block{i}<-teacher{t}" for i, t in enumerate(layers))]
     else:  # BiLSTM: compressed teacher embeddings (XtremeDistil), the recurrent layer learns from scratch
         a, s, _ = torch.linalg.svd(table, full_matrices=False)
-        e = encoder.word.embedding_dim
-        encoder.word.weight.copy_(a[:, :e] * s[:e] / s[0])
+        r = min(encoder.word.embedding_dim, len(s))
+        encoder.word.weight.zero_()
+        encoder.word.weight[:, :r] = a[:, :r] * s[:r] / s[0]
         carried.append("embeddings(svd)")
     return {"carried": carried}

@@ -49,6 +49,6 @@ def teacher_latency(teacher: Teacher, texts: Sequence[str], repeats: int = 3) ->
 
 
 def device_measurements(model: DeviceModel, texts: Sequence[str], items: np.ndarray, prior: np.ndarray,
-                        history: np.ndarray) -> dict:
+                        history: np.ndarray, repeats: int) -> dict:
     with threadpool_limits(limits=1):
-        return measure_inference(model, texts, history, items, prior)
+        return measure_inference(model, texts, history, items, prior, repeats)

@@ -216,10 +216,11 @@ def run_compress(cfg: Config, out: Path, reporter: Reporter) -> dict:
         texts = c.task.catalogue.item_texts()
         items, prior = device.item_vectors(texts)
         student_metrics = evaluate(RuntimeScorer(device, items, prior), test)
-        sample = texts[:: max(1, len(texts) // 200)]
+        m = cfg.measure
+        sample = texts[:: max(1, len(texts) // m.latency_texts)][: m.latency_texts]
         history = items[test.histories[0]]
-        measured = device_measurements(device, sample, items, prior, history)
-        t_lat = teacher_latency(c.teacher, sample)
+        measured = device_measurements(device, sample, items, prior, history, m.latency_repeats)
+        t_lat = teacher_latency(c.teacher, sample, m.latency_repeats)
     report = build_report(cfg, c, teacher_metrics, student_metrics, measured, t_lat, artifact, nbytes,
                           artifact_path, ablation, quant, logs, main_name, reporter)
     report["wall_s"] = round(time.perf_counter() - started, 1)

@@ -16,7 +16,6 @@ NOT_BUILT = {
     "simulate": "the federated simulation",
     "stress": "memory stress-testing",
     "dashboard": "the Streamlit dashboard",
-    "bench": "the benchmarks",
 }
 
 
@@ -73,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("bench", "benchmarks with ratios against a reference measured in the same run")
     p.add_argument("which", choices=("sim", "privacy", "compress"))
+    _config_args(p)
+    p.add_argument("--out", type=Path, help="run directory (default: a new runs/bench-<which>-<time>/)")
 
     p = add("demo", "the main job on the bundled data and model, figures on screen")
     _config_args(p)
@@ -112,9 +113,24 @@ def cmd_compress(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.which != "compress":
+        raise NotBuiltError(f"'edgefleet bench {args.which}' is not built yet (it comes with its capability)")
+    from compression.bench import run_bench_compress
+    from edgefleet.progress import Reporter
+
+    cfg = _load(args)
+    out = args.out or Path("runs") / time.strftime(f"bench-{args.which}-%Y%m%d-%H%M%S")
+    run_bench_compress(cfg, out, Reporter(enabled=not args.quiet))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Teacher and baselines, then the compressed on-device model, into one new run directory."""
     args.out = args.runs / time.strftime("demo-%Y%m%d-%H%M%S")
-    return cmd_teacher(args)
+    args.train = args.valid = None
+    cmd_teacher(args)
+    return cmd_compress(args)
 
 
 def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
@@ -127,6 +143,7 @@ def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "teacher": cmd_teacher,
     "compress": cmd_compress,
+    "bench": cmd_bench,
     "demo": cmd_demo,
     **{name: _not_built(name) for name in NOT_BUILT},
 }

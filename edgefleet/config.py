@@ -117,6 +117,13 @@ class QuantConfig(_Section):
     qat_steps: int = Field(60, ge=0)
 
 
+class MeasureConfig(_Section):
+    """How latency is sampled: batch-1 encodes of this many catalogue texts, each repeated."""
+
+    latency_texts: int = Field(200, ge=1)
+    latency_repeats: int = Field(3, ge=1)
+
+
 class Config(_Section):
     """Everything one EdgeFleet command needs."""
 
@@ -129,6 +136,7 @@ class Config(_Section):
     student: StudentConfig = StudentConfig()
     distill: DistillConfig = DistillConfig()
     quant: QuantConfig = QuantConfig()
+    measure: MeasureConfig = MeasureConfig()
 
     @model_validator(mode="after")
     def _check(self) -> "Config":
@@ -147,6 +155,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "distill": {"pretrain_epochs": 1, "epochs": 1, "max_steps_per_epoch": 4, "batch_size": 16, "negatives": 64,
                     "transfer_size": 400},
         "quant": {"qat_steps": 2},
+        "measure": {"latency_texts": 40, "latency_repeats": 1},
     },
 }
 

@@ -20,7 +20,8 @@ def test_help_lists_every_subcommand(capsys):
 
 
 @pytest.mark.parametrize("argv", [
-    ["compress", "--out", "x"], ["simulate"], ["stress", "--out", "x"], ["dashboard"], ["bench", "sim"],
+    ["simulate"], ["stress", "--out", "x"], ["dashboard"], ["bench", "sim"], ["bench", "privacy"],
+    ["compress", "--train", "a.csv", "--valid", "b.csv", "--out", "x"],
 ])
 def test_unbuilt_commands_say_so_and_fail(argv, capsys):
     code = main(argv)

@@ -1,0 +1,55 @@
+"""`edgefleet compress --preset tiny` end to end on the real data and MiniLM; the artifact it writes is verified."""
+
+import json
+
+import pytest
+
+from compression.runtime import DeviceModel
+from edgefleet.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_compress_report_artifact_and_corruption(tmp_path, capsys):
+    out = tmp_path / "run"
+    cache = f'artifacts_dir="{tmp_path / "artifacts"}"'
+    assert main(["--quiet", "compress", "--preset", "tiny", "--out", str(out), "--set", cache]) == 0
+    report = json.loads((out / "compression_report.json").read_text())
+    for key in ("artifact_bytes", "artifact_path", "teacher", "student", "retention", "size_breakdown", "stages"):
+        assert key in report
+    for side in ("teacher", "student"):
+        for key in ("hr@10", "ndcg@10", "latency_ms_b1", "params"):
+            assert report[side][key] > 0, (side, key)
+    assert report["student"]["peak_mem_bytes"] > 0
+    assert set(report["retention"]) >= {"hr@10", "ndcg@10", "speedup_b1"}
+    assert report["retention"]["hr@10"] == pytest.approx(report["student"]["hr@10"] / report["teacher"]["hr@10"])
+    assert sum(report["size_breakdown"].values()) == report["artifact_bytes"]
+    assert report["artifact_bytes"] < 1_910_000
+    assert report["student"]["params"] < report["teacher"]["params"] / 20
+    assert set(report["ablation"]) == {"bert/cross", "bert/kd", "bilstm/xtremedistil"}
+    assert set(report["quantization"]) == {"int8", "int4"}
+    assert report["quantization"]["int4"]["weight_bytes"] < report["quantization"]["int8"]["weight_bytes"]
+    assert report["vocab"]["kept"] < 30522 and report["vocab"]["unk_rate"] == 0.0
+    assert all(s["seconds"] >= 0 for s in report["stages"])
+    assert "speedup" in capsys.readouterr().out
+
+    # The runtime loads the artifact without torch models and ranks for a user.
+    model = DeviceModel.load(out / "model.eflt")
+    items, prior = model.item_vectors(["Toy Story (1995) Animation Children's Comedy", "Heat (1995) Action Crime"])
+    assert items.shape == (2, report["config"]["teacher"]["dim"])
+
+    # A corrupted copy is refused with one line.
+    bad = tmp_path / "bad.eflt"
+    data = bytearray((out / "model.eflt").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    with pytest.raises(Exception, match="SHA-256") as err:
+        DeviceModel.load(bad)
+    assert "\n" not in str(err.value)
+
+    # A second run reuses the cached teacher and students (no training) and measures afresh.
+    again = tmp_path / "run2"
+    assert main(["--quiet", "compress", "--preset", "tiny", "--out", str(again), "--set", cache]) == 0
+    second = json.loads((again / "compression_report.json").read_text())
+    assert second["student"]["hr@10"] == report["student"]["hr@10"]
+    assert not any("epoch" in s["name"] for s in second["stages"] if "QAT" not in s["name"])
