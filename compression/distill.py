@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compression.genre import GenreTask
 from compression.minilm import attention_probs, run_layers
 from compression.rechead import Batch, RecHead, RecScorer, TaskSampler, task_loss
 from compression.teacher import ItemTokens, Teacher, TwoTowerTeacher
@@ -30,9 +31,10 @@ from edgefleet.task.split import Split
 class StudentRec(nn.Module):
     """Student encoder + two-tower head; `hid_proj` maps to the teacher's hidden size for training only."""
 
-    def __init__(self, encoder: nn.Module, head: RecHead, teacher_hidden: int):
+    def __init__(self, encoder: nn.Module, head: RecHead, teacher_hidden: int, n_genres: int = len(GENRES)):
         super().__init__()
         self.encoder, self.head = encoder, head
+        self.genre = nn.Linear(encoder.out_dim, n_genres)
         self.hid_proj = nn.Linear(encoder.out_dim, teacher_hidden)
 
     @torch.no_grad()
@@ -43,6 +45,10 @@ class StudentRec(nn.Module):
                          for s in range(0, len(tokens.input_ids), batch)])
         self.train(was)
         return out
+
+    @torch.no_grad()
+    def genre_probs(self, titles: ItemTokens) -> torch.Tensor:
+        return torch.sigmoid(self.genre(self.pooled_catalogue(titles, 1.0)))
 
     def scorer(self, tokens: ItemTokens, keep_ratio: float | None = None) -> RecScorer:
         with torch.no_grad():
@@ -156,6 +162,26 @@ class Weights:
     kd: float
     hidden: float = 0.0
     attn: float = 0.0
+    genre: float = 0.0
+
+
+@dataclass(frozen=True)
+class GenreInputs:
+    """The multi-task genre head's data: student title tokens, labels, and the teacher probe's probabilities."""
+
+    task: GenreTask
+    titles: ItemTokens
+    teacher_probs: torch.Tensor
+
+
+def _genre_loss(student: StudentRec, genre: GenreInputs, gen: torch.Generator, batch: int = 64) -> torch.Tensor:
+    train = genre.task.train_items
+    idx = train[torch.randint(len(train), (batch,), generator=gen)]
+    ids, mask = genre.titles.input_ids[idx], genre.titles.mask[idx]
+    width = int(mask.sum(1).max())
+    logits = student.genre(student.encoder(ids[:, :width], mask[:, :width], 1.0).pooled)
+    labels = F.binary_cross_entropy_with_logits(logits, genre.task.labels[idx])
+    return 0.5 * labels + 0.5 * F.binary_cross_entropy_with_logits(logits, genre.teacher_probs[idx])
 
 
 def _kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, known: torch.Tensor, t: float) -> torch.Tensor:
@@ -182,9 +208,12 @@ class TaskStage:
     """Epochs of task distillation; `interplay` makes the teacher train alongside (dynamic interplay)."""
 
     def __init__(self, student: StudentRec, teacher: Teacher, s_tokens: ItemTokens, targets: TeacherTargets,
-                 split: Split, valid: EvalSet, cfg: DistillConfig, reporter: Reporter, interplay: bool):
+                 split: Split, valid: EvalSet, cfg: DistillConfig, reporter: Reporter, interplay: bool,
+                 genre: GenreInputs | None = None):
         self.student, self.teacher, self.s_tokens, self.targets = student, teacher, s_tokens, targets
         self.valid, self.cfg, self.reporter, self.interplay = valid, cfg, reporter, interplay
+        self.genre = genre
+        self.gen = torch.Generator().manual_seed(cfg.seed)
         self.sampler = TaskSampler(split, student.head.history_len, cfg.batch_size, cfg.negatives, cfg.seed)
         self.t_opt = None
         if interplay:
@@ -238,6 +267,8 @@ class TaskStage:
                     if weights.attn and out.attention is not None:
                         loss = loss + weights.attn * _attention_kl(self.targets, batch.cand, out.attention,
                                                                    mask[:, :width].bool())
+                    if weights.genre and self.genre is not None:
+                        loss = loss + weights.genre * _genre_loss(student, self.genre, self.gen)
                     opt.zero_grad()
                     loss.backward()
                     opt.step()

@@ -6,6 +6,7 @@ biases by U^T, attention by selecting whole teacher heads (head sizes match: 384
 selecting the teacher's most used neurons, LayerNorm gains by the diagonal of U^T diag(g) U. Student block i takes
 teacher layer t_i, evenly spaced with the last block from the teacher's fine-tuned top layer; the recommendation
 head (item projection, prior, recency, user map, scale) is the teacher's with its input projected by U.
+`integrate_encoder` does the encoder alone, for students with another head (compression/textclf.py).
 """
 
 from __future__ import annotations
@@ -66,13 +67,9 @@ def teacher_layers_for(n_student: int, n_teacher: int) -> list[int]:
 
 
 @torch.no_grad()
-def integrate(encoder: nn.Module, student_head: nn.Module, hid_proj: nn.Linear, bert: nn.Module,
-              teacher_head: nn.Module, kept_ids: np.ndarray, u: torch.Tensor) -> dict:
-    """Initialise the student from the teacher in place; returns what was carried over."""
-    carried = ["head"]
-    student_head.load_state_dict(teacher_head.state_dict() | {"item_head.weight": teacher_head.item_head.weight @ u})
-    hid_proj.weight.copy_(u)
-    hid_proj.bias.zero_()
+def integrate_encoder(encoder: nn.Module, bert: nn.Module, kept_ids: np.ndarray, u: torch.Tensor) -> list[str]:
+    """Initialise a student encoder (no head) from the teacher's embeddings and layers in place; returns what was
+    carried over."""
     table = bert.embeddings.word_embeddings.weight[torch.from_numpy(kept_ids)]
     if isinstance(encoder, CompactBert):
         a, s, vt = torch.linalg.svd(table @ u, full_matrices=False)
@@ -89,11 +86,21 @@ def integrate(encoder: nn.Module, student_head: nn.Module, hid_proj: nn.Linear, 
         layers = teacher_layers_for(len(encoder.blocks), len(bert.encoder.layer))
         for block, t in zip(encoder.blocks, layers):
             _block(block, bert.encoder.layer[t], u)
-        carried += ["embeddings", "positions", *(f"block{i}<-teacher{t}" for i, t in enumerate(layers))]
-    else:  # BiLSTM: compressed teacher embeddings (XtremeDistil), the recurrent layer learns from scratch
-        a, s, _ = torch.linalg.svd(table, full_matrices=False)
-        r = min(encoder.word.embedding_dim, len(s))
-        encoder.word.weight.zero_()
-        encoder.word.weight[:, :r] = a[:, :r] * s[:r] / s[0]
-        carried.append("embeddings(svd)")
-    return {"carried": carried}
+        return ["embeddings", "positions", *(f"block{i}<-teacher{t}" for i, t in enumerate(layers))]
+    # BiLSTM: compressed teacher embeddings (XtremeDistil), the recurrent layer learns from scratch
+    a, s, _ = torch.linalg.svd(table, full_matrices=False)
+    r = min(encoder.word.embedding_dim, len(s))
+    encoder.word.weight.zero_()
+    encoder.word.weight[:, :r] = a[:, :r] * s[:r] / s[0]
+    return ["embeddings(svd)"]
+
+
+@torch.no_grad()
+def integrate(encoder: nn.Module, student_head: nn.Module, hid_proj: nn.Linear, bert: nn.Module,
+              teacher_head: nn.Module, kept_ids: np.ndarray, u: torch.Tensor) -> dict:
+    """Initialise the student (encoder and recommendation head) from the teacher in place; returns what was
+    carried over."""
+    student_head.load_state_dict(teacher_head.state_dict() | {"item_head.weight": teacher_head.item_head.weight @ u})
+    hid_proj.weight.copy_(u)
+    hid_proj.bias.zero_()
+    return {"carried": ["head", *integrate_encoder(encoder, bert, kept_ids, u)]}

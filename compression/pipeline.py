@@ -14,6 +14,7 @@ import torch
 
 from compression.artifact import read_artifact, size_breakdown, write_artifact
 from compression.distill import (
+    GenreInputs,
     StudentRec,
     TaskStage,
     Weights,
@@ -23,11 +24,12 @@ from compression.distill import (
     transfer_texts,
 )
 from compression.export import SIZE_GROUPS, exported_state, fake_quantized, load_quantized, quantize_state
+from compression.genre import GenreTask, evaluate_genres, train_probe
 from compression.integrate import integrate, pca_basis
 from compression.measure import RuntimeScorer, device_measurements, teacher_latency
 from compression.rechead import RecHead
 from compression.runtime import RUNTIME_KIND, DeviceModel
-from compression.student import build_encoder
+from compression.student import CompactBert, build_encoder
 from compression.teacher import ItemTokens, Teacher, build_teacher, teacher_key
 from compression.vocab import prune_vocab, token_stats
 from compression.wordpiece import build_wordpiece
@@ -35,11 +37,12 @@ from edgefleet.config import Config, StudentConfig
 from edgefleet.progress import Reporter
 from edgefleet.rundir import prepare, write_json
 from edgefleet.task.bundle import TaskBundle, load_task
+from edgefleet.task.data import GENRES
 from edgefleet.task.protocol import evaluate
 
 REPORT = "compression_report.json"
 ARTIFACT = "model.eflt"
-STUDENT_FORMAT = 1
+STUDENT_FORMAT = 2
 
 
 def encode_texts(tokenizer, texts: list[str]) -> ItemTokens:
@@ -103,6 +106,13 @@ class Compressor:
             self.teacher_state = copy.deepcopy(self.teacher.model.state_dict())
             self.basis_states = torch.cat([self.t_transfer, self.targets.pooled])
         self.transfer_size = len(transfer)
+        with rep.stage("genre head: teacher probe on titles"):
+            task = GenreTask.build(self.task.catalogue, cfg.task.seed)
+            pooled = teacher_pooled_texts(self.teacher.model, ItemTokens.build(tok, task.titles, cfg.teacher.max_len))
+            probe, self.teacher_genre = train_probe(pooled, task, cfg.distill.seed)
+            with torch.no_grad():
+                probs = torch.sigmoid(probe(pooled))
+            self.genre = GenreInputs(task, encode_texts(self.tokenizer, task.titles), probs)
 
     def train(self, name: str, student_cfg: StudentConfig, method: str) -> tuple[StudentRec, dict]:
         """Train one student variant, or load it from the cache of an identical earlier run."""
@@ -122,20 +132,22 @@ class Compressor:
                                                               self.teacher.model.head, cfg.distill, rep,
                                                               f"{name}: representation matching")}
         stage = TaskStage(student, self.teacher, self.s_tokens, self.targets, self.task.split, self.task.valid,
-                          cfg.distill, rep, interplay=method == "cross")
+                          cfg.distill, rep, interplay=method == "cross", genre=self.genre)
         d = cfg.distill
         if method == "cross":
-            log["task"] = stage.run(d.epochs, Weights(d.w_task, d.w_kd, d.w_hidden, d.w_attn),
+            log["task"] = stage.run(d.epochs, Weights(d.w_task, d.w_kd, d.w_hidden, d.w_attn, d.w_genre),
                                     list(student.parameters()), f"{name}: cross-distillation")
         elif method == "kd":
-            log["task"] = stage.run(d.epochs, Weights(d.w_task, d.w_kd), list(student.parameters()),
-                                    f"{name}: plain KD")
-        else:  # XtremeDistil: score matching with gradual unfreezing (head, + encoder, + embeddings), then labels
+            log["task"] = stage.run(d.epochs, Weights(d.w_task, d.w_kd, genre=d.w_genre),
+                                    list(student.parameters()), f"{name}: plain KD")
+        else:  # XtremeDistil: score matching with gradual unfreezing (heads, + encoder, + embeddings), then labels
             enc = student.encoder
             body = [p for n, p in enc.named_parameters() if not n.startswith("word.")]
-            log["task"] = stage.run(d.epochs, Weights(0.0, 1.0), list(student.head.parameters()),
-                                    f"{name}: score matching", unfreeze=[[], body, list(enc.word.parameters())])
-            log["task"] += stage.run(1, Weights(1.0, 0.0), list(student.parameters()), f"{name}: task fine-tuning")
+            heads = [*student.head.parameters(), *student.genre.parameters()]
+            log["task"] = stage.run(d.epochs, Weights(0.0, 1.0, genre=d.w_genre), heads, f"{name}: score matching",
+                                    unfreeze=[[], body, list(enc.word.parameters())])
+            log["task"] += stage.run(1, Weights(1.0, 0.0, genre=d.w_genre), list(student.parameters()),
+                                     f"{name}: task fine-tuning")
         log["train_seconds"] = round(time.perf_counter() - started, 1)
         cache.mkdir(parents=True, exist_ok=True)
         (cache / "log.json").write_text(json.dumps(log, indent=1))
@@ -158,9 +170,9 @@ class Compressor:
             qat = copy.deepcopy(student)
             d = cfg.distill.model_copy(update={"max_steps_per_epoch": cfg.quant.qat_steps, "lr": cfg.distill.lr / 4})
             stage = TaskStage(qat, self.teacher, self.s_tokens, self.targets, self.task.split, self.task.valid, d,
-                              self.reporter, interplay=False)
+                              self.reporter, interplay=False, genre=self.genre)
             with fake_quantized(qat, bits, cfg.quant.int4_group):
-                stage.run(1, Weights(d.w_task, d.w_kd), list(qat.parameters()), f"QAT int{bits}")
+                stage.run(1, Weights(d.w_task, d.w_kd, genre=d.w_genre), list(qat.parameters()), f"QAT int{bits}")
             qat_tensors = quantize_state(exported_state(qat), bits, cfg.quant.int4_group)
             load_quantized(qat, qat_tensors)
             chosen["valid"]["qat"] = evaluate(qat.scorer(self.s_tokens, 1.0), self.task.valid)[key]
@@ -190,6 +202,7 @@ def run_compress(cfg: Config, out: Path, reporter: Reporter) -> dict:
         students[name], logs[name] = c.train(name, scfg, method)
         with reporter.stage(f"evaluate {name}"):
             ablation[name] = {"float": evaluate(students[name].scorer(c.s_tokens, 1.0), test),
+                              "genre": evaluate_genres(students[name].genre_probs(c.genre.titles), c.genre.task),
                               "params": sum(p.numel() for n, p in students[name].named_parameters()
                                             if not n.startswith("hid_proj."))}
     student = students[main_name]
@@ -202,12 +215,13 @@ def run_compress(cfg: Config, out: Path, reporter: Reporter) -> dict:
                                    "weight_bytes": sum(t.nbytes for t in q["tensors"].values()),
                                    "method": q["method"], f"valid_hr@{cfg.task.k}": q["valid"]}
         if bits == cfg.quant.bits:
-            deployed = q["tensors"]
+            deployed, q_deployed = q["tensors"], q_student
 
     artifact_path = out / ARTIFACT
     config = {"runtime": RUNTIME_KIND, "student": cfg.student.model_dump(), "max_len": cfg.teacher.max_len,
               "dim": cfg.teacher.dim, "history_len": cfg.teacher.history_len, "bits": cfg.quant.bits,
-              "int4_group": cfg.quant.int4_group}
+              "int4_group": cfg.quant.int4_group, "genres": list(GENRES),
+              "genre_threshold": evaluate_genres(q_deployed.genre_probs(c.genre.titles), c.genre.task)["threshold"]}
     meta = {"teacher": c.teacher_id, "task": "movielens-100k two-tower recommendation", "created": time.time()}
     with reporter.stage("write artifact and run the device runtime"):
         nbytes = write_artifact(artifact_path, config, c.vocab.tokens, deployed, meta)
@@ -221,11 +235,38 @@ def run_compress(cfg: Config, out: Path, reporter: Reporter) -> dict:
         history = items[test.histories[0]]
         measured = device_measurements(device, sample, items, prior, history, m.latency_repeats)
         t_lat = teacher_latency(c.teacher, sample, m.latency_repeats)
+        genre = {"teacher": c.teacher_genre, "student": evaluate_genres(
+            torch.from_numpy(np.stack([device.genre_probs(t) for t in c.genre.task.titles])), c.genre.task)}
+        genre["retention"] = genre["student"]["micro_f1"] / max(genre["teacher"]["micro_f1"], 1e-12)
+    with reporter.stage("input-token pruning: accuracy and latency per keep ratio"):
+        pruning = token_pruning(cfg, student, c, device, sample, items, prior, history)
     report = build_report(cfg, c, teacher_metrics, student_metrics, measured, t_lat, artifact, nbytes,
                           artifact_path, ablation, quant, logs, main_name, reporter)
+    report.update(genre=genre, token_pruning=pruning)
     report["wall_s"] = round(time.perf_counter() - started, 1)
     write_json(out / REPORT, report)
     return report
+
+
+def token_pruning(cfg: Config, student: StudentRec, c: Compressor, device: DeviceModel, sample: list[str],
+                  items: np.ndarray, prior: np.ndarray, history: np.ndarray) -> dict:
+    """PoWER-BERT/LTP trade-off of the float student (accuracy) and the runtime (latency) at several keep ratios.
+
+    Accuracy comes from the float student so that the effect of pruning is not mixed with quantization."""
+    if not isinstance(student.encoder, CompactBert):
+        return {}
+    rows, configured = [], device.keep_ratio
+    for ratio in sorted({1.0, 0.75, 0.5, cfg.student.keep_ratio}, reverse=True):
+        device.keep_ratio = ratio
+        latency = device_measurements(device, sample, items, prior, history, cfg.measure.latency_repeats)
+        rows.append({"keep_ratio": ratio, **evaluate(student.scorer(c.s_tokens, ratio), c.task.test),
+                     "latency_ms_b1": latency["latency_ms_b1"]})
+    device.keep_ratio = configured
+    base = rows[0]
+    for row in rows:
+        row["latency_gain"] = base["latency_ms_b1"] / row["latency_ms_b1"]
+        row["hr_loss"] = base[f"hr@{cfg.task.k}"] - row[f"hr@{cfg.task.k}"]
+    return {"prune_after_layer": cfg.student.prune_after, "rows": rows}
 
 
 def build_report(cfg, c, teacher_metrics, student_metrics, measured, t_lat, artifact, nbytes, artifact_path,
@@ -244,7 +285,10 @@ def build_report(cfg, c, teacher_metrics, student_metrics, measured, t_lat, arti
         "retention": {k: student_metrics[k] / teacher_metrics[k], n: student_metrics[n] / teacher_metrics[n],
                       "speedup_b1": t_lat["latency_ms_b1"] / measured["latency_ms_b1"]},
         "size_breakdown": size_breakdown(artifact, SIZE_GROUPS),
-        "vocab": c.vocab.report,
+        "vocab": {**c.vocab.report,
+                  "embedding_bytes_full_vocab": c.vocab.report["teacher_vocab"] * cfg.student.embed_dim,
+                  "embedding_bytes_kept_vocab": c.vocab.report["kept"] * cfg.student.embed_dim,
+                  "note": "student word table at INT8 (1 byte per weight), before per-row scales"},
         "ablation": ablation,
         "quantization": quant,
         "training": logs,

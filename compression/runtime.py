@@ -84,6 +84,8 @@ class DeviceModel:
         self.recency = w["head.recency"]
         self.user_w, self.user_b = np.ascontiguousarray(w["head.user_head.weight"].T), w["head.user_head.bias"]
         self.scale = float(np.exp(w["head.log_scale"][0]))
+        self.genre_w, self.genre_b = np.ascontiguousarray(w["genre.weight"].T), w["genre.bias"]
+        self.genres = list(cfg.get("genres", []))
 
     @classmethod
     def load(cls, path: str | Path) -> "DeviceModel":
@@ -118,6 +120,11 @@ class DeviceModel:
         """(normalised item vector, prior) for one item text."""
         emb = self.encode_ids(self.tokenizer.encode(text).ids) @ self.item_w + self.item_b
         return _normalize(emb), float(emb @ self.prior_w + self.prior_b)
+
+    def genre_probs(self, title: str) -> np.ndarray:
+        """Probability of each genre (`self.genres`) from a title alone: the second NLU head."""
+        logits = self.encode_ids(self.tokenizer.encode(title).ids) @ self.genre_w + self.genre_b
+        return 1.0 / (1.0 + np.exp(-logits))
 
     def item_vectors(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         pairs = [self.item_vector(t) for t in texts]

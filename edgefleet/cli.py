@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable, NoReturn
 
-from edgefleet.errors import EdgeFleetError, NotBuiltError
+from edgefleet.errors import ConfigError, EdgeFleetError, NotBuiltError
 
 # Subcommands declared by the design but not implemented yet, with the capability that will bring them.
 NOT_BUILT = {
@@ -47,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("compress", "compress the teacher into the on-device model")
     _config_args(p)
-    p.add_argument("--train", type=Path, help="your own CSV/JSONL task (columns text,label)")
-    p.add_argument("--valid", type=Path)
+    p.add_argument("--train", type=Path, help="your own text classification task instead: a CSV or JSONL file "
+                   "with columns text,label (needs --valid)")
+    p.add_argument("--valid", type=Path, help="validation rows for --train, same format")
     p.add_argument("--out", type=Path, required=True)
 
     p = add("simulate", "Flower simulation of the model on an emulated device fleet")
@@ -104,10 +105,18 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from edgefleet.progress import Reporter
     from edgefleet.report_view import print_compression_report
 
-    if args.train or args.valid:
-        raise NotBuiltError("compress --train/--valid (your own text,label task) is not built yet")
+    if (args.train is None) != (args.valid is None):
+        given, missing = ("--train", "--valid") if args.train is not None else ("--valid", "--train")
+        raise ConfigError(f"compress {given} also needs {missing} (your own text,label task takes both files)")
     cfg = _load(args)
     reporter = Reporter(enabled=not args.quiet)
+    if args.train is not None:
+        from compression.textclf import run_textclf
+        from edgefleet.report_view import print_textclf_report
+
+        report = run_textclf(cfg, args.train, args.valid, args.out, reporter)
+        print_textclf_report(report, args.out)
+        return 0
     report = run_compress(cfg, args.out, reporter)
     print_compression_report(report, args.out)
     return 0

@@ -104,6 +104,7 @@ class DistillConfig(_Section):
     w_hidden: float = Field(1.0, ge=0)
     w_attn: float = Field(0.5, ge=0)
     w_agree: float = Field(0.5, ge=0)
+    w_genre: float = Field(0.5, ge=0)
     ablation: bool = True
     transfer_size: int = Field(20000, ge=100)
     seed: int = 0

@@ -66,5 +66,34 @@ def print_compression_report(report: dict, out: Path) -> None:
     for name, v in report["quantization"].items():
         ab.add_row(f"{s['variant']} {name}", f"{v['hr@10']:.4f}", f"{v['ndcg@10']:.4f}", f"{v['weight_bytes']:,} B")
     console.print(ab)
+    g = report.get("genre")
+    if g:
+        console.print(f"genre tagging from titles (micro-F1): teacher {g['teacher']['micro_f1']:.3f}, "
+                      f"student {g['student']['micro_f1']:.3f} (retention {g['retention']:.3f})")
+    rows = report.get("token_pruning", {}).get("rows", [])
+    if rows:
+        tp = _table(f"Input-token pruning after layer {report['token_pruning']['prune_after_layer']} (float student)",
+                    ["keep ratio", "HR@10", "NDCG@10", "latency b1 ms", "speed gain", "HR@10 lost"])
+        for row in rows:
+            tp.add_row(f"{row['keep_ratio']:.2f}", f"{row['hr@10']:.4f}", f"{row['ndcg@10']:.4f}",
+                       f"{row['latency_ms_b1']:.3f}", f"{row['latency_gain']:.2f}x", f"{row['hr_loss']:+.4f}")
+        console.print(tp)
+    console.print(f"artifact: {report['artifact_path']}")
+    console.print(f"report: {out / 'compression_report.json'}")
+
+
+def print_textclf_report(report: dict, out: Path) -> None:
+    """Teacher vs deployed student on the user's own classification task."""
+    console = Console(width=None if sys.stdout.isatty() else 110)
+    t, s, rows = report["teacher"], report["student"], report["rows"]
+    table = _table(f"Your task: {len(report['labels'])} classes, {rows['train']:,} train rows, accuracy on "
+                   f"{rows['valid']:,} valid rows", ["model", "accuracy", "params"])
+    table.add_row("Teacher: MiniLM fine-tuned fp32", f"{t['accuracy']:.4f}", f"{t['params']:,}")
+    table.add_row(f"Student {s['kind']} int{s['bits']} (artifact weights)", f"{s['accuracy']:.4f}",
+                  f"{s['params']:,}")
+    console.print(table)
+    retention = report["retention"]["accuracy"]
+    kept = f"{retention:.3f}" if retention is not None else "n/a (teacher accuracy 0)"
+    console.print(f"retention (student / teacher accuracy) {kept}; artifact {report['artifact_bytes']:,} bytes")
     console.print(f"artifact: {report['artifact_path']}")
     console.print(f"report: {out / 'compression_report.json'}")

@@ -21,13 +21,29 @@ def test_help_lists_every_subcommand(capsys):
 
 @pytest.mark.parametrize("argv", [
     ["simulate"], ["stress", "--out", "x"], ["dashboard"], ["bench", "sim"], ["bench", "privacy"],
-    ["compress", "--train", "a.csv", "--valid", "b.csv", "--out", "x"],
 ])
 def test_unbuilt_commands_say_so_and_fail(argv, capsys):
     code = main(argv)
     err = capsys.readouterr().err
     assert code != 0
     assert "not built yet" in err and err.count("\n") == 1
+
+
+def test_compress_on_missing_task_files_exits_2_with_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["compress", "--train", str(tmp_path / "a.csv"), "--valid", str(tmp_path / "b.csv"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"edgefleet: error: {tmp_path / 'a.csv'}: data file not found\n"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--train", "--valid"])
+def test_compress_needs_both_task_files(flag, tmp_path, capsys):
+    code = main(["compress", flag, str(tmp_path / "a.csv"), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "--train" in err and "--valid" in err
 
 
 def test_bad_config_key_exits_2_with_one_line(tmp_path, capsys):

@@ -78,3 +78,13 @@ def test_artifact_for_another_runtime_is_refused(tmp_path, toy_vocab):
     write_artifact(path, {"runtime": "something-else"}, toy_vocab, {})
     with pytest.raises(ArtifactError, match="runtime"):
         DeviceModel.load(path)
+
+
+def test_runtime_genre_head_matches_torch(tmp_path, toy_vocab):
+    student, device = make(tmp_path, toy_vocab, 8)
+    tok = build_wordpiece(toy_vocab, 16)
+    ids = torch.tensor([tok.encode("Star Wars").ids])
+    with torch.no_grad():
+        ref = torch.sigmoid(student.genre(student.encoder(ids, torch.ones_like(ids), 1.0).pooled))[0].numpy()
+    got = device.genre_probs("Star Wars")
+    assert got.shape == (19,) and np.abs(got - ref).max() < 1e-5
