@@ -30,7 +30,7 @@ from compression.measure import RuntimeScorer, device_measurements, teacher_late
 from compression.rechead import RecHead
 from compression.runtime import RUNTIME_KIND, DeviceModel
 from compression.student import CompactBert, build_encoder
-from compression.teacher import ItemTokens, Teacher, build_teacher, teacher_key
+from compression.teacher import ItemTokens, Teacher, build_teacher, encode_texts, teacher_key
 from compression.vocab import prune_vocab, token_stats
 from compression.wordpiece import build_wordpiece
 from edgefleet.config import Config, StudentConfig
@@ -43,18 +43,6 @@ from edgefleet.task.protocol import evaluate
 REPORT = "compression_report.json"
 ARTIFACT = "model.eflt"
 STUDENT_FORMAT = 2
-
-
-def encode_texts(tokenizer, texts: list[str]) -> ItemTokens:
-    """Pad a batch of texts tokenised by a `tokenizers.Tokenizer` into ids and mask tensors."""
-    encs = tokenizer.encode_batch(texts)
-    width = max(len(e.ids) for e in encs)
-    ids = torch.zeros(len(encs), width, dtype=torch.long)
-    mask = torch.zeros(len(encs), width, dtype=torch.long)
-    for r, e in enumerate(encs):
-        ids[r, :len(e.ids)] = torch.tensor(e.ids)
-        mask[r, :len(e.ids)] = 1
-    return ItemTokens(ids, mask)
 
 
 def make_student(cfg: Config, student_cfg: StudentConfig, vocab_size: int, teacher: Teacher,

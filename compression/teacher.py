@@ -49,6 +49,18 @@ class ItemTokens:
         return cls(enc["input_ids"], enc["attention_mask"])
 
 
+def encode_texts(tokenizer, texts: Sequence[str]) -> ItemTokens:
+    """Pad a batch of texts tokenised by a `tokenizers.Tokenizer` into ids and mask tensors."""
+    encs = tokenizer.encode_batch(texts)
+    width = max(len(e.ids) for e in encs)
+    ids = torch.zeros(len(encs), width, dtype=torch.long)
+    mask = torch.zeros(len(encs), width, dtype=torch.long)
+    for r, e in enumerate(encs):
+        ids[r, :len(e.ids)] = torch.tensor(e.ids)
+        mask[r, :len(e.ids)] = 1
+    return ItemTokens(ids, mask)
+
+
 class TwoTowerTeacher(nn.Module):
     """MiniLM item tower (bottom layers frozen) + the shared two-tower head."""
 

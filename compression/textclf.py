@@ -25,8 +25,7 @@ from torch import nn
 from compression.artifact import read_artifact, size_breakdown, write_artifact
 from compression.export import SIZE_GROUPS, exported_state, load_quantized, quantize_state
 from compression.minilm import load_minilm, model_digest
-from compression.pipeline import encode_texts
-from compression.teacher import ItemTokens
+from compression.teacher import ItemTokens, encode_texts
 from compression.textclf_data import TextTask, load_text_task
 from compression.textclf_models import (
     Encoded,
