@@ -86,3 +86,23 @@ def attention_probs(layer: nn.Module, hidden: torch.Tensor, mask: torch.Tensor) 
     k = attn.key(hidden).view(b, length, heads, size).transpose(1, 2)
     scores = q @ k.transpose(-1, -2) / size**0.5 + attention_bias(mask, hidden.dtype)
     return torch.softmax(scores, dim=-1)
+
+
+def length_buckets(mask: torch.Tensor, size: int = 96) -> list[torch.Tensor]:
+    """Row indices grouped by token count, so each group pads only to its own longest item.
+
+    Items never attend to each other, so running groups separately is exact; it cuts the compute spent on padding
+    (item texts are 11 tokens on average but up to 30).
+    """
+    order = torch.argsort(mask.sum(1), stable=True)
+    return list(torch.split(order, size))
+
+
+@torch.no_grad()
+def lower_states(bert: nn.Module, input_ids: torch.Tensor, mask: torch.Tensor, stop: int) -> torch.Tensor:
+    """Hidden states entering layer `stop` for every text: (n, L, hidden), zero-padded; run in length buckets."""
+    out = torch.zeros(*input_ids.shape, bert.config.hidden_size)
+    for idx in length_buckets(mask):
+        w = int(mask[idx].sum(1).max())
+        out[idx, :w] = run_layers(bert, embed(bert, input_ids[idx, :w]), mask[idx, :w], 0, stop)
+    return out

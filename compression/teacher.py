@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compression.minilm import embed, load_minilm, mean_pool, model_digest, run_layers
+from compression.minilm import length_buckets, load_minilm, lower_states, mean_pool, model_digest, run_layers
 from compression.rechead import RecHead, RecScorer, TaskSampler, task_loss
 from edgefleet.config import Config, TeacherConfig
 from edgefleet.progress import Reporter
@@ -76,16 +76,9 @@ class TwoTowerTeacher(nn.Module):
             for p in module.parameters():
                 p.requires_grad_(False)
 
-    @torch.no_grad()
     def lower(self, tokens: ItemTokens) -> torch.Tensor:
         """Frozen hidden states entering layer `split_at`, for every item: (n_items, L, hidden), zero-padded."""
-        n, width = tokens.input_ids.shape
-        out = torch.zeros(n, width, self.bert.config.hidden_size)
-        for idx in length_buckets(tokens.mask):
-            w = int(tokens.mask[idx].sum(1).max())
-            ids, mask = tokens.input_ids[idx, :w], tokens.mask[idx, :w]
-            out[idx, :w] = run_layers(self.bert, embed(self.bert, ids), mask, 0, self.split_at)
-        return out
+        return lower_states(self.bert, tokens.input_ids, tokens.mask, self.split_at)
 
     def upper(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean-pooled output of the trainable top layers for items entering with `hidden`: (B, hidden)."""
@@ -101,16 +94,6 @@ class TwoTowerTeacher(nn.Module):
         """`upper` over the whole catalogue without gradients."""
         with torch.no_grad():
             return self.upper(lower, mask)
-
-
-def length_buckets(mask: torch.Tensor, size: int = 96) -> list[torch.Tensor]:
-    """Row indices grouped by token count, so each group pads only to its own longest item.
-
-    Items never attend to each other, so running groups separately is exact; it cuts the compute spent on padding
-    (item texts are 11 tokens on average but up to 30).
-    """
-    order = torch.argsort(mask.sum(1), stable=True)
-    return list(torch.split(order, size))
 
 
 def teacher_scorer(model: TwoTowerTeacher, lower: torch.Tensor, tokens: ItemTokens) -> RecScorer:

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from compression.integrate import integrate_encoder, pca_basis
-from compression.minilm import embed, mean_pool, run_layers
+from compression.minilm import length_buckets, lower_states, mean_pool, run_layers
 from compression.student import build_encoder
-from compression.teacher import ItemTokens, length_buckets
+from compression.teacher import ItemTokens
 from compression.vocab import PrunedVocab
 from edgefleet.config import Config
 from edgefleet.errors import DataError
@@ -33,15 +33,9 @@ class TextTeacher(nn.Module):
         for p in nn.ModuleList(frozen).parameters():
             p.requires_grad_(False)
 
-    @torch.no_grad()
     def lower(self, tokens: ItemTokens) -> torch.Tensor:
         """Frozen hidden states entering layer `split_at` for every text: (n, L, hidden), zero-padded."""
-        out = torch.zeros(*tokens.input_ids.shape, self.bert.config.hidden_size)
-        for idx in length_buckets(tokens.mask):
-            w = int(tokens.mask[idx].sum(1).max())
-            ids, mask = tokens.input_ids[idx, :w], tokens.mask[idx, :w]
-            out[idx, :w] = run_layers(self.bert, embed(self.bert, ids), mask, 0, self.split_at)
-        return out
+        return lower_states(self.bert, tokens.input_ids, tokens.mask, self.split_at)
 
     def states(self, lower: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Top-layer token states, cut to the batch's longest text."""
