@@ -34,6 +34,7 @@ from compression.teacher import ItemTokens, Teacher, build_teacher, encode_texts
 from compression.vocab import prune_vocab, token_stats
 from compression.wordpiece import build_wordpiece
 from edgefleet.config import Config, StudentConfig
+from edgefleet.errors import ConfigError
 from edgefleet.progress import Reporter
 from edgefleet.rundir import prepare, write_json
 from edgefleet.task.bundle import TaskBundle, load_task
@@ -170,6 +171,9 @@ class Compressor:
 
 
 def run_compress(cfg: Config, out: Path, reporter: Reporter) -> dict:
+    if cfg.student.kind != "bert":
+        raise ConfigError("student.kind must be 'bert' for the deployed model: the device runtime runs the compact "
+                          "BERT (the BiLSTM is trained and compared in the ablation)")
     out = prepare(out, REPORT)
     started = time.perf_counter()
     c = Compressor(cfg, reporter)
