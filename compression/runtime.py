@@ -1,9 +1,10 @@
 """The on-device runtime: numpy + HF tokenizers, no torch, no transformers.
 
 It loads a verified artifact (compression/artifact.py), rebuilds the WordPiece tokenizer from the stored vocabulary,
-and mirrors compression/student.py's CompactBert operation for operation. The word-embedding table, the largest
-tensor, stays quantized in memory and only the rows a text uses are dequantized; the other weights are dequantized
-once at load. Input-token pruning, when the artifact's config asks for it, really drops tokens here (batch 1).
+and mirrors compression/student.py's encoders (CompactBert or the XtremeDistil BiLSTM, by the config's
+student.kind) operation for operation. The word-embedding table, the largest tensor, stays quantized in memory and
+only the rows a text uses are dequantized; the other weights are dequantized once at load. Input-token pruning, when
+the artifact's config asks for it, really drops tokens here (batch 1).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from compression.artifact import Artifact, ArtifactError, read_artifact
 from compression.quantize import QTensor
 from compression.wordpiece import build_wordpiece
 
-RUNTIME_KIND = "compact-bert"
+RUNTIME_KIND = "two-tower-rec"
 
 
 def gather_rows(q: QTensor, ids: np.ndarray) -> np.ndarray:
@@ -51,26 +52,19 @@ def _normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-class DeviceModel:
-    """Encode item texts, build a user from history item vectors, score and rank candidates."""
+class BertEncoder:
+    """compression/student.py CompactBert at batch 1."""
 
-    def __init__(self, artifact: Artifact):
-        cfg = artifact.config
-        if cfg.get("runtime") != RUNTIME_KIND:
-            raise ArtifactError(f"artifact is for runtime {cfg.get('runtime')!r}, this runtime runs {RUNTIME_KIND!r}")
-        self.config = cfg
-        self.heads = int(cfg["student"]["heads"])
-        self.keep_ratio = float(cfg["student"]["keep_ratio"])
-        self.prune_after = int(cfg["student"]["prune_after"])
-        self.tokenizer = build_wordpiece(artifact.vocab, int(cfg["max_len"]))
-        t = artifact.tensors
-        self.word = t["encoder.word.weight"]
-        w = {name: q.dequantize() for name, q in t.items() if name != "encoder.word.weight"}
+    def __init__(self, student: dict, word: QTensor, w: dict[str, np.ndarray]):
+        self.heads = int(student["heads"])
+        self.keep_ratio = float(student["keep_ratio"])
+        self.prune_after = int(student["prune_after"])
+        self.word = word
         self.proj_t = np.ascontiguousarray(w["encoder.embed_proj.weight"].T)
         self.pos = w["encoder.pos.weight"]
         self.embed_ln = (w["encoder.embed_ln.weight"], w["encoder.embed_ln.bias"])
         self.blocks = []
-        for i in range(int(cfg["student"]["layers"])):
+        for i in range(int(student["layers"])):
             p = f"encoder.blocks.{i}."
             lin = {n: (np.ascontiguousarray(w[p + n + ".weight"].T), w[p + n + ".bias"]) for n in ("o", "ff1", "ff2")}
             # Q, K and V as one matmul: three small products cost three times the call overhead at batch 1.
@@ -79,6 +73,85 @@ class DeviceModel:
             lin["ln1"] = (w[p + "ln1.weight"], w[p + "ln1.bias"])
             lin["ln2"] = (w[p + "ln2.weight"], w[p + "ln2.bias"])
             self.blocks.append(lin)
+
+    def _block(self, x: np.ndarray, lin: dict) -> tuple[np.ndarray, np.ndarray]:
+        length, hidden = x.shape
+        size = hidden // self.heads
+        qkv = (x @ lin["qkv"][0] + lin["qkv"][1]).reshape(length, 3, self.heads, size).transpose(1, 2, 0, 3)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        probs = _softmax(q @ k.transpose(0, 2, 1) / math.sqrt(size))
+        ctx = (probs @ v).transpose(1, 0, 2).reshape(length, hidden)
+        x = _layer_norm(x + ctx @ lin["o"][0] + lin["o"][1], *lin["ln1"])
+        ff = _gelu(x @ lin["ff1"][0] + lin["ff1"][1]) @ lin["ff2"][0] + lin["ff2"][1]
+        return _layer_norm(x + ff, *lin["ln2"]), probs
+
+    def encode_ids(self, ids: np.ndarray) -> np.ndarray:
+        x = gather_rows(self.word, ids) @ self.proj_t + self.pos[: len(ids)]
+        x = _layer_norm(x, *self.embed_ln)
+        for i, lin in enumerate(self.blocks):
+            x, probs = self._block(x, lin)
+            if self.keep_ratio < 1.0 and i + 1 == self.prune_after:
+                received = probs.mean(0).mean(0)
+                keep_n = max(1, math.ceil(len(x) * self.keep_ratio))
+                x = x[np.sort(np.argsort(-received, kind="stable")[:keep_n])]
+        return x.mean(0)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class LstmEncoder:
+    """compression/student.py BiLSTMStudent at batch 1 (PyTorch's gate order: input, forget, cell, output)."""
+
+    def __init__(self, student: dict, word: QTensor, w: dict[str, np.ndarray]):
+        self.word = word
+        self.size = int(student["lstm_hidden"])
+        self.directions = []
+        for suffix in ("", "_reverse"):
+            p = "encoder.lstm."
+            self.directions.append((np.ascontiguousarray(w[f"{p}weight_ih_l0{suffix}"].T),
+                                    np.ascontiguousarray(w[f"{p}weight_hh_l0{suffix}"].T),
+                                    w[f"{p}bias_ih_l0{suffix}"] + w[f"{p}bias_hh_l0{suffix}"]))
+
+    def _run(self, gates_in: np.ndarray, w_hh: np.ndarray) -> np.ndarray:
+        n = self.size
+        h = np.zeros(n, dtype=np.float32)
+        c = np.zeros(n, dtype=np.float32)
+        out = np.empty((len(gates_in), n), dtype=np.float32)
+        for t, g in enumerate(gates_in):
+            g = g + h @ w_hh
+            c = _sigmoid(g[n:2 * n]) * c + _sigmoid(g[:n]) * np.tanh(g[2 * n:3 * n])
+            h = _sigmoid(g[3 * n:]) * np.tanh(c)
+            out[t] = h
+        return out
+
+    def encode_ids(self, ids: np.ndarray) -> np.ndarray:
+        x = gather_rows(self.word, ids)
+        (wf, hf, bf), (wb, hb, bb) = self.directions
+        forward = self._run(x @ wf + bf, hf)
+        backward = self._run((x @ wb + bb)[::-1], hb)[::-1]
+        return np.concatenate([forward, backward], axis=1).mean(0)
+
+
+ENCODERS = {"bert": BertEncoder, "bilstm": LstmEncoder}
+
+
+class DeviceModel:
+    """Encode item texts, build a user from history item vectors, score and rank candidates."""
+
+    def __init__(self, artifact: Artifact):
+        cfg = artifact.config
+        if cfg.get("runtime") != RUNTIME_KIND:
+            raise ArtifactError(f"artifact is for runtime {cfg.get('runtime')!r}, this runtime runs {RUNTIME_KIND!r}")
+        self.config = cfg
+        self.tokenizer = build_wordpiece(artifact.vocab, int(cfg["max_len"]))
+        t = artifact.tensors
+        w = {name: q.dequantize() for name, q in t.items() if name != "encoder.word.weight"}
+        kind = cfg["student"]["kind"]
+        if kind not in ENCODERS:
+            raise ArtifactError(f"artifact's student.kind {kind!r} is not one of {', '.join(ENCODERS)}")
+        self.encoder = ENCODERS[kind](cfg["student"], t["encoder.word.weight"], w)
         self.item_w, self.item_b = np.ascontiguousarray(w["head.item_head.weight"].T), w["head.item_head.bias"]
         self.prior_w, self.prior_b = w["head.prior.weight"][0], float(w["head.prior.bias"][0])
         self.recency = w["head.recency"]
@@ -91,30 +164,9 @@ class DeviceModel:
     def load(cls, path: str | Path) -> "DeviceModel":
         return cls(read_artifact(path))
 
-    def _block(self, x: np.ndarray, lin: dict) -> tuple[np.ndarray, np.ndarray]:
-        length, hidden = x.shape
-        size = hidden // self.heads
-
-        qkv = (x @ lin["qkv"][0] + lin["qkv"][1]).reshape(length, 3, self.heads, size).transpose(1, 2, 0, 3)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        probs = _softmax(q @ k.transpose(0, 2, 1) / math.sqrt(size))
-        ctx = (probs @ v).transpose(1, 0, 2).reshape(length, hidden)
-        x = _layer_norm(x + ctx @ lin["o"][0] + lin["o"][1], *lin["ln1"])
-        ff = _gelu(x @ lin["ff1"][0] + lin["ff1"][1]) @ lin["ff2"][0] + lin["ff2"][1]
-        return _layer_norm(x + ff, *lin["ln2"]), probs
-
     def encode_ids(self, ids: Sequence[int]) -> np.ndarray:
         """Pooled text vector for one tokenised text."""
-        ids = np.asarray(ids, dtype=np.int64)
-        x = gather_rows(self.word, ids) @ self.proj_t + self.pos[: len(ids)]
-        x = _layer_norm(x, *self.embed_ln)
-        for i, lin in enumerate(self.blocks):
-            x, probs = self._block(x, lin)
-            if self.keep_ratio < 1.0 and i + 1 == self.prune_after:
-                received = probs.mean(0).mean(0)
-                keep_n = max(1, math.ceil(len(x) * self.keep_ratio))
-                x = x[np.sort(np.argsort(-received, kind="stable")[:keep_n])]
-        return x.mean(0)
+        return self.encoder.encode_ids(np.asarray(ids, dtype=np.int64))
 
     def item_vector(self, text: str) -> tuple[np.ndarray, float]:
         """(normalised item vector, prior) for one item text."""

@@ -90,7 +90,7 @@ class StudentConfig(_Section):
 class DistillConfig(_Section):
     """Student training: pre-training on the transfer set, then cross-distillation (or plain KD) on the task."""
 
-    method: Literal["cross", "kd"] = "cross"
+    method: Literal["cross", "kd", "xtremedistil"] = "cross"
     pretrain_epochs: int = Field(4, ge=0)
     epochs: int = Field(3, ge=1)
     max_steps_per_epoch: int | None = Field(None, ge=1)

@@ -70,9 +70,3 @@ def test_finished_run_is_never_overwritten(tmp_path, capsys):
     assert "finished" in capsys.readouterr().err
     assert report.read_text() == '{"kept": true}'
 
-
-def test_bilstm_as_deployed_student_is_refused_before_any_work(tmp_path, capsys):
-    code = main(["compress", "--out", str(tmp_path / "run"), "--set", 'student.kind="bilstm"'])
-    assert code == 2
-    assert "device runtime runs the compact BERT" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()

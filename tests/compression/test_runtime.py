@@ -9,17 +9,18 @@ from compression.distill import StudentRec
 from compression.export import exported_state, load_quantized, quantize_state
 from compression.rechead import RecHead, pad_histories
 from compression.runtime import RUNTIME_KIND, DeviceModel, measure_inference
-from compression.student import CompactBert
+from compression.student import build_encoder
 from compression.wordpiece import build_wordpiece
 from edgefleet.config import StudentConfig
 
 TEXTS = ["Toy Story (1995) Comedy", "GoldenEye (1995) Action", "Star Wars (1977) Action Drama", "toys"]
 
 
-def make(tmp_path, toy_vocab, bits, keep_ratio=1.0):
+def make(tmp_path, toy_vocab, bits, keep_ratio=1.0, kind="bert"):
     torch.manual_seed(1)
-    cfg = StudentConfig(embed_dim=16, hidden=32, layers=2, heads=2, ffn=48, keep_ratio=keep_ratio, prune_after=1)
-    student = StudentRec(CompactBert(cfg, len(toy_vocab), 16), RecHead(32, 8, 4, 0.1), teacher_hidden=64)
+    cfg = StudentConfig(kind=kind, embed_dim=16, hidden=32, layers=2, heads=2, ffn=48, lstm_hidden=16,
+                        keep_ratio=keep_ratio, prune_after=1)
+    student = StudentRec(build_encoder(cfg, len(toy_vocab), 16), RecHead(32, 8, 4, 0.1), teacher_hidden=64)
     with torch.no_grad():
         student.head.recency.copy_(torch.randn(4))
     tensors = quantize_state(exported_state(student), bits, 16)
@@ -42,9 +43,10 @@ def torch_items(student, toy_vocab, texts, keep_ratio):
     return out
 
 
-@pytest.mark.parametrize("bits, keep_ratio", [(8, 1.0), (4, 1.0), (8, 0.5)])
-def test_runtime_matches_torch(tmp_path, toy_vocab, bits, keep_ratio):
-    student, device = make(tmp_path, toy_vocab, bits, keep_ratio)
+@pytest.mark.parametrize("bits, keep_ratio, kind", [(8, 1.0, "bert"), (4, 1.0, "bert"), (8, 0.5, "bert"),
+                                                     (8, 1.0, "bilstm"), (4, 1.0, "bilstm")])
+def test_runtime_matches_torch(tmp_path, toy_vocab, bits, keep_ratio, kind):
+    student, device = make(tmp_path, toy_vocab, bits, keep_ratio, kind)
     for (t_vec, t_prior), text in zip(torch_items(student, toy_vocab, TEXTS, keep_ratio), TEXTS):
         vec, prior = device.item_vector(text)
         assert np.abs(vec - t_vec).max() < 1e-4
@@ -88,3 +90,12 @@ def test_runtime_genre_head_matches_torch(tmp_path, toy_vocab):
         ref = torch.sigmoid(student.genre(student.encoder(ids, torch.ones_like(ids), 1.0).pooled))[0].numpy()
     got = device.genre_probs("Star Wars")
     assert got.shape == (19,) and np.abs(got - ref).max() < 1e-5
+
+
+def test_unknown_encoder_kind_is_refused(tmp_path, toy_vocab):
+    student, _ = make(tmp_path, toy_vocab, 8)
+    path = tmp_path / "odd.eflt"
+    config = {"runtime": RUNTIME_KIND, "student": {"kind": "gru"}, "max_len": 16}
+    write_artifact(path, config, toy_vocab, quantize_state(exported_state(student), 8, 16))
+    with pytest.raises(ArtifactError, match="gru"):
+        DeviceModel.load(path)
