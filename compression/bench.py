@@ -3,6 +3,7 @@ teacher in the same process, and print each figure beside the compression target
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -37,7 +38,7 @@ def verdicts(report: dict) -> list[tuple[str, float, float, float | None, str]]:
 
 def run_bench_compress(cfg: Config, out: Path, reporter: Reporter) -> dict:
     report = run_compress(cfg, out, reporter)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 110)
     table = Table(title=f"bench compress ({cfg.preset} preset): student vs teacher, measured in one process")
     for col in ("figure", "measured", "required", "goal", "verdict"):
         table.add_column(col, justify="left" if col in ("figure", "verdict") else "right")
