@@ -184,10 +184,15 @@ def _genre_loss(student: StudentRec, genre: GenreInputs, gen: torch.Generator, b
     return 0.5 * labels + 0.5 * F.binary_cross_entropy_with_logits(logits, genre.teacher_probs[idx])
 
 
-def _kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, known: torch.Tensor, t: float) -> torch.Tensor:
-    """Temperature-softened KL(teacher || student) over each row's candidates (the user's own items excluded)."""
-    log_t = F.log_softmax(teacher_logits.masked_fill(known, -1e4) / t, dim=-1)
-    log_s = F.log_softmax(student_logits.masked_fill(known, -1e4) / t, dim=-1)
+def softened_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, t: float,
+                known: torch.Tensor | None = None) -> torch.Tensor:
+    """T^2 KL(teacher || student) at temperature t over each row's candidates; `known` ones (the user's own items)
+    are left out. The T^2 keeps gradients comparable across temperatures."""
+    if known is not None:
+        teacher_logits = teacher_logits.masked_fill(known, -1e4)
+        student_logits = student_logits.masked_fill(known, -1e4)
+    log_t = F.log_softmax(teacher_logits / t, dim=-1)
+    log_s = F.log_softmax(student_logits / t, dim=-1)
     return F.kl_div(log_s, log_t, log_target=True, reduction="batchmean") * t * t
 
 
@@ -261,7 +266,7 @@ class TaskStage:
                     s_logits = head.logits(head.user_vectors(hist, batch.hist_mask), items, prior)
                     t_logits, t_pooled = self._teacher_logits(batch, t_bank)
                     loss = weights.task * task_loss(s_logits, batch)
-                    loss = loss + weights.kd * _kl(t_logits.detach(), s_logits, batch.known, cfg.temperature)
+                    loss = loss + weights.kd * softened_kl(t_logits.detach(), s_logits, cfg.temperature, batch.known)
                     if weights.hidden:
                         loss = loss + weights.hidden * F.mse_loss(student.hid_proj(out.pooled), t_pooled.detach())
                     if weights.attn and out.attention is not None:
@@ -274,8 +279,8 @@ class TaskStage:
                     opt.step()
                     t_loss = torch.zeros(())
                     if self.interplay:
-                        t_loss = task_loss(t_logits, batch) + cfg.w_agree * _kl(
-                            s_logits.detach(), t_logits, batch.known, cfg.temperature)
+                        t_loss = task_loss(t_logits, batch) + cfg.w_agree * softened_kl(
+                            s_logits.detach(), t_logits, cfg.temperature, batch.known)
                         self.t_opt.zero_grad()
                         t_loss.backward()
                         self.t_opt.step()

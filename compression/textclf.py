@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compression.artifact import read_artifact, size_breakdown, write_artifact
+from compression.distill import softened_kl
 from compression.export import SIZE_GROUPS, exported_state, load_quantized, quantize_state
 from compression.minilm import load_minilm, model_digest
 from compression.teacher import ItemTokens, encode_texts
@@ -111,12 +112,6 @@ def cached_teacher(cfg: Config, task: TextTask, teacher: TextTeacher, train: Enc
     return log, cache
 
 
-def softened_kl(target_logits: torch.Tensor, logits: torch.Tensor, t: float) -> torch.Tensor:
-    """T^2 KL(target || model) at temperature t (the T^2 keeps gradients comparable across temperatures)."""
-    return F.kl_div(F.log_softmax(logits / t, -1), F.log_softmax(target_logits / t, -1), log_target=True,
-                    reduction="batchmean") * t * t
-
-
 def distill(student: TextStudent, teacher: TextTeacher, train: Encoded, valid: Encoded, cfg: DistillConfig,
             rep: Reporter) -> list[dict]:
     """Cross-distillation (`cfg.method` "cross": dynamic interplay + hidden matching) or plain KD (frozen teacher);
@@ -167,6 +162,9 @@ def distill(student: TextStudent, teacher: TextTeacher, train: Encoded, valid: E
 
 def run_textclf(cfg: Config, train_path: Path, valid_path: Path, out: Path, rep: Reporter) -> dict:
     """The whole run: data -> teacher -> pruning -> integrated student -> distillation -> int8/int4 artifact."""
+    if cfg.distill.method not in ("cross", "kd"):
+        raise ConfigError(f"distill.method {cfg.distill.method!r} is for the recommendation students; "
+                          "--train/--valid distils with 'cross' or 'kd'")
     started = time.perf_counter()
     with rep.stage("load and check the data"):
         task = load_text_task(train_path, valid_path)
