@@ -70,3 +70,14 @@ def test_finished_run_is_never_overwritten(tmp_path, capsys):
     assert "finished" in capsys.readouterr().err
     assert report.read_text() == '{"kept": true}'
 
+
+
+def test_text_task_refuses_the_recommendation_only_method(tmp_path, capsys):
+    train, valid = tmp_path / "t.csv", tmp_path / "v.csv"
+    for f in (train, valid):
+        f.write_text("text,label\nsunny day,weather\nbake bread,cooking\n")
+    code = main(["compress", "--train", str(train), "--valid", str(valid), "--out", str(tmp_path / "run"),
+                 "--set", 'distill.method="xtremedistil"'])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "'cross' or 'kd'" in err
+    assert not (tmp_path / "run").exists()
