@@ -13,7 +13,6 @@ from edgefleet.errors import ConfigError, EdgeFleetError, NotBuiltError
 
 # Subcommands declared by the design but not implemented yet, with the capability that will bring them.
 NOT_BUILT = {
-    "simulate": "the federated simulation",
     "stress": "memory stress-testing",
     "dashboard": "the Streamlit dashboard",
 }
@@ -54,14 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("simulate", "Flower simulation of the model on an emulated device fleet")
     _config_args(p)
-    p.add_argument("--devices", type=int)
-    p.add_argument("--rounds", type=int)
-    p.add_argument("--cohort", type=int)
-    p.add_argument("--dp-noise", type=float)
-    p.add_argument("--dp-clip", type=float)
-    p.add_argument("--secagg", action="store_true")
-    p.add_argument("--resume", type=Path)
-    p.add_argument("--out", type=Path)
+    p.add_argument("--devices", type=int, help="population size (sim.devices)")
+    p.add_argument("--rounds", type=int, help="federated rounds (sim.rounds)")
+    p.add_argument("--cohort", type=int, help="devices sampled per round (sim.cohort)")
+    p.add_argument("--model", type=Path, help="model.eflt to deploy (default: compress one into the run directory)")
+    p.add_argument("--dp-noise", type=float, help="client-level DP noise multiplier [not built yet]")
+    p.add_argument("--dp-clip", type=float, help="client-level DP clipping norm [not built yet]")
+    p.add_argument("--secagg", action="store_true", help="SecAgg+ aggregation [not built yet]")
+    p.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted run after its last round")
+    p.add_argument("--out", type=Path, help="new run directory")
 
     p = add("stress", "sweep device memory budgets and model variants")
     _config_args(p, presets=("quick", "full"))
@@ -122,6 +122,35 @@ def cmd_compress(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from edgefleet.progress import Reporter
+    from edgefleet.report_view import print_sim_summary
+    from simulation.run import run_simulate
+
+    if args.dp_noise is not None or args.dp_clip is not None or args.secagg:
+        raise NotBuiltError("differential privacy and SecAgg+ for simulate are not built yet")
+    reporter = Reporter(enabled=not args.quiet)
+    if args.resume is not None:
+        if args.out is not None or args.config or args.preset or args.overrides or args.model or \
+                any(v is not None for v in (args.devices, args.rounds, args.cohort)):
+            raise ConfigError("--resume DIR takes its config from DIR; give no other run options with it")
+        summary = run_simulate(None, args.resume, reporter, resume=True)
+        print_sim_summary(summary, args.resume)
+        return 0
+    if args.out is None:
+        raise ConfigError("simulate needs --out DIR (or --resume DIR)")
+    sim = {"devices": args.devices, "rounds": args.rounds, "cohort": args.cohort, "model": args.model}
+    args.overrides = [*args.overrides, *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None)]
+    cfg = _load(args)
+    summary = run_simulate(cfg, args.out, reporter)
+    print_sim_summary(summary, args.out)
+    return 0
+
+
+def _toml(value: object) -> str:
+    return f'"{value}"' if isinstance(value, Path) else str(value)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.which != "compress":
         raise NotBuiltError(f"'edgefleet bench {args.which}' is not built yet (it comes with its capability)")
@@ -152,6 +181,7 @@ def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "teacher": cmd_teacher,
     "compress": cmd_compress,
+    "simulate": cmd_simulate,
     "bench": cmd_bench,
     "demo": cmd_demo,
     **{name: _not_built(name) for name in NOT_BUILT},

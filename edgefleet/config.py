@@ -125,6 +125,27 @@ class MeasureConfig(_Section):
     latency_repeats: int = Field(3, ge=1)
 
 
+class SimConfig(_Section):
+    """The federated simulation (DESIGN.md §3, §4): the fleet, the rounds, and each device's local work."""
+
+    devices: int = Field(1000, ge=1, le=1_000_000)
+    rounds: int = Field(10, ge=1, le=10_000)
+    cohort: int = Field(100, ge=1, le=10_000)
+    seed: int = 0
+    model: Path | None = None  # a model.eflt to deploy; unset: `compress` builds one into the run directory
+    population: Path | None = None  # a CSV/Parquet of device profiles; unset: drawn from the phone tiers
+    min_items: int = Field(4, ge=2)  # shortest window of a user's history one device holds
+    local_epochs: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)
+    negatives: int = Field(32, ge=1)
+    lr: float = Field(0.05, gt=0)
+    personal_lr: float = Field(0.5, ge=0)
+    fallback: Literal["ladder", "none"] = "ladder"
+    update_bits: Literal[32, 8] = 32
+    deadline_s: float = Field(30.0, gt=0)  # on the virtual clock; devices later than this are stragglers
+    workers: int = Field(2, ge=1, le=64)  # Ray actors running ClientApp calls (one CPU each)
+
+
 class Config(_Section):
     """Everything one EdgeFleet command needs."""
 
@@ -138,11 +159,14 @@ class Config(_Section):
     distill: DistillConfig = DistillConfig()
     quant: QuantConfig = QuantConfig()
     measure: MeasureConfig = MeasureConfig()
+    sim: SimConfig = SimConfig()
 
     @model_validator(mode="after")
     def _check(self) -> "Config":
         if self.teacher.negatives < self.teacher.batch_size // 4:
             raise ValueError("teacher.negatives must be at least a quarter of teacher.batch_size")
+        if self.sim.cohort > self.sim.devices:
+            raise ValueError(f"sim.cohort ({self.sim.cohort}) cannot exceed sim.devices ({self.sim.devices})")
         return self
 
 
@@ -157,6 +181,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                     "transfer_size": 400},
         "quant": {"qat_steps": 2},
         "measure": {"latency_texts": 40, "latency_repeats": 1},
+        "sim": {"devices": 200, "rounds": 2, "cohort": 16},
     },
 }
 

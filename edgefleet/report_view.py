@@ -97,3 +97,40 @@ def print_textclf_report(report: dict, out: Path) -> None:
     console.print(f"retention (student / teacher accuracy) {kept}; artifact {report['artifact_bytes']:,} bytes")
     console.print(f"artifact: {report['artifact_path']}")
     console.print(f"report: {out / 'compression_report.json'}")
+
+
+def print_sim_summary(summary: dict, out: Path) -> None:
+    """Headline figures of a simulation and its outcomes per phone tier."""
+    console = Console(width=None if sys.stdout.isatty() else 110)
+    s = summary
+    head = Table(title=f"{s['devices']:,} devices, {s['rounds']} rounds, cohort {s['cohort']}")
+    head.add_column("figure")
+    head.add_column("value", justify="right")
+    rows = [
+        ("HR@10 start -> end (delta)", f"{s['hr@10_start']:.4f} -> {s['hr@10']:.4f} ({s['hr@10_delta']:+.4f})"),
+        ("NDCG@10 start -> end (delta)",
+         f"{s['ndcg@10_start']:.4f} -> {s['ndcg@10']:.4f} ({s['ndcg@10_delta']:+.4f})"),
+        ("participation / oom / dropout / straggler / error",
+         " / ".join(f"{s[k]:.3f}" for k in ("participation_rate", "oom_rate", "dropout_rate", "straggler_rate",
+                                            "error_rate"))),
+        ("on-device inference p50 / p95 (ms, device clock)",
+         f"{s['latency_ms_p50'] or 0:.1f} / {s['latency_ms_p95'] or 0:.1f}"),
+        ("on-device training p50 / p95 (ms, device clock)", f"{s['train_ms_p50'] or 0:.1f} / {s['train_ms_p95'] or 0:.1f}"),
+        ("virtual round time (mean s)", f"{s['round_virtual_s_mean']:.2f}"),
+        ("wall per round (mean s) / device-rounds per s", f"{s['round_wall_s_mean']:.2f} / {s['device_rounds_per_s']:.2f}"),
+        ("peak RSS of the process tree", f"{s['peak_rss_bytes'] / 2**30:.2f} GiB"),
+        ("bytes up / down", f"{s['bytes_up']:,} / {s['bytes_down']:,}"),
+        ("epsilon", "none (no DP)" if s["epsilon"] is None else f"{s['epsilon']:.3f}"),
+    ]
+    for name, value in rows:
+        head.add_row(name, value)
+    console.print(head)
+    tiers = Table(title="Outcomes per tier (device-rounds)")
+    outcomes = ("ok", "oom", "dropout", "straggler", "error")
+    tiers.add_column("tier")
+    for o in outcomes:
+        tiers.add_column(o, justify="right")
+    for tier, counts in sorted(s["outcomes_by_tier"].items(), key=lambda kv: float(kv[0][4:].rstrip("gb+"))):
+        tiers.add_row(tier, *(str(counts.get(o, 0)) for o in outcomes))
+    console.print(tiers)
+    console.print(f"summary: {out / 'summary.json'}  (wall {s['wall_s']:.1f} s)")

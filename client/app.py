@@ -1,0 +1,50 @@
+"""The ClientApp: one phone's round of on-device recommendation work (client/device.py) behind Flower's Message API.
+
+In simulation the server tells each node which emulated device it is this round (`device` in the config record);
+on Flower's Deployment Engine a real SuperNode would say who it is with `--node-config "device=..."` and run the
+same code. A device that runs out of memory or drops out still replies, with its outcome and no arrays.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from threadpoolctl import threadpool_limits
+
+from client.device import DeviceJob, DeviceReport, run_device, worker
+
+app = ClientApp()
+
+
+def _run_dir(context: Context) -> str:
+    return str(context.run_config["run-dir"])
+
+
+def reply_content(report: DeviceReport) -> RecordDict:
+    metrics = {k: (float(v) if isinstance(v, float) else int(v)) for k, v in report.metrics().items()
+               if isinstance(v, (int, float))}
+    metrics["num-examples"] = report.examples if report.update is not None else 0
+    content = RecordDict({"metrics": MetricRecord(metrics),
+                          "outcome": ConfigRecord({"outcome": report.outcome, "plan": report.plan,
+                                                   "error": report.error})})
+    if report.update is not None:
+        content["arrays"] = ArrayRecord({k: Array(v) for k, v in report.update.items()})
+    return content
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    config = dict(msg.content["config"])
+    if "device" not in config:  # Deployment Engine: the node knows which device it is
+        config["device"] = context.node_config["device"]
+    job = DeviceJob.from_config(config)
+    shared = {k: a.numpy() for k, a in msg.content["arrays"].items()}
+    try:
+        with threadpool_limits(limits=1):
+            report = run_device(worker(_run_dir(context)), job, shared)
+    except Exception as exc:  # a device that raises is an outcome of the round, not a failure of the run
+        report = DeviceReport("error", error=f"{type(exc).__name__}: {exc}"[:500])
+        traceback.print_exc()
+    return Message(content=reply_content(report), reply_to=msg)

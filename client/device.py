@@ -1,0 +1,291 @@
+"""One emulated phone's round: rank candidates for its user, fine-tune the shared head, keep a personal vector.
+
+The deployed artifact's encoder is frozen INT8 on the device; only the recommendation head (compression/heads.py)
+is trained and shared. The personal vector, added to the user representation, is trained alongside and stays in
+the device's own storage (`device_state/<device>.npz` in the run directory), across rounds and restarts.
+
+Everything a device does runs under its memory budget (client/memcap.py). If it does not fit, the fallback policy
+walks down a ladder (smaller batch, shorter texts, inference only) before the device gives up with `oom`. Compute
+time is this thread's CPU time (immune to the other workers on the host) times the device's CPU factor.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from client.memcap import MemoryCap
+from compression.heads import Examples, Params, item_table, loss_and_grads, right_aligned, user_vectors
+from compression.quantize import QTensor
+from compression.runtime import DeviceModel
+from compression.update_codec import encode_update
+from edgefleet.fleet import DATA, FLEET_DIR, FleetData, load_item_texts
+
+MODEL = "model.eflt"
+STATE_DIR = "device_state"
+OUTCOMES = ("ok", "oom", "dropout", "straggler", "error")
+
+
+@dataclass(frozen=True)
+class DeviceJob:
+    """What the server asks of one device in one round (sent in the message's config record)."""
+
+    device: int
+    server_round: int
+    seed: int
+    budget_bytes: int
+    cpu_factor: float
+    down_bps: float
+    up_bps: float
+    dropout: float
+    epochs: int = 1
+    batch_size: int = 32
+    negatives: int = 32
+    lr: float = 0.05
+    personal_lr: float = 0.5
+    fallback: str = "ladder"
+    update_bits: int = 32
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "DeviceJob":
+        kinds = {f.name: f.type for f in fields(cls)}
+        cast = {"int": int, "float": float, "str": str}
+        return cls(**{k.replace("-", "_"): cast[kinds[k.replace("-", "_")]](v) for k, v in config.items()
+                      if k.replace("-", "_") in kinds})
+
+    def to_config(self) -> dict[str, Any]:
+        return {k.replace("_", "-"): v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One rung of the fallback ladder."""
+
+    name: str
+    train: bool
+    batch_div: int
+    max_tokens: int | None
+
+
+LADDER = (Plan("full", True, 1, None), Plan("small-batch", True, 4, None), Plan("short-text", True, 4, 12),
+          Plan("inference-only", False, 1, 12))
+
+
+def _array_bytes(obj: Any, seen: set[int]) -> int:
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, QTensor):
+        return obj.nbytes
+    if isinstance(obj, dict):
+        return sum(_array_bytes(v, seen) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_array_bytes(v, seen) for v in obj)
+    if hasattr(obj, "__dict__"):
+        return sum(_array_bytes(v, seen) for v in vars(obj).values())
+    return 0
+
+
+class Worker:
+    """What one worker process loads once and every device it emulates shares: the artifact, catalogue, fleet."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.model = DeviceModel.load(run_dir / MODEL)
+        self.texts = load_item_texts(run_dir / FLEET_DIR)
+        self.fleet = FleetData.load(run_dir / FLEET_DIR / DATA)
+        self.history_len = int(self.model.config["history_len"])
+        # Resident size of the loaded model on a device: its weights as the runtime holds them, and the vocabulary.
+        vocab = sum(len(t) + 1 for t in self.model.tokenizer.get_vocab())
+        self.model_bytes = _array_bytes(self.model, set()) + vocab
+        (run_dir / STATE_DIR).mkdir(exist_ok=True)
+
+    def tokens(self, items: np.ndarray) -> list[list[int]]:
+        return [self.model.tokenizer.encode(self.texts[int(i)]).ids for i in items]
+
+
+@functools.lru_cache(maxsize=2)
+def worker(run_dir: str) -> Worker:
+    """One Worker per process and run directory."""
+    return Worker(Path(run_dir))
+
+
+@dataclass
+class DeviceReport:
+    outcome: str
+    plan: str = ""
+    peak_bytes: int = 0
+    allowance_bytes: int = 0
+    host_infer_ms: float = 0.0
+    host_train_ms: float = 0.0
+    infer_ms: float = 0.0
+    train_ms: float = 0.0
+    comm_ms: float = 0.0
+    virtual_ms: float = 0.0
+    bytes_down: int = 0
+    bytes_up: int = 0
+    examples: int = 0
+    loss: float = float("nan")
+    hit: float = float("nan")
+    ndcg: float = float("nan")
+    attempts: int = 0
+    error: str = ""
+    update: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    def metrics(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "update"}
+
+
+class PersonalState:
+    """The device's personal vector in its own storage. The previous value is kept so that a round that is redone
+    after an interruption starts from what the device had before it."""
+
+    def __init__(self, path: Path, dim: int):
+        self.path, self.dim = path, dim
+
+    def load(self, server_round: int) -> np.ndarray:
+        if not self.path.exists():
+            return np.zeros(self.dim, dtype=np.float32)
+        with np.load(self.path) as z:
+            if int(z["round"]) < server_round:
+                return z["state"].copy()
+            return z["prev_state"].copy() if int(z["prev_round"]) < server_round else np.zeros(self.dim, np.float32)
+
+    def save(self, state: np.ndarray, server_round: int) -> None:
+        prev, prev_round = np.zeros(self.dim, np.float32), -1
+        if self.path.exists():
+            with np.load(self.path) as z:
+                if int(z["round"]) < server_round:
+                    prev, prev_round = z["state"].copy(), int(z["round"])
+                else:
+                    prev, prev_round = z["prev_state"].copy(), int(z["prev_round"])
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, state=state.astype(np.float32), round=server_round, prev_state=prev, prev_round=prev_round)
+        tmp.replace(self.path)
+
+
+def _truncate(ids: list[int], max_tokens: int | None) -> list[int]:
+    if max_tokens is None or len(ids) <= max_tokens:
+        return ids
+    return ids[: max_tokens - 1] + ids[-1:]  # keep [SEP]
+
+
+def _rank_metrics(scores: np.ndarray, k: int) -> tuple[float, float]:
+    """Hit and NDCG at k of candidate 0 against the others (ties count half, as the protocol's expectation)."""
+    greater = float((scores[1:] > scores[0]).sum())
+    ties = float((scores[1:] == scores[0]).sum())
+    rank = greater + ties / 2.0
+    return float(rank < k), float(1.0 / np.log2(rank + 2.0)) if rank < k else 0.0
+
+
+def _work(w: Worker, job: DeviceJob, shared: Params, personal: np.ndarray, plan: Plan, ids: list[list[int]],
+          n_eval: int, n_hist: int, rng: np.random.Generator) -> tuple[dict, Params | None, np.ndarray]:
+    """The capped part. `ids` are the tokens of the local table: `n_eval` evaluation candidates (the held-out test
+    item first), then the history (oldest first, ending with the held-out validation item), then negatives."""
+    t0 = time.thread_time()
+    pooled = np.stack([w.model.encode_ids(_truncate(x, plan.max_tokens)) for x in ids]).astype(np.float32)
+    items, prior = item_table(shared, pooled)
+    ctx, mask = right_aligned([np.arange(n_eval, n_eval + n_hist)], w.history_len)
+    user = user_vectors(shared, items, ctx, mask, personal)[0]
+    scores = float(np.exp(shared["head.log_scale"][0])) * (items[:n_eval] @ user) + prior[:n_eval]
+    top = np.argsort(-scores, kind="stable")[:10]  # the user's top-10, what the app would show
+    hit, ndcg = _rank_metrics(scores, 10)
+    out = {"infer_s": time.thread_time() - t0, "hit": hit, "ndcg": ndcg, "top": top, "loss": float("nan"),
+           "examples": 0, "train_s": 0.0}
+    if not plan.train:
+        return out, None, personal
+    t1 = time.thread_time()
+    del items, prior
+    pooled = pooled[n_eval:]  # training sees the device's own items and the negatives only
+    seq = np.arange(n_hist - 1)  # its train items, without the held-out validation item
+    neg = np.arange(n_hist, len(pooled))
+    positions = np.arange(1, len(seq))
+    if len(positions) == 0:
+        return out, None, personal
+    ctx, mask = right_aligned([seq[:t] for t in positions], w.history_len)
+    cand = np.concatenate([seq[positions][:, None], np.broadcast_to(neg, (len(positions), len(neg)))], axis=1)
+    ex = Examples(ctx, mask, cand, np.ones(cand.shape, dtype=bool))
+    new = {k: v.copy() for k, v in shared.items()}
+    personal = personal.copy()
+    batch = max(1, job.batch_size // plan.batch_div)
+    losses = []
+    for _ in range(job.epochs):
+        order = rng.permutation(len(positions))
+        for start in range(0, len(order), batch):
+            loss, grads, d_personal = loss_and_grads(new, pooled, ex.take(order[start:start + batch]), personal)
+            for k, g in grads.items():
+                new[k] -= job.lr * g
+            personal -= job.personal_lr * d_personal
+            losses.append(loss)
+    out.update(loss=float(np.mean(losses[-max(1, len(losses) // job.epochs):])), examples=int(len(positions)),
+               train_s=time.thread_time() - t1)
+    return out, new, personal
+
+
+def _warm_blas() -> None:
+    """OpenBLAS maps its per-thread work buffer on first use and aborts the process if that fails: map it here,
+    outside any cap, in the thread that will do the work."""
+    for dtype in (np.float32, np.float64):
+        a = np.ones((384, 384), dtype=dtype)  # large enough to skip the small-matrix kernels
+        (a @ a) @ a[0]
+
+
+def run_device(w: Worker, job: DeviceJob, shared: Params) -> DeviceReport:
+    """The device's whole round; every way it can end is an outcome, never an exception."""
+    rng = np.random.default_rng([job.seed, job.server_round, job.device, 0xDE71CE])
+    report = DeviceReport("ok", bytes_down=sum(v.nbytes for v in shared.values()))
+    if rng.random() < job.dropout:
+        report.outcome = "dropout"
+        return report
+    f = w.fleet
+    user_row = f.user_row(int(f.device_user[job.device]))
+    own = f.device_items(job.device).astype(np.int64)
+    hist = np.append(own, f.valid[user_row])
+    eval_cand = np.concatenate([[f.test[user_row]], f.negatives[user_row]]).astype(np.int64)
+    # Training negatives: items the device has not seen, and not the evaluation candidates, so that the local
+    # table is [evaluation candidates | history and negatives] and training touches only its second part.
+    pool = np.setdiff1d(np.arange(len(w.texts)), np.concatenate([own, [f.valid[user_row]], eval_cand]))
+    neg = rng.choice(pool, size=min(job.negatives, len(pool)), replace=False)
+    local = np.concatenate([eval_cand, hist, neg])
+    ids = w.tokens(local)  # outside the cap: the Rust tokenizer aborts the process if an allocation fails
+    state = PersonalState(w.run_dir / STATE_DIR / f"{job.device}.npz", len(shared["head.user_head.bias"]))
+    personal = state.load(job.server_round)
+    report.allowance_bytes = job.budget_bytes - w.model_bytes
+    _warm_blas()
+    plans = LADDER if job.fallback == "ladder" else LADDER[:1]
+    result = None
+    for plan in plans:
+        report.attempts += 1
+        if report.allowance_bytes <= 0:  # the model itself does not fit
+            break
+        cap = MemoryCap(report.allowance_bytes)
+        with cap:
+            result = _work(w, job, shared, personal, plan, ids, len(eval_cand), len(hist), rng)
+        report.peak_bytes = max(report.peak_bytes, cap.result.peak_bytes)
+        if not cap.result.oom:
+            report.plan = plan.name
+            break
+        result = None
+    if result is None:
+        report.outcome = "oom"
+        return report
+    out, new, personal = result
+    report.peak_bytes = cap.result.peak_bytes
+    report.host_infer_ms, report.host_train_ms = out["infer_s"] * 1e3, out["train_s"] * 1e3
+    report.infer_ms = report.host_infer_ms * job.cpu_factor
+    report.train_ms = report.host_train_ms * job.cpu_factor
+    report.hit, report.ndcg, report.loss, report.examples = out["hit"], out["ndcg"], out["loss"], out["examples"]
+    if new is not None:
+        report.update = encode_update(new, shared, job.update_bits)
+        report.bytes_up = sum(v.nbytes for v in report.update.values())
+        state.save(personal, job.server_round)
+    report.comm_ms = 1e3 * (8 * report.bytes_down / job.down_bps + 8 * report.bytes_up / job.up_bps)
+    report.virtual_ms = report.infer_ms + report.train_ms + report.comm_ms
+    return report

@@ -1,0 +1,104 @@
+"""A simulation's results in its run directory, written as the run goes and readable while it does.
+
+    results/start.json                  global evaluation of the deployed model before any round
+    results/devices/round-00001.parquet one row per device sampled in round 1 (its outcome, memory, latency, ...)
+    results/rounds/round-00001.parquet  one row for round 1 (outcome counts, virtual round time, global metrics)
+    checkpoints/round-00001.npz         the shared weights after round 1: the round's commit marker
+    results/finished.json               written once the last round is committed
+
+Each file is written to a temporary name and renamed, so a reader never sees half a file and a killed run leaves
+whole rounds only. A round counts once its checkpoint exists; `discard_after` removes the parts of a round that was
+interrupted before its checkpoint, so that a resumed run writes every round exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+RESULTS = "results"
+CHECKPOINTS = "checkpoints"
+START = "start.json"
+FINISHED = "finished.json"
+SUMMARY = "summary.json"
+SIM_CONFIG = "sim_config.json"
+
+
+def _name(server_round: int, suffix: str) -> str:
+    return f"round-{server_round:05d}.{suffix}"
+
+
+def _round_of(path: Path) -> int:
+    return int(path.name.split("-")[1].split(".")[0])
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class Results:
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.dir = self.run_dir / RESULTS
+        self.ckpt = self.run_dir / CHECKPOINTS
+
+    def ensure(self) -> None:
+        for d in (self.dir / "devices", self.dir / "rounds", self.ckpt):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # Writing (the ServerApp).
+    def write_start(self, metrics: Mapping) -> None:
+        _atomic(self.dir / START, lambda p: p.write_text(json.dumps(dict(metrics), indent=1)))
+
+    def commit_round(self, server_round: int, devices: pd.DataFrame, round_row: Mapping,
+                     weights: Mapping[str, np.ndarray]) -> None:
+        _atomic(self.dir / "devices" / _name(server_round, "parquet"), lambda p: devices.to_parquet(p, index=False))
+        _atomic(self.dir / "rounds" / _name(server_round, "parquet"),
+                lambda p: pd.DataFrame([dict(round_row)]).to_parquet(p, index=False))
+        _atomic(self.ckpt / _name(server_round, "npz"), lambda p: np.savez(open(p, "wb"), **weights))
+
+    def finish(self, info: Mapping) -> None:
+        _atomic(self.dir / FINISHED, lambda p: p.write_text(json.dumps(dict(info), indent=1)))
+
+    def discard_after(self, server_round: int) -> None:
+        """Remove what an interrupted run left of rounds after `server_round`."""
+        for folder in (self.dir / "devices", self.dir / "rounds", self.ckpt):
+            for path in folder.glob("round-*"):
+                if _round_of(path) > server_round:
+                    path.unlink()
+        for tmp in self.run_dir.rglob(".*.tmp"):
+            tmp.unlink()
+
+    # Reading (the ServerApp on resume, the launcher, the dashboard).
+    def completed_rounds(self) -> int:
+        return max((_round_of(p) for p in self.ckpt.glob("round-*.npz")), default=0)
+
+    def checkpoint(self, server_round: int) -> dict[str, np.ndarray]:
+        with np.load(self.ckpt / _name(server_round, "npz")) as z:
+            return {k: z[k] for k in z.files}
+
+    def start(self) -> dict | None:
+        path = self.dir / START
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def finished(self) -> dict | None:
+        path = self.dir / FINISHED
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def _table(self, name: str) -> pd.DataFrame:
+        done = self.completed_rounds()
+        parts = sorted(p for p in (self.dir / name).glob("round-*.parquet") if _round_of(p) <= done)
+        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True) if parts else pd.DataFrame()
+
+    def rounds(self) -> pd.DataFrame:
+        return self._table("rounds")
+
+    def devices(self) -> pd.DataFrame:
+        return self._table("devices")

@@ -1,0 +1,39 @@
+"""Global evaluation of the shared head, on the server, over every device-owned user's held-out test item.
+
+The device encoder is frozen, so the catalogue is encoded once with the device runtime and each round only the
+head changes. This is the protocol of edgefleet/task/protocol.py on each user's whole history (train + validation),
+exactly what `edgefleet compress` reports for the student: round 0 here reproduces its figure.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from compression.heads import Params, item_table, right_aligned, user_vectors
+from compression.runtime import DeviceModel
+from edgefleet.task.protocol import EvalSet, evaluate
+
+
+class HeadScorer:
+    """The protocol's Scorer for the shared head over fixed pooled item encodings."""
+
+    def __init__(self, params: Params, pooled: np.ndarray, history_len: int):
+        self.params, self.history_len = params, history_len
+        self.items, self.prior = item_table(params, pooled)
+
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        ctx, mask = right_aligned(list(histories), self.history_len)
+        users = user_vectors(self.params, self.items, ctx, mask)
+        return float(np.exp(self.params["head.log_scale"][0])) * (users @ self.items.T) + self.prior
+
+
+class GlobalEvaluator:
+    def __init__(self, model: DeviceModel, texts: Sequence[str], test: EvalSet):
+        self.pooled = np.stack([model.encode_ids(model.tokenizer.encode(t).ids) for t in texts]).astype(np.float32)
+        self.history_len = int(model.config["history_len"])
+        self.test = test
+
+    def __call__(self, params: Params) -> dict:
+        return evaluate(HeadScorer(params, self.pooled, self.history_len), self.test)

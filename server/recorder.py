@@ -1,0 +1,72 @@
+"""Turns each round's device outcomes and the global evaluation into result rows (edgefleet/results.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from flwr.app import ArrayRecord, MetricRecord
+
+from edgefleet.results import Results
+
+OUTCOMES = ("ok", "oom", "dropout", "straggler", "error")
+
+
+def round_row(r: int, devices: pd.DataFrame, available: int, deadline_s: float, metrics: dict, wall_s: float) -> dict:
+    counts = devices["outcome"].value_counts()
+    ok = devices[devices["outcome"] == "ok"]
+    replied = devices[devices["outcome"].isin(["ok", "straggler"])]
+    row = {"round": r, "sampled": len(devices), "available": available,
+           **{o: int(counts.get(o, 0)) for o in OUTCOMES},
+           "fallback": int((ok.get("plan", pd.Series(dtype=str)) != "full").sum()),
+           # Round time on the virtual clock: the slowest device inside the deadline (the deadline if any was late).
+           "round_virtual_s": float(min(replied["virtual_ms"].max() / 1e3, deadline_s)) if len(replied) else 0.0,
+           "deadline_s": deadline_s, "wall_s": wall_s,
+           "bytes_up": int(devices.get("bytes_up", pd.Series(dtype=float)).fillna(0).sum()),
+           "bytes_down": int(devices.get("bytes_down", pd.Series(dtype=float)).fillna(0).sum()),
+           "train_loss": float(ok["loss"].mean()) if len(ok) and "loss" in ok else float("nan"),
+           "device_hr@10": float(ok["hit"].mean()) if len(ok) else float("nan"),
+           "device_ndcg@10": float(ok["ndcg"].mean()) if len(ok) else float("nan")}
+    row.update({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k != "users"})
+    row.update({f"full_{k}": float(v) for k, v in metrics.get("full", {}).items()})
+    return row
+
+
+class RoundRecorder:
+    def __init__(self, results: Results, population: pd.DataFrame, evaluate: Callable[[dict], dict],
+                 deadline_s: float, round_offset: int):
+        self.results, self.population, self.evaluate_params = results, population, evaluate
+        self.deadline_s, self.round_offset = deadline_s, round_offset
+        self._devices: pd.DataFrame | None = None
+        self._available = 0
+        self._clock = time.perf_counter()
+
+    def on_devices(self, r: int, devices: pd.DataFrame, available: int) -> None:
+        profile = self.population.iloc[devices["device"].clip(lower=0).to_numpy()]
+        devices = devices.assign(tier=profile["tier"].to_numpy(), budget_bytes=profile["budget_bytes"].to_numpy(),
+                                 cpu_factor=profile["cpu_factor"].to_numpy())
+        self._devices, self._available = devices, available
+
+    def evaluate(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        """Flower's `evaluate_fn`: round 0 is the deployed model; every later call commits its round."""
+        params = {k: a.numpy() for k, a in arrays.items()}
+        if server_round == 0 and self.results.start() is not None:
+            return MetricRecord(_scalars(self.results.start()))
+        metrics = self.evaluate_params(params)
+        if server_round == 0:
+            self.results.write_start(metrics)
+            self._clock = time.perf_counter()
+            return MetricRecord(_scalars(metrics))
+        r = server_round + self.round_offset
+        wall = time.perf_counter() - self._clock
+        devices = self._devices if self._devices is not None else pd.DataFrame({"round": [], "outcome": []})
+        row = round_row(r, devices, self._available, self.deadline_s, metrics, wall)
+        self.results.commit_round(r, devices, row, params)
+        self._devices, self._clock = None, time.perf_counter()
+        return MetricRecord(_scalars(row))
+
+
+def _scalars(d: dict) -> dict:
+    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float, np.floating)) and np.isfinite(v)}

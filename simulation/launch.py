@@ -1,0 +1,221 @@
+"""Run a Flower app on Flower's simulation engine (Ray backend) with every process and file inside the run directory.
+
+`FlowerSim` starts a SuperLink in simulation mode on a free port, points a private FLWR_HOME at it, submits the app
+with `flwr run` and follows the run. Flower's own launcher (`flwr run <app> local`) would start a SuperLink on a
+fixed port that outlives the run and is shared between runs; starting it ourselves gives each run its own, lets two
+runs coexist, and lets us stop exactly the processes we started: the SuperLink's whole tree, by pid, including any
+descendant seen while the run went (Ray's processes detach into their own sessions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import psutil
+
+from edgefleet.errors import EdgeFleetError
+
+APP_PYPROJECT = """[build-system]
+requires = ["setuptools"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{name}"
+version = "1.0.0"
+
+[tool.flwr.app]
+publisher = "edgefleet"
+
+[tool.flwr.app.components]
+serverapp = "{serverapp}"
+clientapp = "{clientapp}"
+
+[tool.flwr.app.config]
+run-dir = ""
+"""
+
+
+class SimulationFailed(EdgeFleetError):
+    """The Flower run ended in failure; the message says where its log is."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_app(app_dir: Path, name: str, serverapp: str, clientapp: str) -> Path:
+    """A Flower app directory holding only its pyproject: the components live in the installed project."""
+    app_dir.mkdir(parents=True, exist_ok=True)
+    (app_dir / "pyproject.toml").write_text(APP_PYPROJECT.format(name=name, serverapp=serverapp, clientapp=clientapp))
+    return app_dir
+
+
+class FlowerSim:
+    """One SuperLink and one run; use as a context manager so that everything is stopped however it ends."""
+
+    def __init__(self, run_dir: Path, workers: int):
+        self.run_dir = run_dir.resolve()
+        self.workers = workers
+        self.home = self.run_dir / "flwr"
+        self.port = _free_port()
+        self.bin = Path(sys.executable).parent
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FLWR_"))}
+        short_tmp = self.run_dir / "tmp"
+        self.env.update({
+            "FLWR_HOME": str(self.home),
+            "RAY_TMPDIR": str(short_tmp),  # Ray's socket paths must stay under ~107 characters
+            "TMPDIR": str(short_tmp),
+            "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+            "FLWR_TELEMETRY_ENABLED": "0",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_DEDUP_LOGS": "0",
+            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
+        })
+        if len(str(short_tmp)) > 60:
+            raise EdgeFleetError(f"run directory path {self.run_dir} is too long for Ray's sockets; use a shorter --out")
+        self.superlink: subprocess.Popen | None = None
+        self.seen: dict[int, float] = {}  # pid -> create_time of every process of this run ever seen
+        self.peak_rss = 0
+        self.run_id: str | None = None
+
+    def __enter__(self) -> "FlowerSim":
+        for d in (self.home, self.run_dir / "tmp", self.run_dir / "logs"):
+            d.mkdir(parents=True, exist_ok=True)
+        log = open(self.run_dir / "logs" / "superlink.out", "ab")
+        self.superlink = subprocess.Popen(
+            [str(self.bin / "flower-superlink"), "--insecure", "--simulation", "--isolation", "subprocess",
+             "--host", "127.0.0.1", "--port", str(self.port), "--database", str(self.home / "state.db"),
+             "--log-file", str(self.run_dir / "logs" / "superlink.log"), "--disable-runtime-dependency-installation"],
+            env=self.env, cwd=self.run_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        log.close()
+        self._track()
+        deadline = time.monotonic() + 60
+        while not self._healthy():
+            if self.superlink.poll() is not None or time.monotonic() > deadline:
+                raise SimulationFailed(f"the Flower SuperLink did not start; see {self.run_dir / 'logs'}")
+            time.sleep(0.2)
+        (self.home / "config.toml").write_text(
+            f'[superlink]\ndefault = "edgefleet"\n\n[superlink.edgefleet]\naddress = "127.0.0.1:{self.port}"\n'
+            "insecure = true\n")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def _cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.bin / "flwr"), *args], env=self.env, cwd=self.run_dir, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def submit(self, app_dir: Path, supernodes: int, run_config: dict[str, str]) -> str:
+        overrides = " ".join(f"{k}={json.dumps(v)}" for k, v in run_config.items())
+        done = self._cli("run", str(app_dir), "edgefleet", "--format", "json", "--run-config", overrides,
+                         "--federation-config",
+                         f"num-supernodes={supernodes} client-resources-num-cpus=1 init-args-num-cpus={self.workers}")
+        try:
+            self.run_id = str(json.loads(done.stdout)["run-id"])
+        except (ValueError, KeyError):
+            raise SimulationFailed(f"flwr run failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+        return self.run_id
+
+    def status(self) -> str:
+        """Flower's status of the run, e.g. 'running' or 'finished:completed' / 'finished:failed'."""
+        done = self._cli("ls", "edgefleet", "--run-id", str(self.run_id), "--format", "json", timeout=60)
+        try:
+            return str(json.loads(done.stdout)["runs"][0]["status"])
+        except (ValueError, KeyError, IndexError):
+            return "unknown"
+
+    def save_log(self) -> Path:
+        path = self.run_dir / "logs" / "flower-run.log"
+        try:
+            done = self._cli("log", str(self.run_id), "edgefleet", "--show", timeout=60)
+            path.write_text(done.stdout + done.stderr)
+        except subprocess.TimeoutExpired:
+            pass
+        return path
+
+    def _track(self) -> int:
+        """Remember every process of this run and return the tree's RSS (launcher included)."""
+        procs = [psutil.Process()]
+        if self.superlink is not None:
+            try:
+                root = psutil.Process(self.superlink.pid)
+                procs += [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        rss = 0
+        for p in procs:
+            try:
+                if p.pid != os.getpid():
+                    self.seen.setdefault(p.pid, p.create_time())
+                rss += p.memory_info().rss
+            except psutil.Error:
+                pass
+        self.peak_rss = max(self.peak_rss, rss)
+        return rss
+
+    def follow(self, until: Callable[[], bool], on_tick: Callable[[], None], poll_s: float = 0.5,
+               status_every_s: float = 10.0) -> str:
+        """Poll until `until()` holds or Flower says the run finished; returns Flower's last status."""
+        last_status = time.monotonic()
+        status = "running"
+        while True:
+            self._track()
+            on_tick()
+            if until():
+                return "finished:completed"
+            if self.superlink is not None and self.superlink.poll() is not None:
+                return "superlink-exited"
+            if time.monotonic() - last_status > status_every_s:
+                status, last_status = self.status(), time.monotonic()
+                if status.startswith("finished") and not until():
+                    return status
+            time.sleep(poll_s)
+
+    def stop(self) -> None:
+        """SIGTERM every process of the run (the SuperLink first, so it stops launching), then SIGKILL leftovers."""
+        self._track()
+        if self.superlink is not None and self.superlink.poll() is None:
+            self.superlink.send_signal(signal.SIGTERM)
+        alive = []
+        for pid, created in self.seen.items():
+            try:
+                p = psutil.Process(pid)
+                if p.create_time() == created:  # the same process, not a recycled pid
+                    p.terminate()
+                    alive.append(p)
+            except psutil.Error:
+                pass
+        _, still = psutil.wait_procs(alive, timeout=10)
+        for p in still:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(still, timeout=5)
+        if self.superlink is not None:
+            try:
+                self.superlink.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.superlink.kill()

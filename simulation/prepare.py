@@ -1,0 +1,70 @@
+"""Everything a simulation reads, put in its run directory before Flower starts: config, model, fleet."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from compression.artifact import read_artifact
+from compression.runtime import RUNTIME_KIND
+from edgefleet.config import Config
+from edgefleet.errors import ConfigError, DataError
+from edgefleet.fleet import DATA, FLEET_DIR, ITEMS, POPULATION
+from edgefleet.progress import Reporter
+from edgefleet.results import SIM_CONFIG
+from edgefleet.rundir import write_json
+from edgefleet.task.bundle import load_task
+from simulation.population import draw_population, load_population
+from simulation.shards import assign_devices
+
+MODEL = "model.eflt"
+
+
+def deployable(path: Path) -> Path:
+    """The artifact, checked before any simulation work: it must be readable and made for the device runtime."""
+    artifact = read_artifact(path)  # refuses truncated, corrupt and wrong-version files with one line
+    if artifact.config.get("runtime") != RUNTIME_KIND:
+        raise DataError(f"{path} is a {artifact.config.get('runtime')!r} model; simulate deploys {RUNTIME_KIND!r}")
+    return path
+
+
+def build_model(cfg: Config, out: Path, reporter: Reporter) -> Path:
+    """The configured artifact, or one compressed now (cached students make this fast after `make demo`)."""
+    if cfg.sim.model is not None:
+        return deployable(cfg.sim.model)
+    from compression.pipeline import ARTIFACT, run_compress
+
+    reporter.log("no sim.model given: compressing the teacher first (--set sim.model=PATH deploys an artifact)")
+    quiet = cfg.model_copy(update={"distill": cfg.distill.model_copy(update={"ablation": False})})
+    run_compress(quiet, out / "compress", reporter)
+    return out / "compress" / ARTIFACT
+
+
+def population_for(cfg: Config) -> pd.DataFrame:
+    s = cfg.sim
+    if s.population is None:
+        return draw_population(s.devices, s.seed)
+    frame = load_population(s.population)
+    if len(frame) < s.devices:
+        raise ConfigError(f"population file {s.population} has {len(frame)} devices; sim.devices is {s.devices}")
+    return frame.iloc[: s.devices].reset_index(drop=True)
+
+
+def prepare_fleet(cfg: Config, out: Path, reporter: Reporter) -> None:
+    population = population_for(cfg)  # first: a bad profile file fails before any slow work
+    with reporter.stage("prepare the model"):
+        model = build_model(cfg, out, reporter)
+        if model.resolve() != (out / MODEL).resolve():
+            shutil.copyfile(model, out / MODEL)
+    with reporter.stage(f"give {cfg.sim.devices:,} devices their data and profiles"):
+        task = load_task(cfg.task)
+        fleet_dir = out / FLEET_DIR
+        fleet_dir.mkdir(exist_ok=True)
+        assign_devices(task.split, cfg.sim.devices, cfg.sim.seed, cfg.task.num_negatives,
+                       cfg.sim.min_items).save(fleet_dir / DATA)
+        (fleet_dir / ITEMS).write_text(json.dumps(task.catalogue.item_texts()))
+        population.to_parquet(fleet_dir / POPULATION, index=False)
+    write_json(out / SIM_CONFIG, json.loads(cfg.model_dump_json()))

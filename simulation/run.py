@@ -1,0 +1,117 @@
+"""`edgefleet simulate`: prepare the run directory, run the Flower app on the simulation engine, follow it, summarise.
+
+A run that is interrupted (Ctrl-C, a killed process) keeps every committed round; `--resume DIR` starts Flower
+again on the same directory and the ServerApp carries on after the last committed round.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from edgefleet.config import Config
+from edgefleet.errors import RunDirError
+from edgefleet.progress import Reporter
+from edgefleet.results import SIM_CONFIG, SUMMARY, Results
+from edgefleet.rundir import prepare, write_json
+from simulation.launch import FlowerSim, SimulationFailed, write_app
+from simulation.prepare import prepare_fleet
+
+SERVERAPP = "server.app:app"
+CLIENTAPP = "client.app:app"
+
+
+def load_resumable(run_dir: Path) -> Config:
+    if not (run_dir / SIM_CONFIG).exists():
+        raise RunDirError(f"--resume {run_dir}: no {SIM_CONFIG} there; it is not a simulation run directory")
+    if (run_dir / SUMMARY).exists():
+        raise RunDirError(f"--resume {run_dir}: the run is finished ({SUMMARY} exists)")
+    return Config.model_validate(json.loads((run_dir / SIM_CONFIG).read_text()))
+
+
+def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool = False) -> dict:
+    started = time.perf_counter()
+    if resume:
+        cfg = load_resumable(out)
+        reporter.log(f"resuming {out} after round {Results(out).completed_rounds()} of {cfg.sim.rounds}")
+    else:
+        out = prepare(out, SUMMARY)
+        if (out / SIM_CONFIG).exists():
+            raise RunDirError(f"{out} holds an unfinished simulation; continue it with --resume {out}")
+        prepare_fleet(cfg, out, reporter)
+    results = Results(out)
+    app_dir = write_app(out / "app", "edgefleet", SERVERAPP, CLIENTAPP)
+    with FlowerSim(out, cfg.sim.workers) as sim:
+        run_started = time.perf_counter()
+        sim.submit(app_dir, cfg.sim.cohort, {"run-dir": str(out.resolve())})
+        with reporter.stage(f"federated rounds ({cfg.sim.devices:,} devices, cohort {cfg.sim.cohort})",
+                            total=cfg.sim.rounds) as advance:
+            shown = [results.completed_rounds()]
+            if shown[0]:
+                advance(shown[0])
+
+            def tick() -> None:
+                done = results.completed_rounds()
+                if done > shown[0]:
+                    last = results.rounds().iloc[-1]
+                    advance(done - shown[0], hr=float(last["hr@10"]), ok=int(last["ok"]), oom=int(last["oom"]),
+                            dropout=int(last["dropout"]), straggler=int(last["straggler"]))
+                    shown[0] = done
+
+            status = sim.follow(lambda: results.finished() is not None, tick)
+        run_wall = time.perf_counter() - run_started
+        if results.finished() is None:
+            log = sim.save_log()
+            raise SimulationFailed(f"the Flower run ended with status {status!r} after "
+                                   f"{results.completed_rounds()} round(s); see {log}")
+        sim.save_log()
+        peak_rss = sim.peak_rss
+    summary = summarize(cfg, results, run_wall, time.perf_counter() - started, peak_rss)
+    write_json(out / SUMMARY, summary)
+    return summary
+
+
+def _rate(devices: pd.DataFrame, outcome: str) -> float:
+    return float((devices["outcome"] == outcome).mean()) if len(devices) else 0.0
+
+
+def outcomes_by_tier(devices: pd.DataFrame) -> dict:
+    table = pd.crosstab(devices["tier"], devices["outcome"])
+    return {tier: {k: int(v) for k, v in row.items()} for tier, row in table.iterrows()}
+
+
+def summarize(cfg: Config, results: Results, run_wall: float, wall: float, peak_rss: int) -> dict:
+    rounds, devices, start = results.rounds(), results.devices(), results.start() or {}
+    last = rounds.iloc[-1]
+    ok = devices[devices["outcome"] == "ok"]
+    k = cfg.task.k
+    return {
+        "devices": cfg.sim.devices, "rounds": int(len(rounds)), "cohort": cfg.sim.cohort,
+        f"hr@{k}": float(last[f"hr@{k}"]), f"ndcg@{k}": float(last[f"ndcg@{k}"]),
+        f"hr@{k}_start": float(start.get(f"hr@{k}", np.nan)), f"ndcg@{k}_start": float(start.get(f"ndcg@{k}", np.nan)),
+        f"hr@{k}_delta": float(last[f"hr@{k}"] - start.get(f"hr@{k}", np.nan)),
+        f"ndcg@{k}_delta": float(last[f"ndcg@{k}"] - start.get(f"ndcg@{k}", np.nan)),
+        "participation_rate": _rate(devices, "ok"), "oom_rate": _rate(devices, "oom"),
+        "dropout_rate": _rate(devices, "dropout"), "straggler_rate": _rate(devices, "straggler"),
+        "error_rate": _rate(devices, "error"),
+        # On-device inference (encode the candidates, rank, top-10) on the device's own clock.
+        "latency_ms_p50": float(ok["infer_ms"].median()) if len(ok) else None,
+        "latency_ms_p95": float(ok["infer_ms"].quantile(0.95)) if len(ok) else None,
+        "train_ms_p50": float(ok["train_ms"].median()) if len(ok) else None,
+        "train_ms_p95": float(ok["train_ms"].quantile(0.95)) if len(ok) else None,
+        "peak_mem_bytes_p95": float(ok["peak_bytes"].quantile(0.95)) if len(ok) else None,
+        "round_virtual_s_mean": float(rounds["round_virtual_s"].mean()),
+        "device_rounds": int(len(devices)),
+        "wall_s": round(wall, 2), "rounds_wall_s": round(run_wall, 2),
+        "round_wall_s_mean": float(rounds["wall_s"].mean()),
+        "device_rounds_per_s": float(len(devices) / max(rounds["wall_s"].sum(), 1e-9)),
+        "peak_rss_bytes": int(peak_rss),
+        "bytes_up": int(rounds["bytes_up"].sum()), "bytes_down": int(rounds["bytes_down"].sum()),
+        "epsilon": None,
+        "outcomes_by_tier": outcomes_by_tier(devices),
+        "update_bits": cfg.sim.update_bits, "fallback": cfg.sim.fallback,
+    }
