@@ -46,7 +46,7 @@ class DeviceJob:
     epochs: int = 1
     batch_size: int = 32
     negatives: int = 32
-    lr: float = 0.05
+    lr: float = 1e-3
     personal_lr: float = 0.5
     fallback: str = "ladder"
     update_bits: int = 32
@@ -171,6 +171,24 @@ class PersonalState:
         tmp.replace(self.path)
 
 
+class Adam:
+    """Adam over the shared head, its moments on the device for one round (they cost 2x the head's memory)."""
+
+    def __init__(self, params: Params, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.lr, self.betas, self.eps, self.t = lr, betas, eps, 0
+        self.m = {k: np.zeros_like(v) for k, v in params.items()}
+        self.v = {k: np.zeros_like(v) for k, v in params.items()}
+
+    def step(self, params: Params, grads: Params) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        for k, g in grads.items():
+            self.m[k] = b1 * self.m[k] + (1 - b1) * g
+            self.v[k] = b2 * self.v[k] + (1 - b2) * g * g
+            params[k] -= self.lr * (self.m[k] / c1) / (np.sqrt(self.v[k] / c2) + self.eps)
+
+
 def _truncate(ids: list[int], max_tokens: int | None) -> list[int]:
     if max_tokens is None or len(ids) <= max_tokens:
         return ids
@@ -215,13 +233,13 @@ def _work(w: Worker, job: DeviceJob, shared: Params, personal: np.ndarray, plan:
     new = {k: v.copy() for k, v in shared.items()}
     personal = personal.copy()
     batch = max(1, job.batch_size // plan.batch_div)
+    opt = Adam(new, job.lr)
     losses = []
     for _ in range(job.epochs):
         order = rng.permutation(len(positions))
         for start in range(0, len(order), batch):
             loss, grads, d_personal = loss_and_grads(new, pooled, ex.take(order[start:start + batch]), personal)
-            for k, g in grads.items():
-                new[k] -= job.lr * g
+            opt.step(new, grads)
             personal -= job.personal_lr * d_personal
             losses.append(loss)
     out.update(loss=float(np.mean(losses[-max(1, len(losses) // job.epochs):])), examples=int(len(positions)),

@@ -124,8 +124,6 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from edgefleet.progress import Reporter
-    from edgefleet.report_view import print_sim_summary
-    from simulation.run import run_simulate
 
     if args.dp_noise is not None or args.dp_clip is not None or args.secagg:
         raise NotBuiltError("differential privacy and SecAgg+ for simulate are not built yet")
@@ -134,16 +132,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.out is not None or args.config or args.preset or args.overrides or args.model or \
                 any(v is not None for v in (args.devices, args.rounds, args.cohort)):
             raise ConfigError("--resume DIR takes its config from DIR; give no other run options with it")
-        summary = run_simulate(None, args.resume, reporter, resume=True)
-        print_sim_summary(summary, args.resume)
-        return 0
+        return _simulate(None, args.resume, reporter, resume=True)
     if args.out is None:
         raise ConfigError("simulate needs --out DIR (or --resume DIR)")
     sim = {"devices": args.devices, "rounds": args.rounds, "cohort": args.cohort, "model": args.model}
     args.overrides = [*args.overrides, *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None)]
-    cfg = _load(args)
-    summary = run_simulate(cfg, args.out, reporter)
-    print_sim_summary(summary, args.out)
+    return _simulate(_load(args), args.out, reporter)
+
+
+def _simulate(cfg, out: Path, reporter, resume: bool = False) -> int:
+    from edgefleet.report_view import print_sim_summary
+    from edgefleet.results import Results
+    from simulation.run import run_simulate
+
+    try:
+        summary = run_simulate(cfg, out, reporter, resume=resume)
+    except KeyboardInterrupt:
+        done = Results(out).completed_rounds()
+        print(f"edgefleet: interrupted after {done} committed round(s); every process it started is stopped. "
+              f"Continue with: edgefleet simulate --resume {out}", file=sys.stderr)
+        return 130
+    print_sim_summary(summary, out)
     return 0
 
 
@@ -152,13 +161,19 @@ def _toml(value: object) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.which != "compress":
+    if args.which == "privacy":
         raise NotBuiltError(f"'edgefleet bench {args.which}' is not built yet (it comes with its capability)")
-    from compression.bench import run_bench_compress
     from edgefleet.progress import Reporter
 
     cfg = _load(args)
     out = args.out or Path("runs") / time.strftime(f"bench-{args.which}-%Y%m%d-%H%M%S")
+    if args.which == "sim":
+        from simulation.bench import run_bench_sim
+
+        run_bench_sim(cfg, out, Reporter(enabled=not args.quiet))
+        return 0
+    from compression.bench import run_bench_compress
+
     run_bench_compress(cfg, out, Reporter(enabled=not args.quiet))
     return 0
 

@@ -27,6 +27,7 @@ START = "start.json"
 FINISHED = "finished.json"
 SUMMARY = "summary.json"
 SIM_CONFIG = "sim_config.json"
+MOMENTUM = "momentum/"
 
 
 def _name(server_round: int, suffix: str) -> str:
@@ -41,6 +42,11 @@ def _atomic(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
     os.replace(tmp, path)
+
+
+def _savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to the temporary name
+        np.savez(f, **arrays)
 
 
 class Results:
@@ -58,11 +64,13 @@ class Results:
         _atomic(self.dir / START, lambda p: p.write_text(json.dumps(dict(metrics), indent=1)))
 
     def commit_round(self, server_round: int, devices: pd.DataFrame, round_row: Mapping,
-                     weights: Mapping[str, np.ndarray]) -> None:
+                     weights: Mapping[str, np.ndarray], momentum: list[np.ndarray] | None = None) -> None:
+        """The round's parts, then the checkpoint (weights, and the server optimizer's momentum if any)."""
         _atomic(self.dir / "devices" / _name(server_round, "parquet"), lambda p: devices.to_parquet(p, index=False))
         _atomic(self.dir / "rounds" / _name(server_round, "parquet"),
                 lambda p: pd.DataFrame([dict(round_row)]).to_parquet(p, index=False))
-        _atomic(self.ckpt / _name(server_round, "npz"), lambda p: np.savez(open(p, "wb"), **weights))
+        state = {**weights, **{f"{MOMENTUM}{i}": m for i, m in enumerate(momentum or [])}}
+        _atomic(self.ckpt / _name(server_round, "npz"), lambda p: _savez(p, state))
 
     def finish(self, info: Mapping) -> None:
         _atomic(self.dir / FINISHED, lambda p: p.write_text(json.dumps(dict(info), indent=1)))
@@ -82,7 +90,12 @@ class Results:
 
     def checkpoint(self, server_round: int) -> dict[str, np.ndarray]:
         with np.load(self.ckpt / _name(server_round, "npz")) as z:
-            return {k: z[k] for k in z.files}
+            return {k: z[k] for k in z.files if not k.startswith(MOMENTUM)}
+
+    def momentum(self, server_round: int) -> list[np.ndarray] | None:
+        with np.load(self.ckpt / _name(server_round, "npz")) as z:
+            found = sorted((k for k in z.files if k.startswith(MOMENTUM)), key=lambda k: int(k[len(MOMENTUM):]))
+            return [z[k] for k in found] or None
 
     def start(self) -> dict | None:
         path = self.dir / START

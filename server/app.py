@@ -56,7 +56,10 @@ def main(grid: Grid, context: Context) -> None:
     recorder = RoundRecorder(results, population, evaluator, cfg.sim.deadline_s, done)
     sampler = DeviceSampler(population["availability"].to_numpy(), cfg.sim.cohort, cfg.sim.seed)
     strategy = FleetFedAvg(population, sampler, device_job(cfg), cfg.sim.deadline_s * 1e3, recorder.on_devices,
-                           round_offset=done)
+                           round_offset=done, server_lr=cfg.sim.server_lr, server_momentum=cfg.sim.server_momentum)
+    recorder.strategy = strategy
+    if done:
+        strategy.momentum_vector = results.momentum(done)
     strategy.start(grid=grid, initial_arrays=ArrayRecord({k: Array(v) for k, v in weights.items()}),
                    num_rounds=remaining, train_config=ConfigRecord(), evaluate_fn=recorder.evaluate)
     results.finish({"rounds": results.completed_rounds()})

@@ -42,6 +42,7 @@ class RoundRecorder:
         self._devices: pd.DataFrame | None = None
         self._available = 0
         self._clock = time.perf_counter()
+        self.strategy = None  # set by the ServerApp: its server-optimizer state is checkpointed with the weights
 
     def on_devices(self, r: int, devices: pd.DataFrame, available: int) -> None:
         profile = self.population.iloc[devices["device"].clip(lower=0).to_numpy()]
@@ -63,7 +64,8 @@ class RoundRecorder:
         wall = time.perf_counter() - self._clock
         devices = self._devices if self._devices is not None else pd.DataFrame({"round": [], "outcome": []})
         row = round_row(r, devices, self._available, self.deadline_s, metrics, wall)
-        self.results.commit_round(r, devices, row, params)
+        momentum = getattr(self.strategy, "momentum_vector", None)
+        self.results.commit_round(r, devices, row, params, momentum)
         self._devices, self._clock = None, time.perf_counter()
         return MetricRecord(_scalars(row))
 

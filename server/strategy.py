@@ -1,4 +1,5 @@
-"""FedAvg over an emulated device population, through Flower's strategy hooks.
+"""FedAvg (with optional server momentum: Flower's FedAvgM) over an emulated device population, through the
+strategy's hooks.
 
 Flower's nodes are the simulation's execution slots (one per cohort member); which device a slot emulates is
 chosen each round by the server: devices are available with their profile's probability, and the cohort is a
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy import FedAvgM
 from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
 from compression.update_codec import decode_update
@@ -37,11 +38,13 @@ class DeviceSampler:
         return np.sort(chosen), len(available)
 
 
-class FleetFedAvg(FedAvg):
+class FleetFedAvg(FedAvgM):
     def __init__(self, population: pd.DataFrame, sampler: DeviceSampler, job: dict, deadline_ms: float,
-                 on_devices: Callable[[int, pd.DataFrame, int], None], round_offset: int = 0):
+                 on_devices: Callable[[int, pd.DataFrame, int], None], round_offset: int = 0,
+                 server_lr: float = 1.0, server_momentum: float = 0.0):
         super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=sampler.cohort,
-                         min_available_nodes=sampler.cohort)
+                         min_available_nodes=sampler.cohort, server_learning_rate=server_lr,
+                         server_momentum=server_momentum)
         self.population, self.sampler, self.job = population, sampler, job
         self.deadline_ms, self.on_devices, self.round_offset = deadline_ms, on_devices, round_offset
         self._sent: dict[int, int] = {}
@@ -53,6 +56,8 @@ class FleetFedAvg(FedAvg):
         nodes, _ = sample_nodes(grid, self.sampler.cohort, self.sampler.cohort)
         devices, self._available = self.sampler.sample(r)
         self._base = {k: a.numpy() for k, a in arrays.items()}
+        if self.current_arrays is None:  # what FedAvgM's own configure_train does
+            self.current_arrays = arrays
         self._sent = {}
         messages = []
         for node, device in zip(sorted(nodes), devices):

@@ -9,12 +9,14 @@ descendant seen while the run went (Ray's processes detach into their own sessio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -44,6 +46,49 @@ run-dir = ""
 """
 
 
+PIDS = "pids.json"
+MAX_RAY_TMPDIR = 40
+
+
+def _die_with_parent() -> None:
+    """In the SuperLink's child process: get SIGTERM if the launcher dies, even by SIGKILL (Linux)."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _terminate(procs: list[psutil.Process], grace_s: float = 10.0) -> None:
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, still = psutil.wait_procs(procs, timeout=grace_s)
+    for p in still:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(still, timeout=5)
+
+
+def reap_leftovers(run_dir: Path) -> int:
+    """Stop what an earlier launcher of this run directory started and could not stop (it was killed)."""
+    path = run_dir / "logs" / PIDS
+    if not path.exists():
+        return 0
+    alive = []
+    for pid, created in json.loads(path.read_text()).items():
+        try:
+            p = psutil.Process(int(pid))
+            if p.create_time() == created:
+                alive.append(p)
+        except psutil.Error:
+            pass
+    _terminate(alive)
+    return len(alive)
+
+
 class SimulationFailed(EdgeFleetError):
     """The Flower run ended in failure; the message says where its log is."""
 
@@ -71,7 +116,7 @@ class FlowerSim:
         self.port = _free_port()
         self.bin = Path(sys.executable).parent
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FLWR_"))}
-        short_tmp = self.run_dir / "tmp"
+        short_tmp = self._short_tmp()
         self.env.update({
             "FLWR_HOME": str(self.home),
             "RAY_TMPDIR": str(short_tmp),  # Ray's socket paths must stay under ~107 characters
@@ -84,23 +129,37 @@ class FlowerSim:
             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
             "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
         })
-        if len(str(short_tmp)) > 60:
-            raise EdgeFleetError(f"run directory path {self.run_dir} is too long for Ray's sockets; use a shorter --out")
         self.superlink: subprocess.Popen | None = None
         self.seen: dict[int, float] = {}  # pid -> create_time of every process of this run ever seen
         self.peak_rss = 0
         self.run_id: str | None = None
 
+    def _short_tmp(self) -> Path:
+        """Ray's temporary directory. Its socket paths add ~66 characters and must stay under 108, so a long run
+        directory is reached through a short symlink in the system temporary directory, removed by `stop`."""
+        real = self.run_dir / "tmp"
+        self.link = None
+        if len(str(real)) <= MAX_RAY_TMPDIR:
+            return real
+        digest = hashlib.sha1(str(real).encode()).hexdigest()[:10]
+        self.link = Path(tempfile.gettempdir()) / f"edgefleet-{digest}"
+        return self.link
+
     def __enter__(self) -> "FlowerSim":
+        reap_leftovers(self.run_dir)
         for d in (self.home, self.run_dir / "tmp", self.run_dir / "logs"):
             d.mkdir(parents=True, exist_ok=True)
+        if self.link is not None:
+            if self.link.is_symlink():
+                self.link.unlink()
+            self.link.symlink_to(self.run_dir / "tmp", target_is_directory=True)
         log = open(self.run_dir / "logs" / "superlink.out", "ab")
         self.superlink = subprocess.Popen(
             [str(self.bin / "flower-superlink"), "--insecure", "--simulation", "--isolation", "subprocess",
              "--host", "127.0.0.1", "--port", str(self.port), "--database", str(self.home / "state.db"),
              "--log-file", str(self.run_dir / "logs" / "superlink.log"), "--disable-runtime-dependency-installation"],
             env=self.env, cwd=self.run_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
         self._track()
         deadline = time.monotonic() + 60
@@ -164,7 +223,7 @@ class FlowerSim:
                 procs += [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 pass
-        rss = 0
+        rss, known = 0, len(self.seen)
         for p in procs:
             try:
                 if p.pid != os.getpid():
@@ -172,6 +231,10 @@ class FlowerSim:
                 rss += p.memory_info().rss
             except psutil.Error:
                 pass
+        if len(self.seen) > known:  # so that a later launcher can stop them if this one is killed
+            path = self.run_dir / "logs" / PIDS
+            path.with_suffix(".tmp").write_text(json.dumps(self.seen))
+            path.with_suffix(".tmp").replace(path)
         self.peak_rss = max(self.peak_rss, rss)
         return rss
 
@@ -194,28 +257,28 @@ class FlowerSim:
             time.sleep(poll_s)
 
     def stop(self) -> None:
-        """SIGTERM every process of the run (the SuperLink first, so it stops launching), then SIGKILL leftovers."""
-        self._track()
-        if self.superlink is not None and self.superlink.poll() is None:
-            self.superlink.send_signal(signal.SIGTERM)
-        alive = []
-        for pid, created in self.seen.items():
-            try:
-                p = psutil.Process(pid)
-                if p.create_time() == created:  # the same process, not a recycled pid
-                    p.terminate()
-                    alive.append(p)
-            except psutil.Error:
-                pass
-        _, still = psutil.wait_procs(alive, timeout=10)
-        for p in still:
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(still, timeout=5)
-        if self.superlink is not None:
-            try:
-                self.superlink.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.superlink.kill()
+        """SIGTERM every process of the run (the SuperLink first, so it stops launching), then SIGKILL leftovers.
+        A second Ctrl-C while this runs is ignored: stopping half-way would leave processes behind."""
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self._track()
+            if self.superlink is not None and self.superlink.poll() is None:
+                self.superlink.send_signal(signal.SIGTERM)
+            procs = []
+            for pid, created in self.seen.items():
+                try:
+                    p = psutil.Process(pid)
+                    if p.create_time() == created:  # the same process, not a recycled pid
+                        procs.append(p)
+                except psutil.Error:
+                    pass
+            _terminate(procs)
+            if self.superlink is not None:
+                try:
+                    self.superlink.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.superlink.kill()
+            if self.link is not None and self.link.is_symlink():
+                self.link.unlink()
+        finally:
+            signal.signal(signal.SIGINT, previous)

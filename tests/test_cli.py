@@ -20,7 +20,8 @@ def test_help_lists_every_subcommand(capsys):
 
 
 @pytest.mark.parametrize("argv", [
-    ["simulate"], ["stress", "--out", "x"], ["dashboard"], ["bench", "sim"], ["bench", "privacy"],
+    ["stress", "--out", "x"], ["dashboard"], ["bench", "privacy"], ["simulate", "--dp-noise", "1", "--out", "x"],
+    ["simulate", "--secagg", "--out", "x"],
 ])
 def test_unbuilt_commands_say_so_and_fail(argv, capsys):
     code = main(argv)
@@ -81,3 +82,23 @@ def test_text_task_refuses_the_recommendation_only_method(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "'cross' or 'kd'" in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["simulate"], "simulate needs --out DIR"),
+    (["simulate", "--out", "{tmp}/r", "--devices", "10", "--cohort", "20"], "sim.cohort (20) cannot exceed"),
+    (["simulate", "--out", "{tmp}/r", "--devices", "0"], "config value 'sim.devices'"),
+    (["simulate", "--resume", "{tmp}/nothing"], "not a simulation run directory"),
+    (["simulate", "--resume", "{tmp}/r", "--devices", "5"], "--resume DIR takes its config from DIR"),
+    (["simulate", "--out", "{tmp}/r", "--set", 'sim.population="{tmp}/p.csv"', "--model", "{tmp}/m.eflt"],
+     "population file {tmp}/p.csv lacks column(s): dropout"),
+    (["simulate", "--out", "{tmp}/r", "--model", "{tmp}/m.eflt"], "{tmp}/m.eflt"),
+])
+def test_simulate_bad_input_is_one_line(tmp_path, capsys, argv, message):
+    (tmp_path / "p.csv").write_text("tier,budget_bytes,cpu_factor,down_bps,up_bps,availability\nx,1,1,1,1,1\n")
+    (tmp_path / "m.eflt").write_bytes(b"not a model")
+    code = main([a.format(tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message.format(tmp=tmp_path) in err and err.count("\n") == 1
+    assert not (tmp_path / "r" / "sim_config.json").exists()

@@ -1,0 +1,38 @@
+"""A toy run directory as `edgefleet simulate` prepares it: a tiny artifact, a toy catalogue's fleet, profiles."""
+
+import json
+
+import pytest
+import torch
+
+from compression.artifact import write_artifact
+from compression.distill import StudentRec
+from compression.export import exported_state, quantize_state
+from compression.rechead import RecHead
+from compression.runtime import RUNTIME_KIND
+from compression.student import build_encoder
+from compression.wordpiece import SPECIALS
+from edgefleet.config import StudentConfig
+from edgefleet.fleet import DATA, FLEET_DIR, ITEMS, POPULATION
+from edgefleet.task.split import make_split
+from simulation.population import draw_population
+from simulation.shards import assign_devices
+
+WORDS = ["movie", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "m", "##o", "##v", "##i", "##e"]
+
+
+@pytest.fixture
+def toy_run(tmp_path, toy_catalogue):
+    torch.manual_seed(1)
+    vocab = list(SPECIALS) + WORDS
+    cfg = StudentConfig(embed_dim=16, hidden=32, layers=2, heads=2, ffn=48)
+    student = StudentRec(build_encoder(cfg, len(vocab), 16), RecHead(32, 8, 4, 0.1), teacher_hidden=64)
+    config = {"runtime": RUNTIME_KIND, "student": cfg.model_dump(), "max_len": 16, "dim": 8, "history_len": 4}
+    write_artifact(tmp_path / "model.eflt", config, vocab, quantize_state(exported_state(student), 8, 16))
+    fleet_dir = tmp_path / FLEET_DIR
+    fleet_dir.mkdir()
+    split = make_split(toy_catalogue, 0.2, seed=0)
+    assign_devices(split, 10, seed=0, num_negatives=5, min_items=3).save(fleet_dir / DATA)
+    (fleet_dir / ITEMS).write_text(json.dumps(toy_catalogue.titles))
+    draw_population(10, seed=0).to_parquet(fleet_dir / POPULATION)
+    return tmp_path

@@ -1,0 +1,97 @@
+"""One device's round: outcomes, the fallback ladder, the personal state, and what leaves the device."""
+
+import numpy as np
+import pytest
+
+from client.device import LADDER, DeviceJob, PersonalState, run_device, worker
+from compression.artifact import read_artifact
+from compression.heads import shared_params
+from compression.update_codec import decode_update
+
+
+def job(**kw):
+    base = dict(device=2, server_round=1, seed=0, budget_bytes=64 << 20, cpu_factor=3.0, down_bps=8e6, up_bps=1e6,
+                dropout=0.0, negatives=4, batch_size=4, lr=1e-2)
+    return DeviceJob(**{**base, **kw})
+
+
+@pytest.fixture
+def setup(toy_run):
+    return worker(str(toy_run)), shared_params(read_artifact(toy_run / "model.eflt").tensors)
+
+
+def test_a_roomy_device_trains_and_reports(setup):
+    w, shared = setup
+    report = run_device(w, job(), shared)
+    assert report.outcome == "ok" and report.plan == "full"
+    assert report.examples == len(w.fleet.device_items(2)) - 1
+    assert np.isfinite(report.loss) and report.hit in (0.0, 1.0)
+    assert report.infer_ms == pytest.approx(3.0 * report.host_infer_ms)
+    assert report.bytes_down == sum(v.nbytes for v in shared.values())
+    assert report.bytes_up == sum(v.nbytes for v in report.update.values())
+    comm = 1e3 * (8 * report.bytes_down / 8e6 + 8 * report.bytes_up / 1e6)
+    assert report.comm_ms == pytest.approx(comm)
+    assert report.virtual_ms == pytest.approx(report.infer_ms + report.train_ms + comm)
+    new = decode_update(report.update, shared)
+    assert set(new) == set(shared) and any(not np.array_equal(new[k], shared[k]) for k in shared)
+    assert 0 < report.peak_bytes <= report.allowance_bytes
+
+
+def test_the_update_holds_the_shared_head_only(setup):
+    w, shared = setup
+    report = run_device(w, job(), shared)
+    assert set(report.update) == set(shared)
+    state = np.load(w.run_dir / "device_state" / "2.npz")
+    assert not any(np.array_equal(state["state"].ravel(), v.ravel()) for v in report.update.values())
+
+
+def test_int8_updates_are_smaller_and_close(setup):
+    w, shared = setup
+    full = run_device(w, job(), shared)
+    small = run_device(w, job(update_bits=8, device=3), shared)
+    ref = run_device(w, job(device=3), shared)
+    assert small.bytes_up < full.bytes_up / 3
+    got, want = decode_update(small.update, shared), decode_update(ref.update, shared)
+    for k in shared:
+        step = np.abs(want[k] - shared[k]).max() / 127
+        assert np.abs(got[k] - want[k]).max() <= step / 2 + 1e-6, k
+
+
+def test_a_model_that_does_not_fit_is_an_oom(setup):
+    w, shared = setup
+    report = run_device(w, job(budget_bytes=w.model_bytes - 1), shared)
+    assert report.outcome == "oom" and report.update is None
+
+
+def test_the_ladder_falls_back_to_inference_only(setup):
+    w, shared = setup
+    roomy = run_device(w, job(), shared)
+    # Between what inference needs and what training needs.
+    budget = w.model_bytes + (roomy.peak_bytes * 3) // 4
+    ladder = run_device(w, job(budget_bytes=budget), shared)
+    none = run_device(w, job(budget_bytes=budget, fallback="none"), shared)
+    assert none.outcome == "oom" and none.attempts == 1
+    assert ladder.outcome == "ok" and ladder.plan != "full" and ladder.attempts > 1
+    if ladder.plan == "inference-only":
+        assert ladder.update is None and not np.isnan(ladder.hit)
+    assert [p.name for p in LADDER][-1] == "inference-only"
+
+
+def test_dropout_is_decided_by_the_seed(setup):
+    w, shared = setup
+    outcomes = [run_device(w, job(dropout=0.5, server_round=r), shared).outcome for r in range(1, 41)]
+    assert set(outcomes) == {"ok", "dropout"}
+    again = [run_device(w, job(dropout=0.5, server_round=r), shared).outcome for r in range(1, 41)]
+    assert outcomes == again
+
+
+def test_personal_state_persists_and_a_redone_round_starts_from_before(tmp_path):
+    state = PersonalState(tmp_path / "d.npz", 3)
+    assert (state.load(1) == 0).all()
+    state.save(np.full(3, 1.0), 1)
+    state.save(np.full(3, 2.0), 2)
+    assert (state.load(3) == 2.0).all()
+    assert (state.load(2) == 1.0).all()  # round 2 is being redone after an interruption
+    state.save(np.full(3, 5.0), 2)  # redone
+    assert (state.load(3) == 5.0).all() and (state.load(2) == 1.0).all()
+

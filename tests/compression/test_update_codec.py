@@ -1,0 +1,26 @@
+"""Update encodings: float32 as is, INT8 deltas within half a quantization step per weight."""
+
+import numpy as np
+
+from compression.update_codec import decode_update, encode_update
+
+
+def test_float_round_trip_is_exact():
+    base = {"a": np.zeros((3, 4), np.float32), "b": np.zeros(5, np.float32)}
+    new = {"a": np.arange(12, dtype=np.float32).reshape(3, 4), "b": np.ones(5, np.float32)}
+    out = decode_update(encode_update(new, base, 32), base)
+    for k in base:
+        np.testing.assert_array_equal(out[k], new[k])
+
+
+def test_int8_delta_error_is_half_a_step_and_bytes_shrink():
+    rng = np.random.default_rng(0)
+    base = {"a": rng.normal(size=(64, 32)).astype(np.float32), "b": rng.normal(size=32).astype(np.float32)}
+    new = {k: v + 0.01 * rng.normal(size=v.shape).astype(np.float32) for k, v in base.items()}
+    sent = encode_update(new, base, 8)
+    out = decode_update(sent, base)
+    for k in base:
+        delta = (new[k] - base[k]).reshape(len(new[k]) if new[k].ndim > 1 else 1, -1)
+        step = np.abs(delta).max(axis=1, keepdims=True) / 127
+        assert (np.abs(out[k] - new[k]).reshape(delta.shape) <= step / 2 + 1e-7).all()
+    assert sum(v.nbytes for v in sent.values()) < sum(v.nbytes for v in new.values()) / 3

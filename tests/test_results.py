@@ -1,0 +1,53 @@
+"""Results are committed round by round; an interrupted round is discarded whole and redone once."""
+
+import numpy as np
+import pandas as pd
+
+from edgefleet.results import Results
+
+
+def _commit(results, r):
+    devices = pd.DataFrame({"round": [r, r], "device": [1, 2], "outcome": ["ok", "oom"]})
+    results.commit_round(r, devices, {"round": r, "hr@10": 0.5 + r / 100}, {"w": np.full(3, float(r))})
+
+
+def test_rounds_commit_and_read_back(tmp_path):
+    results = Results(tmp_path)
+    results.ensure()
+    assert results.completed_rounds() == 0 and results.rounds().empty
+    results.write_start({"hr@10": 0.5})
+    for r in (1, 2):
+        _commit(results, r)
+    assert results.completed_rounds() == 2
+    assert list(results.rounds()["round"]) == [1, 2]
+    assert len(results.devices()) == 4
+    assert (results.checkpoint(2)["w"] == 2.0).all()
+    assert results.start() == {"hr@10": 0.5} and results.finished() is None
+
+
+def test_a_round_without_its_checkpoint_is_not_read_and_is_discarded(tmp_path):
+    results = Results(tmp_path)
+    results.ensure()
+    _commit(results, 1)
+    _commit(results, 2)
+    (tmp_path / "checkpoints" / "round-00002.npz").unlink()  # killed before round 2's commit marker
+    (tmp_path / "results" / "devices" / ".round-00003.parquet.tmp").write_bytes(b"half a file")
+    assert results.completed_rounds() == 1
+    assert list(results.rounds()["round"]) == [1]  # readers never see the uncommitted round
+    results.discard_after(1)
+    assert sorted(p.name for p in (tmp_path / "results" / "devices").iterdir()) == ["round-00001.parquet"]
+    _commit(results, 2)  # redone
+    assert list(results.rounds()["round"]) == [1, 2] and len(results.devices()) == 4
+
+
+def test_server_momentum_is_checkpointed_beside_the_weights(tmp_path):
+    results = Results(tmp_path)
+    results.ensure()
+    momentum = [np.arange(3.0), np.ones((2, 2))]
+    results.commit_round(1, pd.DataFrame({"round": [1], "outcome": ["ok"]}), {"round": 1}, {"w": np.zeros(3)},
+                         momentum)
+    assert set(results.checkpoint(1)) == {"w"}
+    got = results.momentum(1)
+    assert len(got) == 2 and (got[0] == momentum[0]).all() and (got[1] == momentum[1]).all()
+    _commit(results, 2)
+    assert results.momentum(2) is None
