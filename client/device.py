@@ -46,7 +46,7 @@ class DeviceJob:
     epochs: int = 1
     batch_size: int = 32
     negatives: int = 32
-    lr: float = 1e-3
+    lr: float = 2e-4
     personal_lr: float = 0.5
     fallback: str = "ladder"
     update_bits: int = 32
@@ -300,6 +300,9 @@ def run_device(w: Worker, job: DeviceJob, shared: Params) -> DeviceReport:
     report.infer_ms = report.host_infer_ms * job.cpu_factor
     report.train_ms = report.host_train_ms * job.cpu_factor
     report.hit, report.ndcg, report.loss, report.examples = out["hit"], out["ndcg"], out["loss"], out["examples"]
+    if new is not None and not all(np.isfinite(v).all() for v in new.values()):
+        report.outcome, report.error = "error", "local training diverged (non-finite weights)"
+        return report
     if new is not None:
         report.update = encode_update(new, shared, job.update_bits)
         report.bytes_up = sum(v.nbytes for v in report.update.values())

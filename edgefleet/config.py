@@ -138,13 +138,13 @@ class SimConfig(_Section):
     local_epochs: int = Field(1, ge=1)
     batch_size: int = Field(32, ge=1)
     negatives: int = Field(32, ge=1)
-    lr: float = Field(1e-3, gt=0)  # the device's Adam on the shared head
+    lr: float = Field(2e-4, gt=0)  # the device's Adam on the shared head
     personal_lr: float = Field(0.5, ge=0)  # SGD on the personal vector
     server_lr: float = Field(1.0, gt=0)  # FedAvgM; 1.0 and momentum 0 is plain FedAvg
     server_momentum: float = Field(0.9, ge=0, lt=1)
     fallback: Literal["ladder", "none"] = "ladder"
     update_bits: Literal[32, 8] = 32
-    deadline_s: float = Field(30.0, gt=0)  # on the virtual clock; devices later than this are stragglers
+    deadline_s: float = Field(2.5, gt=0)  # on the virtual clock; devices later than this are stragglers
     workers: int = Field(2, ge=1, le=64)  # Ray actors running ClientApp calls (one CPU each)
 
 

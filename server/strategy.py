@@ -86,9 +86,12 @@ class FleetFedAvg(FedAvgM):
                     row["outcome"] = "straggler"
                 elif row["outcome"] == "ok" and "arrays" in msg.content:
                     update = {k: a.numpy() for k, a in msg.content["arrays"].items()}
-                    msg.content["arrays"] = ArrayRecord(
-                        {k: Array(v) for k, v in decode_update(update, self._base).items()})
-                    accepted.append(msg)
+                    weights = decode_update(update, self._base)
+                    if all(np.isfinite(v).all() for v in weights.values()):
+                        msg.content["arrays"] = ArrayRecord({k: Array(v) for k, v in weights.items()})
+                        accepted.append(msg)
+                    else:  # never let one device poison the model
+                        row.update(outcome="error", error="non-finite update")
             rows.append(row)
         for node, device in self._sent.items():  # a node that never answered is a device lost in the round
             if node not in answered:

@@ -188,13 +188,17 @@ class FlowerSim:
 
     def submit(self, app_dir: Path, supernodes: int, run_config: dict[str, str]) -> str:
         overrides = " ".join(f"{k}={json.dumps(v)}" for k, v in run_config.items())
-        done = self._cli("run", str(app_dir), "edgefleet", "--format", "json", "--run-config", overrides,
+        done = self._cli("run", str(app_dir.resolve()), "edgefleet", "--format", "json", "--run-config", overrides,
                          "--federation-config",
                          f"num-supernodes={supernodes} client-resources-num-cpus=1 init-args-num-cpus={self.workers}")
         try:
-            self.run_id = str(json.loads(done.stdout)["run-id"])
-        except (ValueError, KeyError):
-            raise SimulationFailed(f"flwr run failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+            answer = json.loads(done.stdout)
+        except ValueError:
+            answer = {"error-message": done.stderr or done.stdout}
+        if not answer.get("success"):
+            lines = str(answer.get("error-message", "")).strip().splitlines()
+            raise SimulationFailed(f"flwr run failed: {lines[-1] if lines else 'no answer'}")
+        self.run_id = str(answer["run-id"])
         return self.run_id
 
     def status(self) -> str:

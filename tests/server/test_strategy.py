@@ -95,3 +95,14 @@ def test_a_round_with_no_usable_update_keeps_the_model(strategy):
     frame = seen[0][1]
     assert sorted(frame["outcome"]) == ["dropout", "error", "error", "error"]  # three never answered
     assert (frame.loc[frame["outcome"] == "error", "error"] == "no reply").all()
+
+
+def test_a_non_finite_update_is_an_error_not_aggregated(strategy):
+    s, seen, _ = strategy
+    base = {"w": np.zeros(2, np.float32)}
+    messages = list(s.configure_train(1, ArrayRecord({"w": Array(base["w"])}), ConfigRecord(), FakeGrid(4)))
+    replies = [_reply(messages[0], {"w": np.ones(2, np.float32)}, 2),
+               _reply(messages[1], {"w": np.array([np.nan, 1.0], np.float32)}, 2)]
+    arrays, _ = s.aggregate_train(1, replies)
+    np.testing.assert_allclose(arrays["w"].numpy(), 1.0)
+    assert list(seen[0][1]["outcome"][:2]) == ["ok", "error"]
