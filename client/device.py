@@ -4,22 +4,24 @@ The deployed artifact's encoder is frozen INT8 on the device; only the recommend
 is trained and shared. The personal vector, added to the user representation, is trained alongside and stays in
 the device's own storage (`device_state/<device>.npz` in the run directory), across rounds and restarts.
 
-Everything a device does runs under its memory budget (client/memcap.py). If it does not fit, the fallback policy
-walks down a ladder (smaller batch, shorter texts, inference only) before the device gives up with `oom`. Compute
-time is this thread's CPU time (immune to the other workers on the host) times the device's CPU factor.
+Everything a device does runs under its memory budget (client/memcap.py, in a forked child). If it does not fit,
+the fallback policy walks down a ladder (smaller batch, shorter texts, inference only) before the device gives up
+with `oom`. Compute time is the CPU time of the work (immune to the other workers on the host) times the device's
+CPU factor.
 """
 
 from __future__ import annotations
 
 import functools
 import time
+import tracemalloc
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from client.memcap import MemoryCap
+from client.memcap import run_capped
 from compression.heads import Examples, Params, item_table, loss_and_grads, right_aligned, user_vectors
 from compression.quantize import QTensor
 from compression.runtime import DeviceModel
@@ -50,6 +52,7 @@ class DeviceJob:
     personal_lr: float = 0.5
     fallback: str = "ladder"
     update_bits: int = 32
+    encoder_cache: int = 1
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "DeviceJob":
@@ -105,10 +108,52 @@ class Worker:
         # Resident size of the loaded model on a device: its weights as the runtime holds them, and the vocabulary.
         vocab = sum(len(t) + 1 for t in self.model.tokenizer.get_vocab())
         self.model_bytes = _array_bytes(self.model, set()) + vocab
+        self.encodings = EncoderCache(self)
         (run_dir / STATE_DIR).mkdir(exist_ok=True)
 
-    def tokens(self, items: np.ndarray) -> list[list[int]]:
-        return [self.model.tokenizer.encode(self.texts[int(i)]).ids for i in items]
+
+class EncoderCache:
+    """The frozen encoder's pooled vector of each item text in this worker process, and what computing it cost.
+
+    The device encoder never changes during a run, so a text encodes to the same vector on every device, and a
+    worker that emulates many devices computes it once. Each device is still charged for encoding its own texts:
+    the CPU time measured when this worker encoded that text (untraced: tracing would double it), and the transient
+    memory of one encode at that token length (tracemalloc, measured once per length). `sim.encoder_cache=false`
+    encodes every text of every device afresh. Tokenizing happens here, outside any memory cap: the Rust tokenizer
+    aborts the process when an allocation fails.
+    """
+
+    def __init__(self, w: "Worker"):
+        self.w = w
+        self.vectors: dict[tuple[int, int | None], tuple[np.ndarray, float]] = {}
+        self.transient: dict[int, int] = {}
+
+    def _transient(self, ids: list[int]) -> int:
+        if len(ids) not in self.transient:
+            tracemalloc.start()
+            base = tracemalloc.get_traced_memory()[0]
+            self.w.model.encode_ids(ids)
+            self.transient[len(ids)] = tracemalloc.get_traced_memory()[1] - base
+            tracemalloc.stop()
+        return self.transient[len(ids)]
+
+    def table(self, items: np.ndarray, max_tokens: int | None, reuse: bool) -> tuple[np.ndarray, float, int]:
+        """(pooled vectors of `items`, CPU seconds a device spends encoding them, largest transient of one)."""
+        if not reuse:
+            self.vectors.clear()
+        rows, seconds, transient = [], 0.0, 0
+        for item in items:
+            key = (int(item), max_tokens)
+            ids = _truncate(self.w.model.tokenizer.encode(self.w.texts[int(item)]).ids, max_tokens)
+            if key not in self.vectors:
+                start = time.thread_time()
+                vector = self.w.model.encode_ids(ids).astype(np.float32)
+                self.vectors[key] = (vector, time.thread_time() - start)
+            vector, cost = self.vectors[key]
+            rows.append(vector)
+            seconds += cost
+            transient = max(transient, self._transient(ids))
+        return np.stack(rows), seconds, transient
 
 
 @functools.lru_cache(maxsize=2)
@@ -203,12 +248,12 @@ def _rank_metrics(scores: np.ndarray, k: int) -> tuple[float, float]:
     return float(rank < k), float(1.0 / np.log2(rank + 2.0)) if rank < k else 0.0
 
 
-def _work(w: Worker, job: DeviceJob, shared: Params, personal: np.ndarray, plan: Plan, ids: list[list[int]],
+def _work(w: Worker, job: DeviceJob, shared: Params, personal: np.ndarray, plan: Plan, encoded: np.ndarray,
           n_eval: int, n_hist: int, rng: np.random.Generator) -> tuple[dict, Params | None, np.ndarray]:
-    """The capped part. `ids` are the tokens of the local table: `n_eval` evaluation candidates (the held-out test
-    item first), then the history (oldest first, ending with the held-out validation item), then negatives."""
+    """The capped part. `encoded` is the local item table: `n_eval` evaluation candidates (the held-out test item
+    first), then the history (oldest first, ending with the held-out validation item), then negatives."""
     t0 = time.thread_time()
-    pooled = np.stack([w.model.encode_ids(_truncate(x, plan.max_tokens)) for x in ids]).astype(np.float32)
+    pooled = encoded.copy()  # the device's own table, allocated under its cap
     items, prior = item_table(shared, pooled)
     ctx, mask = right_aligned([np.arange(n_eval, n_eval + n_hist)], w.history_len)
     user = user_vectors(shared, items, ctx, mask, personal)[0]
@@ -272,7 +317,6 @@ def run_device(w: Worker, job: DeviceJob, shared: Params) -> DeviceReport:
     pool = np.setdiff1d(np.arange(len(w.texts)), np.concatenate([own, [f.valid[user_row]], eval_cand]))
     neg = rng.choice(pool, size=min(job.negatives, len(pool)), replace=False)
     local = np.concatenate([eval_cand, hist, neg])
-    ids = w.tokens(local)  # outside the cap: the Rust tokenizer aborts the process if an allocation fails
     state = PersonalState(w.run_dir / STATE_DIR / f"{job.device}.npz", len(shared["head.user_head.bias"]))
     personal = state.load(job.server_round)
     report.allowance_bytes = job.budget_bytes - w.model_bytes
@@ -283,11 +327,17 @@ def run_device(w: Worker, job: DeviceJob, shared: Params) -> DeviceReport:
         report.attempts += 1
         if report.allowance_bytes <= 0:  # the model itself does not fit
             break
-        cap = MemoryCap(report.allowance_bytes)
-        with cap:
-            result = _work(w, job, shared, personal, plan, ids, len(eval_cand), len(hist), rng)
-        report.peak_bytes = max(report.peak_bytes, cap.result.peak_bytes)
-        if not cap.result.oom:
+        encoded, encode_s, transient = w.encodings.table(local, plan.max_tokens, reuse=bool(job.encoder_cache))
+        seed = [job.seed, job.server_round, job.device, 0x7EA1]
+        result, cap = run_capped(lambda: _work(w, job, shared, personal, plan, encoded, len(eval_cand), len(hist),
+                                               np.random.default_rng(seed)),
+                                 report.allowance_bytes - transient, timed_rerun=True)
+        # Encoding one text happens while the table fills: at most the whole table plus one encode's transient.
+        report.peak_bytes = max(cap.peak_bytes, encoded.nbytes + transient)
+        if cap.error and not cap.oom:
+            report.outcome, report.error = "error", cap.error[:500]
+            return report
+        if result is not None and report.peak_bytes <= report.allowance_bytes:
             report.plan = plan.name
             break
         result = None
@@ -295,8 +345,7 @@ def run_device(w: Worker, job: DeviceJob, shared: Params) -> DeviceReport:
         report.outcome = "oom"
         return report
     out, new, personal = result
-    report.peak_bytes = cap.result.peak_bytes
-    report.host_infer_ms, report.host_train_ms = out["infer_s"] * 1e3, out["train_s"] * 1e3
+    report.host_infer_ms, report.host_train_ms = (encode_s + out["infer_s"]) * 1e3, out["train_s"] * 1e3
     report.infer_ms = report.host_infer_ms * job.cpu_factor
     report.train_ms = report.host_train_ms * job.cpu_factor
     report.hit, report.ndcg, report.loss, report.examples = out["hit"], out["ndcg"], out["loss"], out["examples"]

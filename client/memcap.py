@@ -1,18 +1,25 @@
-"""A device's memory budget, enforced and measured for the duration of one piece of on-device work.
+"""A device's memory budget, enforced and measured for one piece of on-device work.
 
-Enforcement: the soft RLIMIT_DATA of this worker process is lowered to its current data segment plus the budget's
-allowance and restored afterwards, so an allocation beyond the allowance fails with MemoryError and the worker
-survives (Ray's `memory` resource only schedules, it limits nothing). Measurement: tracemalloc's peak over the
-work, which sees every numpy and Python allocation. Allocators reuse memory they already hold without asking the
-kernel, so the hard limit can let a small overshoot through: work whose measured peak exceeds the allowance counts
-as out of memory too. Native code that aborts on a failed allocation (the Rust tokenizer) must run outside a cap.
+The work runs in a child forked from the worker process. Only the calling thread exists in the child, so lowering
+its soft RLIMIT_DATA to its current data segment plus the budget's allowance caps the device's work and nothing else:
+in the worker itself, Ray's and gRPC's own threads would hit the limit too and crash it. An allocation beyond the
+allowance fails with MemoryError, or kills the child when native code aborts on it (OpenBLAS, the Rust tokenizer,
+abseil); either way the device is out of memory and the worker carries on. tracemalloc measures the peak in the
+child: it sees every numpy and Python allocation. Allocators reuse memory they already hold without asking the
+kernel, so the limit can let a small overshoot through; work whose measured peak exceeds the allowance counts as out
+of memory too. Forking a worker costs a few milliseconds: its pages are shared copy-on-write.
 """
 
 from __future__ import annotations
 
+import faulthandler
+import os
+import pickle
 import resource
+import signal
 import tracemalloc
 from dataclasses import dataclass
+from typing import Any, Callable
 
 
 def data_segment_bytes() -> int:
@@ -28,32 +35,66 @@ def data_segment_bytes() -> int:
 class CapResult:
     peak_bytes: int = 0
     oom: bool = False
+    error: str = ""
 
 
-class MemoryCap:
-    """`with MemoryCap(allowance) as cap:` runs the block under the allowance; `cap.result` tells how it went."""
-
-    def __init__(self, allowance_bytes: int):
-        self.allowance = int(allowance_bytes)
-        self.result = CapResult()
-
-    def __enter__(self) -> "MemoryCap":
-        self._tracing = tracemalloc.is_tracing()
-        if not self._tracing:
-            tracemalloc.start()
-        self._base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        self._old = resource.getrlimit(resource.RLIMIT_DATA)
-        hard = self._old[1]
-        limit = data_segment_bytes() + max(self.allowance, 0)
-        resource.setrlimit(resource.RLIMIT_DATA, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        resource.setrlimit(resource.RLIMIT_DATA, self._old)  # first: everything below may allocate again
-        peak = tracemalloc.get_traced_memory()[1] - self._base
-        if not self._tracing:
+def _child(fn: Callable[[], Any], allowance: int, out: int, timed_rerun: bool) -> None:
+    faulthandler.disable()  # a child killed by a failed allocation is an outcome, not a crash report
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    limit = data_segment_bytes() + max(allowance, 0)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+    try:
+        value, status = fn(), "ok"
+        peak = tracemalloc.get_traced_memory()[1] - base
+        if timed_rerun and peak <= allowance:
+            # Tracing doubles the cost of numpy-heavy code: the timings come from a second, untraced run.
             tracemalloc.stop()
-        self.result.peak_bytes = max(int(peak), 0)
-        self.result.oom = (exc_type is not None and issubclass(exc_type, MemoryError)) or peak > self.allowance
-        return exc_type is not None and issubclass(exc_type, MemoryError)
+            value = fn()
+    except MemoryError:
+        value, status = None, "oom"
+    except Exception as exc:  # reported to the parent, which records it as the device's error
+        value, status = f"{type(exc).__name__}: {exc}", "error"
+    if tracemalloc.is_tracing():
+        peak = tracemalloc.get_traced_memory()[1] - base
+    resource.setrlimit(resource.RLIMIT_DATA, (hard, hard))  # room to pickle the answer
+    payload = pickle.dumps((status, value, int(peak)), protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(out, view):]
+
+
+def run_capped(fn: Callable[[], Any], allowance_bytes: int, timed_rerun: bool = False) -> tuple[Any, CapResult]:
+    """`fn()` under the allowance in a forked child: (its value or None, how it went). With `timed_rerun`, a
+    deterministic `fn` that fits is run a second time without tracing and that run's value is returned."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller's stack
+        code = 0
+        try:
+            os.close(read)
+            _child(fn, int(allowance_bytes), write, timed_rerun)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write)
+    chunks = []
+    with os.fdopen(read, "rb") as f:
+        while chunk := f.read(1 << 20):
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    result = CapResult()
+    if not chunks:  # the child died before answering: killed by an allocation that native code could not survive
+        result.oom = True
+        if os.WIFSIGNALED(status):
+            result.error = f"work died by {signal.Signals(os.WTERMSIG(status)).name} under the memory cap"
+        return None, result
+    kind, value, peak = pickle.loads(b"".join(chunks))
+    result.peak_bytes = max(peak, 0)
+    if kind == "error":
+        result.error = value
+        return None, result
+    result.oom = kind == "oom" or peak > allowance_bytes
+    return (None if result.oom else value), result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -179,11 +180,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Teacher and baselines, then the compressed on-device model, into one new run directory."""
+    """Teacher and baselines, the compressed on-device model, then a federated simulation that deploys it, all into
+    one new run directory."""
     args.out = args.runs / time.strftime("demo-%Y%m%d-%H%M%S")
     args.train = args.valid = None
     cmd_teacher(args)
-    return cmd_compress(args)
+    cmd_compress(args)
+    from edgefleet.progress import Reporter
+
+    cfg = _load(args)
+    cfg = cfg.model_copy(update={"sim": cfg.sim.model_copy(update={"model": args.out / "model.eflt"})})
+    return _simulate(cfg, args.out / "sim", Reporter(enabled=not args.quiet))
 
 
 def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
@@ -209,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    # `kill PID` stops a job the way Ctrl-C does: every process it started is stopped, every finished part kept.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return COMMANDS[args.command](args)
     except EdgeFleetError as exc:
@@ -217,3 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgefleet: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -146,6 +146,7 @@ class SimConfig(_Section):
     update_bits: Literal[32, 8] = 32
     deadline_s: float = Field(2.5, gt=0)  # on the virtual clock; devices later than this are stragglers
     workers: int = Field(2, ge=1, le=64)  # Ray actors running ClientApp calls (one CPU each)
+    encoder_cache: bool = True  # reuse the frozen encoder's outputs within a worker (client/device.py EncoderCache)
 
 
 class Config(_Section):

@@ -33,7 +33,8 @@ def device_job(cfg: Config) -> dict:
     """The local-work settings every device receives (client/device.py DeviceJob)."""
     s = cfg.sim
     return {"seed": s.seed, "epochs": s.local_epochs, "batch-size": s.batch_size, "negatives": s.negatives,
-            "lr": s.lr, "personal-lr": s.personal_lr, "fallback": s.fallback, "update-bits": s.update_bits}
+            "lr": s.lr, "personal-lr": s.personal_lr, "fallback": s.fallback, "update-bits": s.update_bits,
+            "encoder-cache": int(s.encoder_cache)}
 
 
 @app.main()

@@ -2,7 +2,7 @@
 the same device work, each with the same cohort and rounds, one after the other on this machine.
 
 Round 1 of every run includes starting Ray's workers (they import the stack): it is shown, and the steady-state
-figures use the later rounds.
+figures use the later rounds. Throughput counts device-rounds that did their work (any outcome but a failure).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from edgefleet.results import SUMMARY, Results
 from edgefleet.rundir import prepare, write_json
 from simulation.launch import FlowerSim, SimulationFailed, write_app
 from simulation.prepare import prepare_fleet
-from simulation.reference import TIMES
+from simulation.reference import REPLIES, TIMES
 from simulation.run import run_simulate
 
 TARGETS = {"peak_rss_bytes_10k": 8 * 2**30, "round_time_ratio_10k_1k": 1.5, "throughput_ratio": 1.5}
@@ -59,16 +59,24 @@ def run_reference(cfg: Config, out: Path, reporter: Reporter) -> dict:
         peak = sim.peak_rss
     stamps = [json.loads(line)["t"] for line in times.read_text().splitlines()]
     walls = [b - a for a, b in zip(stamps, stamps[1:])]
+    replies = [json.loads(line)["replies"] for line in (out / REPLIES).read_text().splitlines()]
+    done = replies[1:] if len(replies) > 1 else replies  # Flower-level failures send no reply
     summary = {"devices": cfg.sim.devices, "rounds": cfg.sim.rounds, "cohort": cfg.sim.cohort, "round_wall_s": walls,
-               "device_rounds_per_s": cfg.sim.cohort / _steady(walls), "peak_rss_bytes": peak, "wall_s": wall}
+               "errors": int(cfg.sim.cohort * len(replies) - sum(replies)),
+               "device_rounds_per_s": sum(done) / (sum(walls[1:]) if len(walls) > 1 else walls[0]),
+               "peak_rss_bytes": peak, "wall_s": wall}
     write_json(out / SUMMARY, summary)
     return summary
 
 
 def _edgefleet(cfg: Config, out: Path, reporter: Reporter) -> dict:
     summary = run_simulate(cfg, out, reporter)
-    walls = [float(w) for w in Results(out).rounds()["wall_s"]]
-    return {**summary, "round_wall_s": walls, "device_rounds_per_s": cfg.sim.cohort / _steady(walls)}
+    rounds = Results(out).rounds()
+    walls = [float(w) for w in rounds["wall_s"]]
+    done = rounds["sampled"] - rounds["error"]  # a device that failed did no work: it is not throughput
+    return {**summary, "round_wall_s": walls, "errors": int(rounds["error"].sum()),
+            "device_rounds_per_s": float(done.iloc[1:].sum() if len(done) > 1 else done.sum()) /
+            (sum(walls[1:]) if len(walls) > 1 else walls[0])}
 
 
 def run_bench_sim(cfg: Config, out: Path, reporter: Reporter, devices: int = 10_000, small: int = 1_000,
@@ -105,13 +113,13 @@ def run_bench_sim(cfg: Config, out: Path, reporter: Reporter, devices: int = 10_
 def print_bench_sim(report: dict) -> None:
     console = Console(width=110)
     table = Table(title=f"bench sim: cohort {report['cohort']}, {report['rounds']} rounds (2 cores)")
-    for col in ("run", "devices", "round 1 (s)", "later rounds (s)", "device-rounds/s", "peak RSS (GiB)"):
+    for col in ("run", "devices", "round 1 (s)", "later rounds (s)", "device-rounds/s", "failed", "peak RSS (GiB)"):
         table.add_column(col, justify="left" if col == "run" else "right")
     names = {"edgefleet_small": "EdgeFleet", "edgefleet": "EdgeFleet", "plain_flower": "plain Flower"}
     for key, run in report["runs"].items():
         walls = run["round_wall_s"]
         table.add_row(names[key], f"{run['devices']:,}", f"{walls[0]:.2f}", f"{_steady(walls):.2f}",
-                      f"{run['device_rounds_per_s']:.2f}", f"{run['peak_rss_bytes'] / 2**30:.2f}")
+                      f"{run['device_rounds_per_s']:.2f}", str(run["errors"]), f"{run['peak_rss_bytes'] / 2**30:.2f}")
     console.print(table)
     r, ef = report["ratios"], report["runs"]["edgefleet"]
     rows = [

@@ -72,8 +72,20 @@ def _terminate(procs: list[psutil.Process], grace_s: float = 10.0) -> None:
     psutil.wait_procs(still, timeout=5)
 
 
+def tmp_link(run_dir: Path) -> Path | None:
+    """Ray's temporary directory is reached through this short symlink when the run directory's path is too long:
+    Ray's socket paths add ~66 characters and must stay under 108."""
+    real = run_dir / "tmp"
+    if len(str(real)) <= MAX_RAY_TMPDIR:
+        return None
+    return Path(tempfile.gettempdir()) / f"edgefleet-{hashlib.sha1(str(real).encode()).hexdigest()[:10]}"
+
+
 def reap_leftovers(run_dir: Path) -> int:
     """Stop what an earlier launcher of this run directory started and could not stop (it was killed)."""
+    link = tmp_link(run_dir)
+    if link is not None and link.is_symlink():
+        link.unlink()
     path = run_dir / "logs" / PIDS
     if not path.exists():
         return 0
@@ -135,15 +147,8 @@ class FlowerSim:
         self.run_id: str | None = None
 
     def _short_tmp(self) -> Path:
-        """Ray's temporary directory. Its socket paths add ~66 characters and must stay under 108, so a long run
-        directory is reached through a short symlink in the system temporary directory, removed by `stop`."""
-        real = self.run_dir / "tmp"
-        self.link = None
-        if len(str(real)) <= MAX_RAY_TMPDIR:
-            return real
-        digest = hashlib.sha1(str(real).encode()).hexdigest()[:10]
-        self.link = Path(tempfile.gettempdir()) / f"edgefleet-{digest}"
-        return self.link
+        self.link = tmp_link(self.run_dir)  # created in __enter__, removed by `stop`
+        return self.link or self.run_dir / "tmp"
 
     def __enter__(self) -> "FlowerSim":
         reap_leftovers(self.run_dir)

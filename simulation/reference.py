@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from threadpoolctl import threadpool_limits
 
 from client.app import reply_content
@@ -30,6 +32,7 @@ from edgefleet.results import SIM_CONFIG
 from server.app import MODEL, device_job
 
 TIMES = "reference_rounds.jsonl"
+REPLIES = "reference_replies.jsonl"
 clientapp = ClientApp()
 serverapp = ServerApp()
 
@@ -64,9 +67,15 @@ def main(grid: Grid, context: Context) -> None:
             f.write(json.dumps({"round": server_round, "t": time.time()}) + "\n")
         return MetricRecord({"round": server_round})
 
+    def count_replies(replies: list[RecordDict], weighted_by_key: str) -> MetricRecord:
+        outcomes = Counter(str(r["outcome"]["outcome"]) for r in replies)
+        with (run_dir / REPLIES).open("a") as f:
+            f.write(json.dumps({"replies": len(replies), "outcomes": outcomes}) + "\n")
+        return aggregate_metricrecords(replies, weighted_by_key)
+
     s = cfg.sim
     strategy = FedAvg(fraction_train=s.cohort / s.devices, fraction_evaluate=0.0, min_train_nodes=s.cohort,
-                      min_available_nodes=s.devices)
+                      min_available_nodes=s.devices, train_metrics_aggr_fn=count_replies)
     weights = shared_params(read_artifact(run_dir / MODEL).tensors)
     strategy.start(grid=grid, initial_arrays=ArrayRecord({k: Array(v) for k, v in weights.items()}),
                    num_rounds=s.rounds, train_config=ConfigRecord(device_job(cfg)), evaluate_fn=stamp)

@@ -95,3 +95,18 @@ def test_personal_state_persists_and_a_redone_round_starts_from_before(tmp_path)
     state.save(np.full(3, 5.0), 2)  # redone
     assert (state.load(3) == 5.0).all() and (state.load(2) == 1.0).all()
 
+
+
+def test_reusing_encoder_outputs_changes_nothing_a_device_reports_but_host_work(setup):
+    w, shared = setup
+    fresh = run_device(w, job(encoder_cache=0), shared)
+    w.encodings.vectors.clear()
+    first = run_device(w, job(), shared)
+    again = run_device(w, job(), shared)  # every text of this device is now in the worker's cache
+    for other in (first, again):
+        assert (other.hit, other.ndcg, other.loss) == (fresh.hit, fresh.ndcg, fresh.loss)
+        assert other.peak_bytes == pytest.approx(fresh.peak_bytes, rel=0.01)
+        for k in fresh.update:
+            np.testing.assert_array_equal(other.update[k], fresh.update[k])
+    # The device is charged the encode time measured when the worker first encoded its texts.
+    assert again.host_infer_ms == pytest.approx(first.host_infer_ms, rel=0.5)

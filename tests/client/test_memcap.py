@@ -1,31 +1,45 @@
-"""The memory cap bites for the duration of the block, is measured, and is lifted afterwards."""
+"""The memory cap bites the device's work in a forked child, is measured, and never touches the worker."""
 
+import os
 import resource
 
 import numpy as np
 
-from client.memcap import MemoryCap
+from client.memcap import run_capped
 
 
-def test_allocation_beyond_the_allowance_is_an_oom_and_the_limit_is_restored():
+def test_allocation_beyond_the_allowance_is_an_oom_and_the_worker_is_untouched():
     before = resource.getrlimit(resource.RLIMIT_DATA)
-    with MemoryCap(4 << 20) as cap:
-        np.ones(64 << 20, dtype=np.uint8)  # 64 MiB under a 4 MiB allowance
-        raise AssertionError("the allocation should have failed")
-    assert cap.result.oom
+    value, cap = run_capped(lambda: np.ones(64 << 20, dtype=np.uint8).sum(), 4 << 20)  # 64 MiB under 4 MiB
+    assert value is None and cap.oom
     assert resource.getrlimit(resource.RLIMIT_DATA) == before
-    np.ones(64 << 20, dtype=np.uint8)  # and it works again
+    assert np.ones(64 << 20, dtype=np.uint8).sum() == 64 << 20  # the caller can still allocate
 
 
-def test_work_inside_the_allowance_is_measured():
-    with MemoryCap(16 << 20) as cap:
+def test_work_inside_the_allowance_returns_its_value_and_peak():
+    def work():
         a = np.ones(2 << 20, dtype=np.uint8)
-        a += 1
-    assert not cap.result.oom
-    assert 2 << 20 <= cap.result.peak_bytes < 3 << 20
+        return int(a.sum()), os.getpid()
+
+    (total, pid), cap = run_capped(work, 16 << 20)
+    assert not cap.oom and total == 2 << 20
+    assert pid != os.getpid()  # it ran in a child
+    assert 2 << 20 <= cap.peak_bytes < 3 << 20
 
 
 def test_a_peak_over_the_allowance_counts_even_when_the_kernel_let_it_through():
-    with MemoryCap(1 << 20) as cap:
-        np.ones(2 << 20, dtype=np.uint8)  # may be served from memory the allocator already holds
-    assert cap.result.oom and cap.result.peak_bytes >= 2 << 20
+    value, cap = run_capped(lambda: np.ones(2 << 20, dtype=np.uint8).sum(), 1 << 20)
+    assert value is None and cap.oom and cap.peak_bytes >= 2 << 20
+
+
+def test_a_child_killed_by_native_code_is_an_oom():
+    value, cap = run_capped(lambda: os.abort(), 1 << 20)
+    assert value is None and cap.oom and "SIGABRT" in cap.error
+
+
+def test_an_exception_is_reported_not_raised():
+    def boom():
+        raise ValueError("bad input")
+
+    value, cap = run_capped(boom, 1 << 20)
+    assert value is None and not cap.oom and cap.error == "ValueError: bad input"
