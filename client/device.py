@@ -277,16 +277,26 @@ def _work(w: Worker, job: DeviceJob, shared: Params, personal: np.ndarray, plan:
     ex = Examples(ctx, mask, cand, np.ones(cand.shape, dtype=bool))
     new = {k: v.copy() for k, v in shared.items()}
     personal = personal.copy()
-    batch = max(1, job.batch_size // plan.batch_div)
+    # A smaller batch is gradient accumulation: micro-batches of batch / batch_div, one step per batch, so a device
+    # short of memory sends the same update as one with room (fewer activations alive at once, same optimization).
+    micro = max(1, job.batch_size // plan.batch_div)
     opt = Adam(new, job.lr)
     losses = []
     for _ in range(job.epochs):
         order = rng.permutation(len(positions))
-        for start in range(0, len(order), batch):
-            loss, grads, d_personal = loss_and_grads(new, pooled, ex.take(order[start:start + batch]), personal)
-            opt.step(new, grads)
+        for start in range(0, len(order), job.batch_size):
+            rows = order[start:start + job.batch_size]
+            total, d_personal = None, np.zeros_like(personal)
+            for m in range(0, len(rows), micro):
+                part = rows[m:m + micro]
+                loss, grads, d_p = loss_and_grads(new, pooled, ex.take(part), personal)
+                w_part = len(part) / len(rows)
+                total = {k: g * w_part for k, g in grads.items()} if total is None else \
+                    {k: total[k] + g * w_part for k, g in grads.items()}
+                d_personal += d_p * w_part
+                losses.append(loss)
+            opt.step(new, total)
             personal -= job.personal_lr * d_personal
-            losses.append(loss)
     out.update(loss=float(np.mean(losses[-max(1, len(losses) // job.epochs):])), examples=int(len(positions)),
                train_s=time.thread_time() - t1)
     return out, new, personal

@@ -137,7 +137,9 @@ def loss_and_grads(p: Params, pooled: np.ndarray, ex: Examples,
     d_n += from_ctx @ d_h
     d_v = _normalize_backward(d_n, n, v_norm) + d_prior[:, None] * wp
     grads["head.prior.weight"] = (d_prior @ v)[None, :]
-    grads["head.prior.bias"] = np.array([d_prior.sum()])
+    # A constant added to every score changes no softmax: the bias's gradient is exactly 0, and rounding noise in
+    # its place would be amplified into full-size steps by Adam's normalisation.
+    grads["head.prior.bias"] = np.zeros(1, dtype=np.float32)
     grads["head.item_head.weight"] = d_v.T @ pooled
     grads["head.item_head.bias"] = d_v.sum(0)
     grads = {k: np.asarray(g_, dtype=np.float32) for k, g_ in grads.items()}

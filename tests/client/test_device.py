@@ -110,3 +110,21 @@ def test_reusing_encoder_outputs_changes_nothing_a_device_reports_but_host_work(
             np.testing.assert_array_equal(other.update[k], fresh.update[k])
     # The device is charged the encode time measured when the worker first encoded its texts.
     assert again.host_infer_ms == pytest.approx(first.host_infer_ms, rel=0.5)
+
+
+def test_the_small_batch_rung_accumulates_to_the_same_update(setup):
+    from client.device import _work
+
+    w, shared = setup
+    j = job(batch_size=4)
+    local = np.concatenate([[w.fleet.test[0]], w.fleet.negatives[0], w.fleet.device_items(2), [w.fleet.valid[0]],
+                            [0, 1]])
+    encoded, _, _ = w.encodings.table(local, None, reuse=True)
+    n_eval, n_hist = 1 + w.fleet.negatives.shape[1], len(w.fleet.device_items(2)) + 1
+    personal = np.zeros(len(shared["head.user_head.bias"]), np.float32)
+    runs = [_work(w, j, shared, personal, plan, encoded, n_eval, n_hist, np.random.default_rng(0))
+            for plan in LADDER[:2]]
+    (_, full, p_full), (_, small, p_small) = runs
+    for k in full:
+        np.testing.assert_allclose(small[k], full[k], rtol=1e-4, atol=1e-6, err_msg=k)
+    np.testing.assert_allclose(p_small, p_full, rtol=1e-4, atol=1e-6)
