@@ -1,8 +1,9 @@
 """The ClientApp: one phone's round of on-device recommendation work (client/device.py) behind Flower's Message API.
 
-In simulation the server tells each node which emulated device it is this round (`device` in the config record);
-on Flower's Deployment Engine a real SuperNode would say who it is with `--node-config "device=..."` and run the
-same code. A device that runs out of memory or drops out still replies, with its outcome and no arrays.
+The ServerApp tells each node which emulated device it is this round and sends that device's profile (the config
+record). The same code runs on the simulation engine and on Flower's Deployment Engine (a SuperLink with
+SuperNodes on one host sharing the run directory gives the same checkpoints bit for bit). A device that runs out of
+memory or drops out still replies, with its outcome and no arrays.
 """
 
 from __future__ import annotations
@@ -36,10 +37,7 @@ def reply_content(report: DeviceReport) -> RecordDict:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    config = dict(msg.content["config"])
-    if "device" not in config:  # Deployment Engine: the node knows which device it is
-        config["device"] = context.node_config["device"]
-    job = DeviceJob.from_config(config)
+    job = DeviceJob.from_config(dict(msg.content["config"]))
     shared = {k: a.numpy() for k, a in msg.content["arrays"].items()}
     try:
         with threadpool_limits(limits=1):

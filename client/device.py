@@ -288,12 +288,16 @@ def _work(w: Worker, job: DeviceJob, shared: Params, personal: np.ndarray, plan:
             rows = order[start:start + job.batch_size]
             total, d_personal = None, np.zeros_like(personal)
             for m in range(0, len(rows), micro):
-                part = rows[m:m + micro]
-                loss, grads, d_p = loss_and_grads(new, pooled, ex.take(part), personal)
-                w_part = len(part) / len(rows)
+                part = ex.take(rows[m:m + micro])
+                # The shared head learns what serves a user without a personal vector (how the global model is
+                # used); the personal vector fits what is left, on top of it. Trained jointly, the shared head
+                # leans on personal vectors that other users do not have, and the global model gets worse.
+                loss, grads, _ = loss_and_grads(new, pooled, part)
+                w_part = len(part.cand) / len(rows)
                 total = {k: g * w_part for k, g in grads.items()} if total is None else \
                     {k: total[k] + g * w_part for k, g in grads.items()}
-                d_personal += d_p * w_part
+                if job.personal_lr > 0:
+                    d_personal += loss_and_grads(new, pooled, part, personal)[2] * w_part
                 losses.append(loss)
             opt.step(new, total)
             personal -= job.personal_lr * d_personal

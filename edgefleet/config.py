@@ -141,7 +141,7 @@ class SimConfig(_Section):
     lr: float = Field(2e-4, gt=0)  # the device's Adam on the shared head
     personal_lr: float = Field(0.5, ge=0)  # SGD on the personal vector
     server_lr: float = Field(1.0, gt=0)  # FedAvgM; 1.0 and momentum 0 is plain FedAvg
-    server_momentum: float = Field(0.9, ge=0, lt=1)
+    server_momentum: float = Field(0.5, ge=0, lt=1)
     fallback: Literal["ladder", "none"] = "ladder"
     update_bits: Literal[32, 8] = 32
     deadline_s: float = Field(2.5, gt=0)  # on the virtual clock; devices later than this are stragglers
