@@ -16,7 +16,9 @@ import faulthandler
 import os
 import pickle
 import resource
+import select
 import signal
+import time
 import tracemalloc
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -65,9 +67,14 @@ def _child(fn: Callable[[], Any], allowance: int, out: int, timed_rerun: bool) -
         view = view[os.write(out, view):]
 
 
-def run_capped(fn: Callable[[], Any], allowance_bytes: int, timed_rerun: bool = False) -> tuple[Any, CapResult]:
+def run_capped(fn: Callable[[], Any], allowance_bytes: int, timed_rerun: bool = False,
+               timeout_s: float = 20.0) -> tuple[Any, CapResult]:
     """`fn()` under the allowance in a forked child: (its value or None, how it went). With `timed_rerun`, a
-    deterministic `fn` that fits is run a second time without tracing and that run's value is returned."""
+    deterministic `fn` that fits is run a second time without tracing and that run's value is returned.
+
+    A child that has not answered after `timeout_s` is killed and counts as out of memory: glibc, short of memory in
+    a thread's arena, can retry its heap growth forever instead of failing.
+    """
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into the caller's stack
@@ -80,15 +87,24 @@ def run_capped(fn: Callable[[], Any], allowance_bytes: int, timed_rerun: bool = 
         finally:
             os._exit(code)
     os.close(write)
-    chunks = []
-    with os.fdopen(read, "rb") as f:
-        while chunk := f.read(1 << 20):
+    chunks, deadline, timed_out = [], time.monotonic() + timeout_s, False
+    with os.fdopen(read, "rb", buffering=0) as f:
+        while True:
+            if not select.select([f], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                timed_out = True
+                os.kill(pid, signal.SIGKILL)
+                break
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
             chunks.append(chunk)
     _, status = os.waitpid(pid, 0)
     result = CapResult()
-    if not chunks:  # the child died before answering: killed by an allocation that native code could not survive
+    if timed_out or not chunks:  # the child died before answering, or never will: an allocation it cannot survive
         result.oom = True
-        if os.WIFSIGNALED(status):
+        if timed_out:
+            result.error = f"work did not finish within {timeout_s:.0f} s under the memory cap"
+        elif os.WIFSIGNALED(status):
             result.error = f"work died by {signal.Signals(os.WTERMSIG(status)).name} under the memory cap"
         return None, result
     kind, value, peak = pickle.loads(b"".join(chunks))

@@ -43,3 +43,10 @@ def test_an_exception_is_reported_not_raised():
 
     value, cap = run_capped(boom, 1 << 20)
     assert value is None and not cap.oom and cap.error == "ValueError: bad input"
+
+
+def test_a_child_that_never_answers_is_killed_and_counted_out_of_memory():
+    import time
+
+    value, cap = run_capped(lambda: time.sleep(30), 1 << 20, timeout_s=0.5)
+    assert value is None and cap.oom and "did not finish within" in cap.error
