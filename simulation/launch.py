@@ -119,11 +119,17 @@ def write_app(app_dir: Path, name: str, serverapp: str, clientapp: str) -> Path:
 
 
 class FlowerSim:
-    """One SuperLink and one run; use as a context manager so that everything is stopped however it ends."""
+    """One SuperLink and one run; use as a context manager so that everything is stopped however it ends.
 
-    def __init__(self, run_dir: Path, workers: int):
+    With `supernodes` > 0 it is Flower's Deployment Engine instead: a SuperLink without `--simulation` and that many
+    `flower-supernode` processes on this host (each runs the ClientApp in a subprocess per message).
+    """
+
+    def __init__(self, run_dir: Path, workers: int, supernodes: int = 0):
         self.run_dir = run_dir.resolve()
         self.workers = workers
+        self.n_supernodes = supernodes
+        self.supernodes: list[subprocess.Popen] = []
         self.home = self.run_dir / "flwr"
         self.port = _free_port()
         self.bin = Path(sys.executable).parent
@@ -158,20 +164,20 @@ class FlowerSim:
             if self.link.is_symlink():
                 self.link.unlink()
             self.link.symlink_to(self.run_dir / "tmp", target_is_directory=True)
-        log = open(self.run_dir / "logs" / "superlink.out", "ab")
-        self.superlink = subprocess.Popen(
-            [str(self.bin / "flower-superlink"), "--insecure", "--simulation", "--isolation", "subprocess",
-             "--host", "127.0.0.1", "--port", str(self.port), "--database", str(self.home / "state.db"),
-             "--log-file", str(self.run_dir / "logs" / "superlink.log"), "--disable-runtime-dependency-installation"],
-            env=self.env, cwd=self.run_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_die_with_parent)
-        log.close()
-        self._track()
+        mode = [] if self.n_supernodes else ["--simulation"]
+        self.superlink = self._spawn("superlink", [
+            "flower-superlink", "--insecure", *mode, "--isolation", "subprocess", "--host", "127.0.0.1",
+            "--port", str(self.port), "--database", str(self.home / "state.db"),
+            "--log-file", str(self.run_dir / "logs" / "superlink.log"), "--disable-runtime-dependency-installation"])
         deadline = time.monotonic() + 60
         while not self._healthy():
             if self.superlink.poll() is not None or time.monotonic() > deadline:
                 raise SimulationFailed(f"the Flower SuperLink did not start; see {self.run_dir / 'logs'}")
             time.sleep(0.2)
+        for i in range(self.n_supernodes):
+            self.supernodes.append(self._spawn(f"supernode-{i}", [
+                "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{self.port}", "--isolation",
+                "subprocess", "--host", "127.0.0.1", "--port", str(_free_port())]))
         (self.home / "config.toml").write_text(
             f'[superlink]\ndefault = "edgefleet"\n\n[superlink.edgefleet]\naddress = "127.0.0.1:{self.port}"\n'
             "insecure = true\n")
@@ -179,6 +185,14 @@ class FlowerSim:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        with open(self.run_dir / "logs" / f"{name}.out", "ab") as log:
+            proc = subprocess.Popen([str(self.bin / argv[0]), *argv[1:]], env=self.env, cwd=self.run_dir, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                    preexec_fn=_die_with_parent)
+        self._track(extra=[proc])
+        return proc
 
     def _healthy(self) -> bool:
         try:
@@ -193,9 +207,11 @@ class FlowerSim:
 
     def submit(self, app_dir: Path, supernodes: int, run_config: dict[str, str]) -> str:
         overrides = " ".join(f"{k}={json.dumps(v)}" for k, v in run_config.items())
+        federation = [] if self.n_supernodes else [
+            "--federation-config",
+            f"num-supernodes={supernodes} client-resources-num-cpus=1 init-args-num-cpus={self.workers}"]
         done = self._cli("run", str(app_dir.resolve()), "edgefleet", "--format", "json", "--run-config", overrides,
-                         "--federation-config",
-                         f"num-supernodes={supernodes} client-resources-num-cpus=1 init-args-num-cpus={self.workers}")
+                         *federation)
         try:
             answer = json.loads(done.stdout)
         except ValueError:
@@ -223,12 +239,14 @@ class FlowerSim:
             pass
         return path
 
-    def _track(self) -> int:
+    def _track(self, extra: list[subprocess.Popen] = ()) -> int:
         """Remember every process of this run and return the tree's RSS (launcher included)."""
         procs = [psutil.Process()]
-        if self.superlink is not None:
+        for started in [self.superlink, *self.supernodes, *extra]:
+            if started is None:
+                continue
             try:
-                root = psutil.Process(self.superlink.pid)
+                root = psutil.Process(started.pid)
                 procs += [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 pass

@@ -1,5 +1,6 @@
-"""`edgefleet simulate --preset tiny` end to end: the real data, a real compressed model, Flower on Ray; then a run
-interrupted with Ctrl-C and resumed, with no round lost or written twice and no process left behind."""
+"""`edgefleet simulate --preset tiny` end to end: the real data, a real compressed model, Flower on Ray; a run
+interrupted with Ctrl-C and resumed, with no round lost or written twice and no process left behind; and the same
+apps on Flower's Deployment Engine."""
 
 import json
 import os
@@ -14,7 +15,13 @@ import pytest
 
 from client.device import OUTCOMES
 from edgefleet.cli import main
+from edgefleet.config import load_config
+from edgefleet.progress import Reporter
 from edgefleet.results import Results
+from edgefleet.rundir import prepare
+from simulation.launch import FlowerSim, write_app
+from simulation.prepare import prepare_fleet
+from simulation.run import CLIENTAPP, SERVERAPP, run_simulate
 
 pytestmark = pytest.mark.slow
 SUMMARY_KEYS = ("devices", "rounds", "cohort", "hr@10", "ndcg@10", "hr@10_start", "participation_rate", "oom_rate",
@@ -102,3 +109,29 @@ def test_interrupt_and_resume(tiny_run, tmp_path):
     assert json.loads((out / "summary.json").read_text())["rounds"] == 4
     assert processes_of(out) == []
     assert main(["--quiet", "simulate", "--resume", str(out)]) == 2  # finished: nothing to resume
+
+
+def test_the_same_apps_run_on_the_deployment_engine(tiny_run, tmp_path):
+    """A SuperLink without --simulation and two SuperNodes give the simulation engine's outcomes and weights."""
+    first, code, _, _ = tiny_run
+    assert code == 0
+    cfg = load_config(preset="tiny", overrides=[
+        "sim.devices=20", "sim.cohort=2", "sim.rounds=2", "sim.deadline_s=1e6", f'sim.model="{first / "model.eflt"}"'])
+    quiet = Reporter(enabled=False)
+    sim_dir, dep_dir = tmp_path / "sim", tmp_path / "dep"
+    run_simulate(cfg, sim_dir, quiet)
+
+    prepare_fleet(cfg, prepare(dep_dir, "summary.json"), quiet)
+    app = write_app(dep_dir / "app", "edgefleet", SERVERAPP, CLIENTAPP)
+    with FlowerSim(dep_dir, workers=1, supernodes=2) as deployment:
+        deployment.submit(app, 2, {"run-dir": str(dep_dir.resolve())})
+        status = deployment.follow(lambda: Results(dep_dir).finished() is not None, lambda: None)
+    assert status == "finished:completed", deployment.save_log()
+    assert processes_of(dep_dir) == []
+
+    columns = ["round", "device", "outcome", "plan", "examples", "bytes_up"]
+    got, want = (Results(d).devices()[columns].sort_values(["round", "device"]).reset_index(drop=True)
+                 for d in (dep_dir, sim_dir))
+    assert got.equals(want)
+    for name, weights in Results(sim_dir).checkpoint(2).items():
+        assert (Results(dep_dir).checkpoint(2)[name] == weights).all(), name
