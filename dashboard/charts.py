@@ -1,0 +1,80 @@
+"""Chart builders: DataFrames in, Altair charts out. No Streamlit and no file access here."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+TIER_ORDER = ["ram-2gb", "ram-3gb", "ram-4gb", "ram-6gb", "ram-8gb", "ram-12gb+"]
+ROUND_AXIS = alt.Axis(tickMinStep=1, format="d")
+
+
+def _order(x: str) -> list[str] | None:
+    return TIER_ORDER if x == "tier" else None
+
+
+OUTCOME_COLORS = alt.Scale(domain=["ok", "oom", "dropout", "straggler", "error"],
+                           range=["#4c9a2a", "#d62728", "#9e9e9e", "#ff7f0e", "#000000"])
+
+
+def metric_per_round(rounds: pd.DataFrame, metrics: list[str], start: dict | None, by: str = "run") -> alt.Chart:
+    """Lines of metrics per round, with round 0 (the deployed model) when known."""
+    frame = rounds[["round", by, *metrics]].copy()
+    if start:
+        for run in frame[by].unique():
+            frame = pd.concat([pd.DataFrame([{"round": 0, by: run, **{m: start.get(m) for m in metrics}}]), frame])
+    long = frame.melt(["round", by], var_name="metric", value_name="value").dropna()
+    return alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("round:Q", title="round", axis=ROUND_AXIS), y=alt.Y("value:Q", scale=alt.Scale(zero=False)),
+        color=alt.Color(f"{by}:N"), strokeDash="metric:N", tooltip=["round", by, "metric", "value"])
+
+
+def by_tier(devices: pd.DataFrame, column: str, title: str) -> alt.Chart:
+    return alt.Chart(devices).mark_boxplot(extent="min-max").encode(
+        x=alt.X("tier:N", sort=TIER_ORDER), y=alt.Y(f"{column}:Q", title=title),
+        color=alt.Color("tier:N", sort=TIER_ORDER))
+
+
+def stacked(frame: pd.DataFrame, x: str, value: str, color: str, title: str) -> alt.Chart:
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X(f"{x}:N", sort=_order(x)), y=alt.Y(f"{value}:Q", title=title), color=alt.Color(f"{color}:N"),
+        tooltip=[x, color, value])
+
+
+def outcomes_by(devices: pd.DataFrame, x: str) -> alt.Chart:
+    counts = devices.groupby([x, "outcome"]).size().reset_index(name="device-rounds")
+    return alt.Chart(counts).mark_bar().encode(
+        x=alt.X(f"{x}:N", sort=_order(x)), y="device-rounds:Q", color=alt.Color("outcome:N", scale=OUTCOME_COLORS),
+        tooltip=[x, "outcome", "device-rounds"])
+
+
+def budget_vs_peak(devices: pd.DataFrame) -> alt.Chart:
+    frame = devices.assign(budget_mb=devices["budget_bytes"] / 2**20,
+                           peak_plus_model_mb=(devices["peak_bytes"] + devices["budget_bytes"]
+                                               - devices["allowance_bytes"]) / 2**20)
+    points = alt.Chart(frame).mark_circle(size=40, opacity=0.7).encode(
+        x=alt.X("budget_mb:Q", title="budget (MB)"), y=alt.Y("peak_plus_model_mb:Q", title="model + peak (MB)"),
+        color=alt.Color("outcome:N", scale=OUTCOME_COLORS), tooltip=["device", "tier", "plan", "outcome"])
+    diagonal = alt.Chart(pd.DataFrame({"mb": [0.0, float(frame["budget_mb"].max())]})).mark_line(
+        strokeDash=[4, 4], color="grey").encode(x="mb:Q", y="mb:Q")
+    return points + diagonal
+
+
+def histogram(frame: pd.DataFrame, column: str, title: str) -> alt.Chart:
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X(f"{column}:Q", bin=alt.Bin(maxbins=40), title=title), y="count():Q",
+        color=alt.Color("tier:N", sort=TIER_ORDER))
+
+
+def bars(frame: pd.DataFrame, x: str, y: str, title: str, color: str | None = None) -> alt.Chart:
+    enc = {"x": alt.X(f"{x}:N", sort=_order(x)), "y": alt.Y(f"{y}:Q", title=title), "tooltip": [x, y]}
+    if color:
+        enc["color"] = alt.Color(f"{color}:N")
+    return alt.Chart(frame).mark_bar().encode(**enc)
+
+
+def line(frame: pd.DataFrame, x: str, y: str, color: str, title: str) -> alt.Chart:
+    return alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X(f"{x}:Q", axis=ROUND_AXIS if x == "round" else alt.Axis()),
+        y=alt.Y(f"{y}:Q", title=title, scale=alt.Scale(zero=False)), color=f"{color}:N",
+        tooltip=[x, y, color])

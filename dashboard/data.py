@@ -1,0 +1,112 @@
+"""What the dashboard knows of a run directory, read from its files only (never from the code that wrote them).
+
+Every reader returns data or a short reason; nothing here raises on a missing, partial or corrupt file, because a
+run may be half-written while the dashboard looks at it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from edgefleet.results import FINISHED, RESULTS, SIM_CONFIG, SUMMARY, Results
+
+REPORTS = {"compression": "compression_report.json", "teacher": "teacher_report.json",
+           "stress": "stress_report.json", "privacy": "privacy_report.json", "bench_sim": "bench_sim.json"}
+MARKERS = (SUMMARY, SIM_CONFIG, RESULTS, *REPORTS.values())
+
+
+@dataclass
+class Run:
+    """One run directory as found on disk."""
+
+    path: Path
+    name: str
+    status: str  # finished, running, empty, corrupt
+    problems: list[str] = field(default_factory=list)
+    summary: dict | None = None
+    config: dict | None = None
+    reports: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def is_simulation(self) -> bool:
+        return self.config is not None or self.summary is not None
+
+
+def read_json(path: Path) -> tuple[dict | None, str | None]:
+    if not path.exists():
+        return None, None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return None, f"{path.name} cannot be read ({type(exc).__name__})"
+    if not isinstance(data, dict):
+        return None, f"{path.name} is not a JSON object"
+    return data, None
+
+
+def signature(path: Path) -> tuple:
+    """Changes whenever a file the dashboard reads under `path` changes: the cache key of every loader."""
+    out = []
+    for sub in (path, path / RESULTS, path / RESULTS / "rounds", path / RESULTS / "devices", path / "compress"):
+        if sub.is_dir():
+            for f in sorted(sub.iterdir()):
+                if f.is_file() and not f.name.startswith("."):
+                    st = f.stat()
+                    out.append((str(f), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run directories under `root` (itself included), newest first."""
+    if not root.is_dir():
+        return []
+    candidates = [root, *[p for p in root.rglob("*") if p.is_dir() and p.name not in ("fleet", "flwr", "tmp", "logs",
+                                                                                        "app", "device_state")]]
+    runs = [p for p in candidates if any((p / m).exists() for m in MARKERS) and p.name != RESULTS]
+    return sorted(set(runs), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def load_run(path: Path, root: Path) -> Run:
+    name = str(path.relative_to(root)) if path != root else path.name
+    run = Run(path=path, name=name, status="empty")
+    run.summary, err = read_json(path / SUMMARY)
+    problems = [err] if err else []
+    run.config, err = read_json(path / SIM_CONFIG)
+    problems += [err] if err else []
+    for kind, file in REPORTS.items():
+        for where in (path, path / "compress"):
+            data, err = read_json(where / file)
+            if data is not None:
+                run.reports.setdefault(kind, data)
+            problems += [err] if err else []
+    run.problems = problems
+    finished = (path / RESULTS / FINISHED).exists()
+    if problems:
+        run.status = "corrupt"
+    elif run.summary is not None or run.reports:
+        run.status = "finished"
+    elif run.config is not None:
+        run.status = "finished" if finished else "running"
+    return run
+
+
+def rounds_table(path: Path) -> tuple[pd.DataFrame, str | None]:
+    try:
+        return Results(path).rounds(), None
+    except Exception as exc:  # a half-written or foreign file: say so on the page, never a traceback
+        return pd.DataFrame(), f"round results cannot be read ({type(exc).__name__}: {exc})"
+
+
+def devices_table(path: Path) -> tuple[pd.DataFrame, str | None]:
+    try:
+        return Results(path).devices(), None
+    except Exception as exc:
+        return pd.DataFrame(), f"device results cannot be read ({type(exc).__name__}: {exc})"
+
+
+def start_metrics(path: Path) -> dict | None:
+    return read_json(path / RESULTS / "start.json")[0]

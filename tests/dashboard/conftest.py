@@ -1,0 +1,74 @@
+"""Run directories in the formats the simulation, compression and stress jobs write, built from their own code."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from client.device import DeviceReport
+from edgefleet.config import Config
+from edgefleet.results import SIM_CONFIG, SUMMARY, Results
+from server.recorder import round_row
+from simulation.run import summarize
+
+TIERS = ["ram-2gb", "ram-4gb", "ram-6gb"]
+
+
+def device_rows(r: int, rng) -> pd.DataFrame:
+    rows = []
+    for d in range(12):
+        outcome = ["ok", "ok", "ok", "oom", "dropout", "straggler"][d % 6]
+        rep = DeviceReport(outcome, plan="full" if d % 2 else "small-batch", peak_bytes=int(rng.integers(1e5, 3e6)),
+                           allowance_bytes=3_000_000, host_infer_ms=50.0, host_train_ms=5.0, infer_ms=120.0 + d,
+                           train_ms=10.0 + d, comm_ms=300.0, virtual_ms=430.0 + d, bytes_down=396_496,
+                           bytes_up=396_496 if outcome == "ok" else 0, examples=9, loss=1.5, hit=float(d % 2),
+                           ndcg=0.3 * (d % 2))
+        rows.append({"round": r, "device": d, **rep.metrics(), "tier": TIERS[d % 3],
+                     "budget_bytes": 5_200_000, "cpu_factor": 2.0})
+    return pd.DataFrame(rows)
+
+
+def write_sim(path, rounds=2, finish=True):
+    cfg = Config.model_validate({"sim": {"devices": 50, "rounds": 3, "cohort": 12}})
+    path.mkdir(parents=True)
+    (path / SIM_CONFIG).write_text(cfg.model_dump_json())
+    res = Results(path)
+    res.ensure()
+    res.write_start({"hr@10": 0.55, "ndcg@10": 0.29, "mrr": 0.24, "full": {"hr@10": 0.08}})
+    rng = np.random.default_rng(0)
+    for r in range(1, rounds + 1):
+        devices = device_rows(r, rng)
+        metrics = {"hr@10": 0.55 + 0.01 * r, "ndcg@10": 0.29 + 0.005 * r, "mrr": 0.24, "full": {"hr@10": 0.09}}
+        res.commit_round(r, devices, round_row(r, devices, 40, 2.5, metrics, 1.0), {"w": np.zeros(2)})
+    if finish:
+        res.finish({"rounds": rounds})
+        (path / SUMMARY).write_text(json.dumps(summarize(cfg, res, 10.0, 12.0, 2_000_000_000)))
+    return path
+
+
+@pytest.fixture
+def runs_root(tmp_path):
+    root = tmp_path / "runs"
+    write_sim(root / "sim-a")
+    write_sim(root / "sim-live", rounds=1, finish=False)
+    comp = root / "compress-a"
+    comp.mkdir()
+    (comp / "compression_report.json").write_text(json.dumps({
+        "artifact_bytes": 755188, "artifact_path": "model.eflt",
+        "teacher": {"hr@10": 0.51, "ndcg@10": 0.27, "latency_ms_b1": 12.0, "params": 22877876},
+        "student": {"hr@10": 0.55, "ndcg@10": 0.30, "latency_ms_b1": 0.45, "params": 688711, "peak_mem_bytes": 141804},
+        "retention": {"hr@10": 1.08, "ndcg@10": 1.10, "speedup_b1": 26.4},
+        "size_breakdown": {"embeddings": 203128, "encoder": 415744, "heads": 105452, "vocabulary": 22551},
+        "quantization": {"int8": {"hr@10": 0.55, "ndcg@10": 0.30, "weight_bytes": 700000},
+                         "int4": {"hr@10": 0.549, "ndcg@10": 0.29, "weight_bytes": 400000}},
+        "stages": [{"name": "teacher", "seconds": 10.0}, {"name": "distill", "seconds": 30.0}]}))
+    stress = root / "stress-a"
+    stress.mkdir()
+    (stress / "stress_report.json").write_text(json.dumps({"points": [
+        {"variant": "int8", "workload": "inference", "budget_bytes": b, "measured_peak_bytes": 2_400_000,
+         "predicted_bytes": 2_300_000, "fits": b > 2_400_000, "oom": b <= 2_400_000} for b in (2e6, 4e6, 8e6)]}))
+    bad = root / "sim-corrupt"
+    bad.mkdir()
+    (bad / SUMMARY).write_text("{ not json")
+    return root

@@ -1,0 +1,89 @@
+"""Every page renders against real-format run directories (Streamlit AppTest), and bad directories are messages."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.pages import PAGES
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+
+
+def app(monkeypatch, root, runs=None):
+    monkeypatch.setenv("EDGEFLEET_RUNS", str(root))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    if runs is not None:
+        at.sidebar.multiselect[0].set_value(runs).run()
+    return at
+
+
+def texts(at) -> str:
+    parts = [e.value for e in at.markdown] + [e.value for e in at.info] + [e.value for e in at.warning]
+    return " ".join(str(p) for p in parts) + " " + " ".join(h.value for h in [*at.header, *at.subheader])
+
+
+@pytest.mark.parametrize("page, heading, expect", [
+    ("Runs", "Runs", "Compare: global HR@10 per round"),
+    ("Accuracy", "Accuracy", "On-device vs global HR@10"),
+    ("Latency", "Latency", "Virtual round time and stragglers per round"),
+    ("Memory", "Memory", "Fallback policy"),
+    ("Privacy", "Privacy", "no differential privacy"),
+])
+def test_simulation_pages(monkeypatch, runs_root, page, heading, expect):
+    at = app(monkeypatch, runs_root, ["sim-a"])
+    at.sidebar.radio[0].set_value(page).run()
+    assert not at.exception, at.exception
+    assert at.header[0].value == heading
+    assert expect in texts(at)
+    if page != "Privacy":
+        assert len(at.get("vega_lite_chart")) >= 1
+
+
+def test_runs_page_compares_and_exports(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, ["sim-a", "sim-live"])
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert set(table["run"]) == {"sim-a", "sim-live"}
+    assert table.set_index("run").loc["sim-a", "hr@10"] == pytest.approx(0.57)
+    assert table.set_index("run").loc["sim-live", "status"] == "running"
+    assert len(at.get("download_button")) >= 1
+
+
+def test_a_running_run_is_followed(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, ["sim-live"])
+    at.sidebar.radio[0].set_value("Accuracy").run()
+    assert not at.exception
+    assert "still running: 1 round(s) committed" in texts(at)
+
+
+@pytest.mark.parametrize("page, run, expect", [
+    ("Compression", "compress-a", "755,188 B"),
+    ("Stress", "stress-a", "Measured peak vs budget"),
+])
+def test_report_pages(monkeypatch, runs_root, page, run, expect):
+    at = app(monkeypatch, runs_root, [run])
+    at.sidebar.radio[0].set_value(page).run()
+    assert not at.exception
+    shown = texts(at) + " ".join(str(m.value) for m in at.metric)
+    assert expect in shown
+    assert len(at.get("vega_lite_chart")) >= 1
+
+
+def test_a_corrupt_run_is_a_warning_not_a_traceback(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, ["sim-corrupt"])
+    for page in PAGES:
+        at.sidebar.radio[0].set_value(page).run()
+        assert not at.exception, page
+    at.sidebar.radio[0].set_value("Runs").run()
+    assert "summary.json cannot be read" in texts(at)
+
+
+def test_empty_and_missing_roots(monkeypatch, tmp_path):
+    at = app(monkeypatch, tmp_path)
+    assert not at.exception
+    at.sidebar.radio[0].set_value("Memory").run()
+    assert "No runs found" in texts(at)
+    at = app(monkeypatch, tmp_path / "nowhere")
+    assert not at.exception and "No run directory" in texts(at)

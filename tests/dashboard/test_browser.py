@@ -1,0 +1,73 @@
+"""The dashboard in a real browser: `edgefleet dashboard` serves it, headless Chromium renders its charts."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.slow
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(runs_root):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "edgefleet", "dashboard", "--runs", str(runs_root), "--port",
+                             str(port)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    line = proc.stdout.readline()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield port, line
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=20)
+
+
+@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and chromium-driver come with `make` set-up")
+def test_dashboard_renders_charts_in_chromium(served, tmp_path):
+    port, line = served
+    assert f"http://localhost:{port}" in line
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        browser.get(f"http://localhost:{port}")
+        wait = WebDriverWait(browser, 90)
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid='stVegaLiteChart'] canvas, "
+                                                                    "[data-testid='stVegaLiteChart'] svg")))
+        assert browser.title == "EdgeFleet"
+        headers = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "h2")]
+        assert "Runs" in headers
+        charts = browser.find_elements(By.CSS_SELECTOR, "[data-testid='stVegaLiteChart']")
+        assert len(charts) >= 1
+        browser.save_screenshot(str(tmp_path / "runs.png"))
+        shutil.copy(tmp_path / "runs.png", os.environ.get("EDGEFLEET_SCREENSHOT_DIR", tmp_path))
+        assert browser.find_elements(By.XPATH, "//*[contains(text(), 'Traceback')]") == []
+        print(f"browser saw title={browser.title!r} headers={headers} charts={len(charts)}; "
+              f"screenshot {tmp_path / 'runs.png'}")
+    finally:
+        browser.quit()
