@@ -9,7 +9,12 @@ import sys
 import time
 import urllib.request
 
+import numpy as np
 import pytest
+
+from edgefleet.results import Results
+from server.recorder import round_row
+from tests.dashboard.conftest import device_rows
 
 pytestmark = pytest.mark.slow
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -46,7 +51,7 @@ def served(runs_root):
 
 
 @pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and chromium-driver come with `make` set-up")
-def test_dashboard_renders_charts_in_chromium(served, tmp_path):
+def test_dashboard_renders_charts_in_chromium(served, runs_root, tmp_path):
     port, line = served
     assert f"http://localhost:{port}" in line
     options = webdriver.ChromeOptions()
@@ -65,9 +70,22 @@ def test_dashboard_renders_charts_in_chromium(served, tmp_path):
         charts = browser.find_elements(By.CSS_SELECTOR, "[data-testid='stVegaLiteChart']")
         assert len(charts) >= 1
         browser.save_screenshot(str(tmp_path / "runs.png"))
-        shutil.copy(tmp_path / "runs.png", os.environ.get("EDGEFLEET_SCREENSHOT_DIR", tmp_path))
         assert browser.find_elements(By.XPATH, "//*[contains(text(), 'Traceback')]") == []
         print(f"browser saw title={browser.title!r} headers={headers} charts={len(charts)}; "
               f"screenshot {tmp_path / 'runs.png'}")
+
+        # Live: a round committed while the page is open appears without reloading it.
+        assert "1 round(s) committed" in browser.page_source
+        live = runs_root / "sim-live"
+        devices = device_rows(2, np.random.default_rng(1))
+        Results(live).commit_round(2, devices, round_row(2, devices, 40, 2.5, {"hr@10": 0.6, "ndcg@10": 0.3}, 1.0),
+                                   {"w": np.zeros(2)})
+        WebDriverWait(browser, 30).until(lambda b: "2 round(s) committed" in b.page_source)
+        time.sleep(2)  # let the chart redraw too before the screenshot
+        browser.save_screenshot(str(tmp_path / "live.png"))
+        keep = os.environ.get("EDGEFLEET_SCREENSHOT_DIR")  # to look at them after the test
+        if keep:
+            for name in ("runs.png", "live.png"):
+                shutil.copy(tmp_path / name, keep)
     finally:
         browser.quit()
