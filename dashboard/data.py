@@ -77,8 +77,11 @@ def load_run(path: Path, root: Path) -> Run:
     problems = [err] if err else []
     run.config, err = read_json(path / SIM_CONFIG)
     problems += [err] if err else []
+    # A simulation's model came from a compression run: its report sits beside the model the config names.
+    model = ((run.config or {}).get("sim") or {}).get("model")
+    sources = (path, path / "compress", *([Path(model).parent] if model else []))
     for kind, file in REPORTS.items():
-        for where in (path, path / "compress"):
+        for where in sources:
             data, err = read_json(where / file)
             if data is not None:
                 run.reports.setdefault(kind, data)

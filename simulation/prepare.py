@@ -67,4 +67,6 @@ def prepare_fleet(cfg: Config, out: Path, reporter: Reporter) -> None:
                        cfg.sim.min_items).save(fleet_dir / DATA)
         (fleet_dir / ITEMS).write_text(json.dumps(task.catalogue.item_texts()))
         population.to_parquet(fleet_dir / POPULATION, index=False)
-    write_json(out / SIM_CONFIG, json.loads(cfg.model_dump_json()))
+    # Absolute, so that a reader elsewhere (the dashboard) finds the model's compression report beside it.
+    sim = cfg.sim.model_copy(update={"model": model.resolve()})
+    write_json(out / SIM_CONFIG, json.loads(cfg.model_copy(update={"sim": sim}).model_dump_json()))
