@@ -14,7 +14,8 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricR
 from flwr.clientapp import ClientApp
 from threadpoolctl import threadpool_limits
 
-from client.device import DeviceJob, DeviceReport, run_device, worker
+from client.device import DeviceJob, DeviceReport, run_device
+from client.worker import worker
 
 app = ClientApp()
 

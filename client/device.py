@@ -1,8 +1,9 @@
 """One emulated phone's round: rank candidates for its user, fine-tune the shared head, keep a personal vector.
 
-The deployed artifact's encoder is frozen INT8 on the device; only the recommendation head (compression/heads.py)
-is trained and shared. The personal vector, added to the user representation, is trained alongside and stays in
-the device's own storage (`device_state/<device>.npz` in the run directory), across rounds and restarts.
+The deployed artifact's encoder is frozen INT8 on the device (client/worker.py loads it once per worker process);
+only the recommendation head (compression/heads.py) is trained and shared. The personal vector, added to the user
+representation, is trained on top of it and stays in the device's own storage (client/storage.py), across rounds
+and restarts.
 
 Everything a device does runs under its memory budget (client/memcap.py, in a forked child). If it does not fit,
 the fallback policy walks down a ladder (smaller batch, shorter texts, inference only) before the device gives up
@@ -12,25 +13,18 @@ CPU factor.
 
 from __future__ import annotations
 
-import functools
 import time
-import tracemalloc
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from client.memcap import run_capped
+from client.optim import Adam
+from client.storage import PersonalState
+from client.worker import STATE_DIR, Worker
 from compression.heads import Examples, Params, item_table, loss_and_grads, right_aligned, user_vectors
-from compression.quantize import QTensor
-from compression.runtime import DeviceModel
 from compression.update_codec import encode_update
-from edgefleet.fleet import DATA, FLEET_DIR, FleetData, load_item_texts
-
-MODEL = "model.eflt"
-STATE_DIR = "device_state"
-OUTCOMES = ("ok", "oom", "dropout", "straggler", "error")
 
 
 @dataclass(frozen=True)
@@ -61,9 +55,6 @@ class DeviceJob:
         return cls(**{k.replace("-", "_"): cast[kinds[k.replace("-", "_")]](v) for k, v in config.items()
                       if k.replace("-", "_") in kinds})
 
-    def to_config(self) -> dict[str, Any]:
-        return {k.replace("_", "-"): v for k, v in asdict(self).items()}
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -77,89 +68,6 @@ class Plan:
 
 LADDER = (Plan("full", True, 1, None), Plan("small-batch", True, 4, None), Plan("short-text", True, 4, 12),
           Plan("inference-only", False, 1, 12))
-
-
-def _array_bytes(obj: Any, seen: set[int]) -> int:
-    if id(obj) in seen:
-        return 0
-    seen.add(id(obj))
-    if isinstance(obj, np.ndarray):
-        return obj.nbytes
-    if isinstance(obj, QTensor):
-        return obj.nbytes
-    if isinstance(obj, dict):
-        return sum(_array_bytes(v, seen) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(_array_bytes(v, seen) for v in obj)
-    if hasattr(obj, "__dict__"):
-        return sum(_array_bytes(v, seen) for v in vars(obj).values())
-    return 0
-
-
-class Worker:
-    """What one worker process loads once and every device it emulates shares: the artifact, catalogue, fleet."""
-
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
-        self.model = DeviceModel.load(run_dir / MODEL)
-        self.texts = load_item_texts(run_dir / FLEET_DIR)
-        self.fleet = FleetData.load(run_dir / FLEET_DIR / DATA)
-        self.history_len = int(self.model.config["history_len"])
-        # Resident size of the loaded model on a device: its weights as the runtime holds them, and the vocabulary.
-        vocab = sum(len(t) + 1 for t in self.model.tokenizer.get_vocab())
-        self.model_bytes = _array_bytes(self.model, set()) + vocab
-        self.encodings = EncoderCache(self)
-        (run_dir / STATE_DIR).mkdir(exist_ok=True)
-
-
-class EncoderCache:
-    """The frozen encoder's pooled vector of each item text in this worker process, and what computing it cost.
-
-    The device encoder never changes during a run, so a text encodes to the same vector on every device, and a
-    worker that emulates many devices computes it once. Each device is still charged for encoding its own texts:
-    the CPU time measured when this worker encoded that text (untraced: tracing would double it), and the transient
-    memory of one encode at that token length (tracemalloc, measured once per length). `sim.encoder_cache=false`
-    encodes every text of every device afresh. Tokenizing happens here, outside any memory cap: the Rust tokenizer
-    aborts the process when an allocation fails.
-    """
-
-    def __init__(self, w: "Worker"):
-        self.w = w
-        self.vectors: dict[tuple[int, int | None], tuple[np.ndarray, float]] = {}
-        self.transient: dict[int, int] = {}
-
-    def _transient(self, ids: list[int]) -> int:
-        if len(ids) not in self.transient:
-            tracemalloc.start()
-            base = tracemalloc.get_traced_memory()[0]
-            self.w.model.encode_ids(ids)
-            self.transient[len(ids)] = tracemalloc.get_traced_memory()[1] - base
-            tracemalloc.stop()
-        return self.transient[len(ids)]
-
-    def table(self, items: np.ndarray, max_tokens: int | None, reuse: bool) -> tuple[np.ndarray, float, int]:
-        """(pooled vectors of `items`, CPU seconds a device spends encoding them, largest transient of one)."""
-        if not reuse:
-            self.vectors.clear()
-        rows, seconds, transient = [], 0.0, 0
-        for item in items:
-            key = (int(item), max_tokens)
-            ids = _truncate(self.w.model.tokenizer.encode(self.w.texts[int(item)]).ids, max_tokens)
-            if key not in self.vectors:
-                start = time.thread_time()
-                vector = self.w.model.encode_ids(ids).astype(np.float32)
-                self.vectors[key] = (vector, time.thread_time() - start)
-            vector, cost = self.vectors[key]
-            rows.append(vector)
-            seconds += cost
-            transient = max(transient, self._transient(ids))
-        return np.stack(rows), seconds, transient
-
-
-@functools.lru_cache(maxsize=2)
-def worker(run_dir: str) -> Worker:
-    """One Worker per process and run directory."""
-    return Worker(Path(run_dir))
 
 
 @dataclass
@@ -186,58 +94,6 @@ class DeviceReport:
 
     def metrics(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "update"}
-
-
-class PersonalState:
-    """The device's personal vector in its own storage. The previous value is kept so that a round that is redone
-    after an interruption starts from what the device had before it."""
-
-    def __init__(self, path: Path, dim: int):
-        self.path, self.dim = path, dim
-
-    def load(self, server_round: int) -> np.ndarray:
-        if not self.path.exists():
-            return np.zeros(self.dim, dtype=np.float32)
-        with np.load(self.path) as z:
-            if int(z["round"]) < server_round:
-                return z["state"].copy()
-            return z["prev_state"].copy() if int(z["prev_round"]) < server_round else np.zeros(self.dim, np.float32)
-
-    def save(self, state: np.ndarray, server_round: int) -> None:
-        prev, prev_round = np.zeros(self.dim, np.float32), -1
-        if self.path.exists():
-            with np.load(self.path) as z:
-                if int(z["round"]) < server_round:
-                    prev, prev_round = z["state"].copy(), int(z["round"])
-                else:
-                    prev, prev_round = z["prev_state"].copy(), int(z["prev_round"])
-        tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(tmp, state=state.astype(np.float32), round=server_round, prev_state=prev, prev_round=prev_round)
-        tmp.replace(self.path)
-
-
-class Adam:
-    """Adam over the shared head, its moments on the device for one round (they cost 2x the head's memory)."""
-
-    def __init__(self, params: Params, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        self.lr, self.betas, self.eps, self.t = lr, betas, eps, 0
-        self.m = {k: np.zeros_like(v) for k, v in params.items()}
-        self.v = {k: np.zeros_like(v) for k, v in params.items()}
-
-    def step(self, params: Params, grads: Params) -> None:
-        self.t += 1
-        b1, b2 = self.betas
-        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
-        for k, g in grads.items():
-            self.m[k] = b1 * self.m[k] + (1 - b1) * g
-            self.v[k] = b2 * self.v[k] + (1 - b2) * g * g
-            params[k] -= self.lr * (self.m[k] / c1) / (np.sqrt(self.v[k] / c2) + self.eps)
-
-
-def _truncate(ids: list[int], max_tokens: int | None) -> list[int]:
-    if max_tokens is None or len(ids) <= max_tokens:
-        return ids
-    return ids[: max_tokens - 1] + ids[-1:]  # keep [SEP]
 
 
 def _rank_metrics(scores: np.ndarray, k: int) -> tuple[float, float]:

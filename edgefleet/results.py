@@ -27,6 +27,8 @@ START = "start.json"
 FINISHED = "finished.json"
 SUMMARY = "summary.json"
 SIM_CONFIG = "sim_config.json"
+# Every device sampled in a round ends with exactly one of these.
+OUTCOMES = ("ok", "oom", "dropout", "straggler", "error")
 MOMENTUM = "momentum/"
 
 

@@ -9,9 +9,7 @@ import numpy as np
 import pandas as pd
 from flwr.app import ArrayRecord, MetricRecord
 
-from edgefleet.results import Results
-
-OUTCOMES = ("ok", "oom", "dropout", "straggler", "error")
+from edgefleet.results import OUTCOMES, Results
 
 
 def round_row(r: int, devices: pd.DataFrame, available: int, deadline_s: float, metrics: dict, wall_s: float) -> dict:

@@ -22,7 +22,8 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from threadpoolctl import threadpool_limits
 
 from client.app import reply_content
-from client.device import DeviceJob, Worker, run_device
+from client.device import DeviceJob, run_device
+from client.worker import Worker
 from compression.artifact import read_artifact
 from compression.heads import shared_params
 from compression.update_codec import decode_update

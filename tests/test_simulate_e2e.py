@@ -13,11 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from client.device import OUTCOMES
 from edgefleet.cli import main
 from edgefleet.config import load_config
 from edgefleet.progress import Reporter
-from edgefleet.results import Results
+from edgefleet.results import OUTCOMES, Results
 from edgefleet.rundir import prepare
 from simulation.launch import FlowerSim, write_app
 from simulation.prepare import prepare_fleet

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from client.device import LADDER, DeviceJob, PersonalState, run_device, worker
+from client.device import LADDER, DeviceJob, run_device
+from client.storage import PersonalState
+from client.worker import worker
 from compression.artifact import read_artifact
 from compression.heads import shared_params
 from compression.update_codec import decode_update

@@ -1,0 +1,108 @@
+"""What one worker process loads once and every device it emulates shares: the artifact, the catalogue, the fleet,
+and the frozen encoder's outputs."""
+
+from __future__ import annotations
+
+import functools
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compression.quantize import QTensor
+from compression.runtime import DeviceModel
+from edgefleet.fleet import DATA, FLEET_DIR, FleetData, load_item_texts
+
+MODEL = "model.eflt"
+STATE_DIR = "device_state"
+
+
+def _array_bytes(obj: Any, seen: set[int]) -> int:
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, QTensor):
+        return obj.nbytes
+    if isinstance(obj, dict):
+        return sum(_array_bytes(v, seen) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_array_bytes(v, seen) for v in obj)
+    if hasattr(obj, "__dict__"):
+        return sum(_array_bytes(v, seen) for v in vars(obj).values())
+    return 0
+
+
+class Worker:
+    """What one worker process loads once and every device it emulates shares: the artifact, catalogue, fleet."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.model = DeviceModel.load(run_dir / MODEL)
+        self.texts = load_item_texts(run_dir / FLEET_DIR)
+        self.fleet = FleetData.load(run_dir / FLEET_DIR / DATA)
+        self.history_len = int(self.model.config["history_len"])
+        # Resident size of the loaded model on a device: its weights as the runtime holds them, and the vocabulary.
+        vocab = sum(len(t) + 1 for t in self.model.tokenizer.get_vocab())
+        self.model_bytes = _array_bytes(self.model, set()) + vocab
+        self.encodings = EncoderCache(self)
+        (run_dir / STATE_DIR).mkdir(exist_ok=True)
+
+
+class EncoderCache:
+    """The frozen encoder's pooled vector of each item text in this worker process, and what computing it cost.
+
+    The device encoder never changes during a run, so a text encodes to the same vector on every device, and a
+    worker that emulates many devices computes it once. Each device is still charged for encoding its own texts:
+    the CPU time measured when this worker encoded that text (untraced: tracing would double it), and the transient
+    memory of one encode at that token length (tracemalloc, measured once per length). `sim.encoder_cache=false`
+    encodes every text of every device afresh. Tokenizing happens here, outside any memory cap: the Rust tokenizer
+    aborts the process when an allocation fails.
+    """
+
+    def __init__(self, w: "Worker"):
+        self.w = w
+        self.vectors: dict[tuple[int, int | None], tuple[np.ndarray, float]] = {}
+        self.transient: dict[int, int] = {}
+
+    def _transient(self, ids: list[int]) -> int:
+        if len(ids) not in self.transient:
+            tracemalloc.start()
+            base = tracemalloc.get_traced_memory()[0]
+            self.w.model.encode_ids(ids)
+            self.transient[len(ids)] = tracemalloc.get_traced_memory()[1] - base
+            tracemalloc.stop()
+        return self.transient[len(ids)]
+
+    def table(self, items: np.ndarray, max_tokens: int | None, reuse: bool) -> tuple[np.ndarray, float, int]:
+        """(pooled vectors of `items`, CPU seconds a device spends encoding them, largest transient of one)."""
+        if not reuse:
+            self.vectors.clear()
+        rows, seconds, transient = [], 0.0, 0
+        for item in items:
+            key = (int(item), max_tokens)
+            ids = _truncate(self.w.model.tokenizer.encode(self.w.texts[int(item)]).ids, max_tokens)
+            if key not in self.vectors:
+                start = time.thread_time()
+                vector = self.w.model.encode_ids(ids).astype(np.float32)
+                self.vectors[key] = (vector, time.thread_time() - start)
+            vector, cost = self.vectors[key]
+            rows.append(vector)
+            seconds += cost
+            transient = max(transient, self._transient(ids))
+        return np.stack(rows), seconds, transient
+
+
+def _truncate(ids: list[int], max_tokens: int | None) -> list[int]:
+    if max_tokens is None or len(ids) <= max_tokens:
+        return ids
+    return ids[: max_tokens - 1] + ids[-1:]  # keep [SEP]
+
+
+@functools.lru_cache(maxsize=2)
+def worker(run_dir: str) -> Worker:
+    """One Worker per process and run directory."""
+    return Worker(Path(run_dir))
