@@ -190,13 +190,16 @@ def privacy_page(view: View) -> None:
         st.info("No privacy figures in the selected runs.")
 
 
+def _with_report(view: View, kind: str, job: str) -> list[data.Run]:
+    found = [r for r in view.runs if kind in r.reports]
+    if not found:
+        st.info(f"No {kind} report in the selected runs ({job} writes {data.REPORTS[kind]}).")
+    return found
+
+
 def compression_page(view: View) -> None:
     st.header("Compression")
-    found = [r for r in view.runs if "compression" in r.reports]
-    if not found:
-        st.info("No compression report in the selected runs (edgefleet compress writes compression_report.json).")
-        return
-    for r in found:
+    for r in _with_report(view, "compression", "edgefleet compress"):
         c = r.reports["compression"]
         st.subheader(r.name)
         cols = st.columns(4)
@@ -219,11 +222,7 @@ def compression_page(view: View) -> None:
 
 def stress_page(view: View) -> None:
     st.header("Stress")
-    found = [r for r in view.runs if "stress" in r.reports]
-    if not found:
-        st.info("No stress report in the selected runs (edgefleet stress writes stress_report.json).")
-        return
-    for r in found:
+    for r in _with_report(view, "stress", "edgefleet stress"):
         points = pd.DataFrame(r.reports["stress"].get("points", []))
         if points.empty:
             st.warning(f"{r.name}: stress_report.json holds no points")
