@@ -213,6 +213,11 @@ def run_device(w: Worker, job: DeviceJob, shared: Params) -> DeviceReport:
         result = None
     if result is None:
         report.outcome = "oom"
+        if report.allowance_bytes <= 0:
+            report.error = "the model alone exceeds the budget"
+        else:
+            report.error = cap.error or f"peak {report.peak_bytes:,} B (with one encode) over the allowance " \
+                                        f"{report.allowance_bytes:,} B"
         return report
     out, new, personal = result
     report.host_infer_ms, report.host_train_ms = (encode_s + out["infer_s"]) * 1e3, out["train_s"] * 1e3

@@ -113,4 +113,8 @@ def run_capped(fn: Callable[[], Any], allowance_bytes: int, timed_rerun: bool = 
         result.error = value
         return None, result
     result.oom = kind == "oom" or peak > allowance_bytes
+    if kind == "oom":
+        result.error = "an allocation failed under the memory cap"
+    elif result.oom:
+        result.error = f"measured peak {peak:,} B over the allowance {int(allowance_bytes):,} B"
     return (None if result.oom else value), result

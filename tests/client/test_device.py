@@ -63,6 +63,7 @@ def test_a_model_that_does_not_fit_is_an_oom(setup):
     w, shared = setup
     report = run_device(w, job(budget_bytes=w.model_bytes - 1), shared)
     assert report.outcome == "oom" and report.update is None
+    assert report.error == "the model alone exceeds the budget"
 
 
 def test_the_ladder_falls_back_to_inference_only(setup):
@@ -73,6 +74,7 @@ def test_the_ladder_falls_back_to_inference_only(setup):
     ladder = run_device(w, job(budget_bytes=budget), shared)
     none = run_device(w, job(budget_bytes=budget, fallback="none"), shared)
     assert none.outcome == "oom" and none.attempts == 1
+    assert "allowance" in none.error or "failed" in none.error
     assert ladder.outcome == "ok" and ladder.plan != "full" and ladder.attempts > 1
     if ladder.plan == "inference-only":
         assert ladder.update is None and not np.isnan(ladder.hit)
