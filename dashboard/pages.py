@@ -157,6 +157,12 @@ def memory_page(view: View) -> None:
     st.subheader("Outcomes per tier and per round")
     st.altair_chart(charts.outcomes_by(ds, "tier"), width="stretch")
     st.altair_chart(charts.outcomes_by(ds, "round"), width="stretch")
+    oom = ds[ds["outcome"] == "oom"]
+    if len(oom) and "error" in oom:
+        st.subheader("Why devices ran out of memory")
+        reasons = oom.assign(reason=oom["error"].fillna("").str.replace(r"[\d,]+ B", "N B", regex=True))
+        _table(reasons.groupby(["tier", "reason"], sort=False).size().reset_index(name="device-rounds"),
+               "oom-reasons")
     st.subheader("Fallback policy: which rung each device ended on")
     plans = tried.assign(plan=tried["plan"].fillna("").replace("", "none fitted"))
     counts = plans.groupby(["tier", "plan"], sort=False).size().reset_index(name="device-rounds")

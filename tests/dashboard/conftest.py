@@ -23,7 +23,8 @@ def device_rows(r: int, rng) -> pd.DataFrame:
                            allowance_bytes=3_000_000, host_infer_ms=50.0, host_train_ms=5.0, infer_ms=120.0 + d,
                            train_ms=10.0 + d, comm_ms=300.0, virtual_ms=430.0 + d, bytes_down=396_496,
                            bytes_up=396_496 if outcome == "ok" else 0, examples=9, loss=1.5, hit=float(d % 2),
-                           ndcg=0.3 * (d % 2))
+                           ndcg=0.3 * (d % 2), error="an allocation failed under the memory cap" if outcome == "oom"
+                           else "")
         rows.append({"round": r, "device": d, **rep.metrics(), "tier": TIERS[d % 3],
                      "budget_bytes": 5_200_000, "cpu_factor": 2.0})
     return pd.DataFrame(rows)

@@ -28,7 +28,7 @@ def texts(at) -> str:
     ("Runs", "Runs", "Compare: global HR@10 per round"),
     ("Accuracy", "Accuracy", "On-device vs global HR@10"),
     ("Latency", "Latency", "Virtual round time and stragglers per round"),
-    ("Memory", "Memory", "Fallback policy"),
+    ("Memory", "Memory", "Why devices ran out of memory"),
     ("Privacy", "Privacy", "no differential privacy"),
 ])
 def test_simulation_pages(monkeypatch, runs_root, page, heading, expect):
