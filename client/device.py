@@ -201,7 +201,7 @@ def run_device(w: Worker, job: DeviceJob, shared: Params) -> DeviceReport:
         seed = [job.seed, job.server_round, job.device, 0x7EA1]
         result, cap = run_capped(lambda: _work(w, job, shared, personal, plan, encoded, len(eval_cand), len(hist),
                                                np.random.default_rng(seed)),
-                                 report.allowance_bytes - transient, timed_rerun=True)
+                                 report.allowance_bytes, timed_rerun=True)
         # Encoding one text happens while the table fills: at most the whole table plus one encode's transient.
         report.peak_bytes = max(cap.peak_bytes, encoded.nbytes + transient)
         if cap.error and not cap.oom:
