@@ -1,4 +1,5 @@
-"""The recommendation head in numpy with its gradient: the part of the deployed model a device fine-tunes.
+"""The recommendation head in numpy with its gradient: what the device runtime scores with, and the part of the
+deployed model a device fine-tunes.
 
 The INT8 encoder stays frozen on the device; its pooled text vectors feed this head, which mirrors
 compression/rechead.py RecHead: item vector = normalize(W_i e + b_i), prior = w_p . (W_i e + b_i) + b_p, user =
@@ -60,6 +61,11 @@ def user_vectors(p: Params, items: np.ndarray, ctx: np.ndarray, mask: np.ndarray
     if personal is not None:
         u = u + personal
     return _normalize(u)[0]
+
+
+def scores(p: Params, users: np.ndarray, items: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """exp(log_scale) * user . item + prior, for one user (D,) or a batch (B, D)."""
+    return float(np.exp(p["head.log_scale"][0])) * (users @ items.T) + prior
 
 
 def right_aligned(histories: list[np.ndarray], length: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from compression.artifact import Artifact, ArtifactError, read_artifact
+from compression.heads import SHARED_KEYS, item_table, right_aligned, scores, user_vectors
 from compression.quantize import QTensor
 from compression.wordpiece import build_wordpiece
 
@@ -46,10 +47,6 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 class BertEncoder:
@@ -152,11 +149,8 @@ class DeviceModel:
         if kind not in ENCODERS:
             raise ArtifactError(f"artifact's student.kind {kind!r} is not one of {', '.join(ENCODERS)}")
         self.encoder = ENCODERS[kind](cfg["student"], t["encoder.word.weight"], w)
-        self.item_w, self.item_b = np.ascontiguousarray(w["head.item_head.weight"].T), w["head.item_head.bias"]
-        self.prior_w, self.prior_b = w["head.prior.weight"][0], float(w["head.prior.bias"][0])
-        self.recency = w["head.recency"]
-        self.user_w, self.user_b = np.ascontiguousarray(w["head.user_head.weight"].T), w["head.user_head.bias"]
-        self.scale = float(np.exp(w["head.log_scale"][0]))
+        self.head = {k: np.ascontiguousarray(w[k], dtype=np.float32) for k in SHARED_KEYS}
+        self.history_len = len(self.head["head.recency"])
         self.genre_w, self.genre_b = np.ascontiguousarray(w["genre.weight"].T), w["genre.bias"]
         self.genres = list(cfg.get("genres", []))
 
@@ -170,8 +164,8 @@ class DeviceModel:
 
     def item_vector(self, text: str) -> tuple[np.ndarray, float]:
         """(normalised item vector, prior) for one item text."""
-        emb = self.encode_ids(self.tokenizer.encode(text).ids) @ self.item_w + self.item_b
-        return _normalize(emb), float(emb @ self.prior_w + self.prior_b)
+        items, prior = item_table(self.head, self.encode_ids(self.tokenizer.encode(text).ids)[None])
+        return items[0], float(prior[0])
 
     def genre_probs(self, title: str) -> np.ndarray:
         """Probability of each genre (`self.genres`) from a title alone: the second NLU head."""
@@ -184,12 +178,11 @@ class DeviceModel:
 
     def user_vector(self, history: np.ndarray) -> np.ndarray:
         """From the item vectors of the user's history, oldest first."""
-        recent = history[-len(self.recency):]
-        weights = _softmax(self.recency[len(self.recency) - len(recent):])
-        return _normalize((weights @ recent) @ self.user_w + self.user_b)
+        ctx, mask = right_aligned([np.arange(len(history))], self.history_len)
+        return user_vectors(self.head, history, ctx, mask)[0]
 
     def scores(self, user: np.ndarray, items: np.ndarray, prior: np.ndarray) -> np.ndarray:
-        return self.scale * (items @ user) + prior
+        return scores(self.head, user, items, prior)
 
     def recommend(self, history: np.ndarray, items: np.ndarray, prior: np.ndarray, k: int = 10,
                   exclude: Sequence[int] = ()) -> np.ndarray:

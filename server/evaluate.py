@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from compression.heads import Params, item_table, right_aligned, user_vectors
+from compression.heads import Params, item_table, right_aligned, scores, user_vectors
 from compression.runtime import DeviceModel
 from edgefleet.task.protocol import EvalSet, evaluate
 
@@ -25,8 +25,7 @@ class HeadScorer:
 
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         ctx, mask = right_aligned(list(histories), self.history_len)
-        users = user_vectors(self.params, self.items, ctx, mask)
-        return float(np.exp(self.params["head.log_scale"][0])) * (users @ self.items.T) + self.prior
+        return scores(self.params, user_vectors(self.params, self.items, ctx, mask), self.items, self.prior)
 
 
 class GlobalEvaluator:
