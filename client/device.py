@@ -23,8 +23,9 @@ from client.memcap import run_capped
 from client.optim import Adam
 from client.storage import PersonalState
 from client.worker import STATE_DIR, Worker
-from compression.heads import Examples, Params, item_table, loss_and_grads, right_aligned, user_vectors
+from compression.heads import Examples, Params, item_table, loss_and_grads, right_aligned, scores, user_vectors
 from compression.update_codec import encode_update
+from edgefleet.task.metrics import expected_metrics, rank_counts
 
 
 @dataclass(frozen=True)
@@ -96,14 +97,6 @@ class DeviceReport:
         return {k: v for k, v in asdict(self).items() if k != "update"}
 
 
-def _rank_metrics(scores: np.ndarray, k: int) -> tuple[float, float]:
-    """Hit and NDCG at k of candidate 0 against the others (ties count half, as the protocol's expectation)."""
-    greater = float((scores[1:] > scores[0]).sum())
-    ties = float((scores[1:] == scores[0]).sum())
-    rank = greater + ties / 2.0
-    return float(rank < k), float(1.0 / np.log2(rank + 2.0)) if rank < k else 0.0
-
-
 def _work(w: Worker, job: DeviceJob, shared: Params, personal: np.ndarray, plan: Plan, encoded: np.ndarray,
           n_eval: int, n_hist: int, rng: np.random.Generator) -> tuple[dict, Params | None, np.ndarray]:
     """The capped part. `encoded` is the local item table: `n_eval` evaluation candidates (the held-out test item
@@ -113,9 +106,10 @@ def _work(w: Worker, job: DeviceJob, shared: Params, personal: np.ndarray, plan:
     items, prior = item_table(shared, pooled)
     ctx, mask = right_aligned([np.arange(n_eval, n_eval + n_hist)], w.history_len)
     user = user_vectors(shared, items, ctx, mask, personal)[0]
-    scores = float(np.exp(shared["head.log_scale"][0])) * (items[:n_eval] @ user) + prior[:n_eval]
-    top = np.argsort(-scores, kind="stable")[:10]  # the user's top-10, what the app would show
-    hit, ndcg = _rank_metrics(scores, 10)
+    s = scores(shared, user, items[:n_eval], prior[:n_eval])
+    top = np.argsort(-s, kind="stable")[:10]  # the user's top-10, what the app would show
+    ranked = expected_metrics(*rank_counts(s[:1], s[None, 1:]), k=10)  # the protocol's tie-aware metrics
+    hit, ndcg = float(ranked["hr@10"][0]), float(ranked["ndcg@10"][0])
     out = {"infer_s": time.thread_time() - t0, "hit": hit, "ndcg": ndcg, "top": top, "loss": float("nan"),
            "examples": 0, "train_s": 0.0}
     if not plan.train:

