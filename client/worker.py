@@ -65,17 +65,22 @@ class EncoderCache:
 
     def __init__(self, w: "Worker"):
         self.w = w
-        self.vectors: dict[tuple[int, int | None], tuple[np.ndarray, float]] = {}
+        # (item, max_tokens) -> (vector, CPU seconds of its encode, transient bytes of one encode at its length)
+        self.vectors: dict[tuple[int, int | None], tuple[np.ndarray, float, int]] = {}
         self.transient: dict[int, int] = {}
 
-    def _transient(self, ids: list[int]) -> int:
+    def _encode(self, item: int, max_tokens: int | None) -> tuple[np.ndarray, float, int]:
+        ids = _truncate(self.w.model.tokenizer.encode(self.w.texts[item]).ids, max_tokens)
+        start = time.thread_time()
+        vector = self.w.model.encode_ids(ids).astype(np.float32)
+        seconds = time.thread_time() - start
         if len(ids) not in self.transient:
             tracemalloc.start()
             base = tracemalloc.get_traced_memory()[0]
             self.w.model.encode_ids(ids)
             self.transient[len(ids)] = tracemalloc.get_traced_memory()[1] - base
             tracemalloc.stop()
-        return self.transient[len(ids)]
+        return vector, seconds, self.transient[len(ids)]
 
     def table(self, items: np.ndarray, max_tokens: int | None, reuse: bool) -> tuple[np.ndarray, float, int]:
         """(pooled vectors of `items`, CPU seconds a device spends encoding them, largest transient of one)."""
@@ -84,15 +89,12 @@ class EncoderCache:
         rows, seconds, transient = [], 0.0, 0
         for item in items:
             key = (int(item), max_tokens)
-            ids = _truncate(self.w.model.tokenizer.encode(self.w.texts[int(item)]).ids, max_tokens)
             if key not in self.vectors:
-                start = time.thread_time()
-                vector = self.w.model.encode_ids(ids).astype(np.float32)
-                self.vectors[key] = (vector, time.thread_time() - start)
-            vector, cost = self.vectors[key]
+                self.vectors[key] = self._encode(int(item), max_tokens)
+            vector, cost, peak = self.vectors[key]
             rows.append(vector)
             seconds += cost
-            transient = max(transient, self._transient(ids))
+            transient = max(transient, peak)
         return np.stack(rows), seconds, transient
 
 
