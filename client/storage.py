@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefleet.rundir import save_npz
+
 
 class PersonalState:
     """The device's personal vector in its own storage. The previous value is kept so that a round that is redone
@@ -30,6 +32,5 @@ class PersonalState:
                     prev, prev_round = z["state"].copy(), int(z["round"])
                 else:
                     prev, prev_round = z["prev_state"].copy(), int(z["prev_round"])
-        tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(tmp, state=state.astype(np.float32), round=server_round, prev_state=prev, prev_round=prev_round)
-        tmp.replace(self.path)
+        save_npz(self.path, {"state": state.astype(np.float32), "round": server_round, "prev_state": prev,
+                             "prev_round": prev_round})

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefleet.rundir import save_npz
+
 FLEET_DIR = "fleet"
 DATA = "data.npz"
 ITEMS = "items.json"
@@ -41,9 +43,7 @@ class FleetData:
         return int(np.searchsorted(self.users, user))
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **{k: getattr(self, k) for k in self.__dataclass_fields__})
-        tmp.replace(path)
+        save_npz(path, {k: getattr(self, k) for k in self.__dataclass_fields__})
 
     @classmethod
     def load(cls, path: Path) -> "FleetData":

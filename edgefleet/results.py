@@ -14,12 +14,13 @@ interrupted before its checkpoint, so that a resumed run writes every round exac
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
+
+from edgefleet.rundir import atomic_write, save_npz
 
 RESULTS = "results"
 CHECKPOINTS = "checkpoints"
@@ -40,17 +41,6 @@ def _round_of(path: Path) -> int:
     return int(path.name.split("-")[1].split(".")[0])
 
 
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to the temporary name
-        np.savez(f, **arrays)
-
-
 class Results:
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
@@ -63,19 +53,20 @@ class Results:
 
     # Writing (the ServerApp).
     def write_start(self, metrics: Mapping) -> None:
-        _atomic(self.dir / START, lambda p: p.write_text(json.dumps(dict(metrics), indent=1)))
+        atomic_write(self.dir / START, lambda p: p.write_text(json.dumps(dict(metrics), indent=1)))
 
     def commit_round(self, server_round: int, devices: pd.DataFrame, round_row: Mapping,
                      weights: Mapping[str, np.ndarray], momentum: list[np.ndarray] | None = None) -> None:
         """The round's parts, then the checkpoint (weights, and the server optimizer's momentum if any)."""
-        _atomic(self.dir / "devices" / _name(server_round, "parquet"), lambda p: devices.to_parquet(p, index=False))
-        _atomic(self.dir / "rounds" / _name(server_round, "parquet"),
+        atomic_write(self.dir / "devices" / _name(server_round, "parquet"),
+                     lambda p: devices.to_parquet(p, index=False))
+        atomic_write(self.dir / "rounds" / _name(server_round, "parquet"),
                 lambda p: pd.DataFrame([dict(round_row)]).to_parquet(p, index=False))
         state = {**weights, **{f"{MOMENTUM}{i}": m for i, m in enumerate(momentum or [])}}
-        _atomic(self.ckpt / _name(server_round, "npz"), lambda p: _savez(p, state))
+        save_npz(self.ckpt / _name(server_round, "npz"), state)
 
     def finish(self, info: Mapping) -> None:
-        _atomic(self.dir / FINISHED, lambda p: p.write_text(json.dumps(dict(info), indent=1)))
+        atomic_write(self.dir / FINISHED, lambda p: p.write_text(json.dumps(dict(info), indent=1)))
 
     def discard_after(self, server_round: int) -> None:
         """Remove what an interrupted run left of rounds after `server_round`."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 from edgefleet.errors import RunDirError
 
@@ -23,8 +26,21 @@ def prepare(out: Path, report_name: str) -> Path:
     return out
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write through a temporary file and rename, so a reader never sees half a report."""
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp)` to a hidden temporary name beside `path`, then rename: a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    write(tmp)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
+
+
+def save_npz(path: Path, arrays: dict) -> None:
+    """Arrays to `path` whole or not at all (a file object: np.savez would append ".npz" to the temporary name)."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    atomic_write(path, write)

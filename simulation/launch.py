@@ -25,6 +25,7 @@ from typing import Callable
 import psutil
 
 from edgefleet.errors import EdgeFleetError
+from edgefleet.rundir import atomic_write
 
 APP_PYPROJECT = """[build-system]
 requires = ["setuptools"]
@@ -260,8 +261,7 @@ class FlowerSim:
                 pass
         if len(self.seen) > known:  # so that a later launcher can stop them if this one is killed
             path = self.run_dir / "logs" / PIDS
-            path.with_suffix(".tmp").write_text(json.dumps(self.seen))
-            path.with_suffix(".tmp").replace(path)
+            atomic_write(path, lambda tmp: tmp.write_text(json.dumps(self.seen)))
         self.peak_rss = max(self.peak_rss, rss)
         return rss
 
