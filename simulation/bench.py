@@ -32,6 +32,11 @@ def _steady(walls: list[float]) -> float:
     return sum(later) / len(later)
 
 
+def _steady_rate(done: list[int], walls: list[float]) -> float:
+    """Device-rounds that did their work per second of wall time, over the rounds after the first."""
+    return sum(done[1:] or done) / sum(walls[1:] or walls)
+
+
 def run_reference(cfg: Config, out: Path, reporter: Reporter) -> dict:
     out = prepare(out, SUMMARY)
     prepare_fleet(cfg, out, reporter)
@@ -60,10 +65,9 @@ def run_reference(cfg: Config, out: Path, reporter: Reporter) -> dict:
     stamps = [json.loads(line)["t"] for line in times.read_text().splitlines()]
     walls = [b - a for a, b in zip(stamps, stamps[1:])]
     replies = [json.loads(line)["replies"] for line in (out / REPLIES).read_text().splitlines()]
-    done = replies[1:] if len(replies) > 1 else replies  # Flower-level failures send no reply
     summary = {"devices": cfg.sim.devices, "rounds": cfg.sim.rounds, "cohort": cfg.sim.cohort, "round_wall_s": walls,
-               "errors": int(cfg.sim.cohort * len(replies) - sum(replies)),
-               "device_rounds_per_s": sum(done) / (sum(walls[1:]) if len(walls) > 1 else walls[0]),
+               "errors": int(cfg.sim.cohort * len(replies) - sum(replies)),  # Flower-level failures send no reply
+               "device_rounds_per_s": _steady_rate(replies, walls),
                "peak_rss_bytes": peak, "wall_s": wall}
     write_json(out / SUMMARY, summary)
     return summary
@@ -73,10 +77,9 @@ def _edgefleet(cfg: Config, out: Path, reporter: Reporter) -> dict:
     summary = run_simulate(cfg, out, reporter)
     rounds = Results(out).rounds()
     walls = [float(w) for w in rounds["wall_s"]]
-    done = rounds["sampled"] - rounds["error"]  # a device that failed did no work: it is not throughput
+    done = (rounds["sampled"] - rounds["error"]).tolist()  # a device that failed did no work: not throughput
     return {**summary, "round_wall_s": walls, "errors": int(rounds["error"].sum()),
-            "device_rounds_per_s": float(done.iloc[1:].sum() if len(done) > 1 else done.sum()) /
-            (sum(walls[1:]) if len(walls) > 1 else walls[0])}
+            "device_rounds_per_s": _steady_rate(done, walls)}
 
 
 def run_bench_sim(cfg: Config, out: Path, reporter: Reporter, devices: int = 10_000, small: int = 1_000,
