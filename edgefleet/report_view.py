@@ -99,6 +99,12 @@ def print_textclf_report(report: dict, out: Path) -> None:
     console.print(f"report: {out / 'compression_report.json'}")
 
 
+def _tier_order(tier: str) -> tuple:
+    """ram-2gb < ram-12gb+ by their number; tiers named otherwise (a profile file's) after them, by name."""
+    digits = "".join(c for c in tier if c.isdigit())
+    return (0, int(digits), tier) if digits else (1, 0, tier)
+
+
 def print_sim_summary(summary: dict, out: Path) -> None:
     """Headline figures of a simulation and its outcomes per phone tier."""
     console = Console(width=None if sys.stdout.isatty() else 110)
@@ -132,7 +138,7 @@ def print_sim_summary(summary: dict, out: Path) -> None:
     tiers.add_column("tier")
     for o in outcomes:
         tiers.add_column(o, justify="right")
-    for tier, counts in sorted(s["outcomes_by_tier"].items(), key=lambda kv: float(kv[0][4:].rstrip("gb+"))):
+    for tier, counts in sorted(s["outcomes_by_tier"].items(), key=lambda kv: _tier_order(kv[0])):
         tiers.add_row(tier, *(str(counts.get(o, 0)) for o in outcomes))
     console.print(tiers)
     console.print(f"summary: {out / 'summary.json'}  (wall {s['wall_s']:.1f} s)")
