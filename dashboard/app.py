@@ -38,8 +38,8 @@ def sidebar(root: Path) -> tuple[str, View]:
     default = [r.name for r in runs if r.is_simulation and r.status != "corrupt"][:1] or names[:1]
     chosen = st.sidebar.multiselect("Runs (pick two or more to compare)", names, default=default, key="runs")
     picked = [r for r in runs if r.name in chosen]
-    tiers = st.sidebar.multiselect("Tiers", ["ram-2gb", "ram-3gb", "ram-4gb", "ram-6gb", "ram-8gb", "ram-12gb+"],
-                                   key="tiers")
+    offered = sorted({t for r in picked for t in loaders.tiers(str(r.path), loaders.data.signature(r.path))})
+    tiers = st.sidebar.multiselect("Tiers", offered, key="tiers")
     most = max([int((r.summary or {}).get("rounds") or (r.config or {}).get("sim", {}).get("rounds") or 1)
                 for r in picked] or [1])
     rounds = st.sidebar.slider("Rounds", 1, max(most, 2), (1, max(most, 2)), key="rounds") if picked else None

@@ -113,3 +113,11 @@ def devices_table(path: Path) -> tuple[pd.DataFrame, str | None]:
 
 def start_metrics(path: Path) -> dict | None:
     return read_json(path / RESULTS / "start.json")[0]
+
+
+def tiers(path: Path) -> list[str]:
+    """The device tiers of a simulation's population (built-in or from a profile file)."""
+    try:
+        return sorted(pd.read_parquet(path / "fleet" / "population.parquet", columns=["tier"])["tier"].unique())
+    except Exception:  # no fleet yet, or not a simulation: no tiers to offer
+        return []

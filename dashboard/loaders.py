@@ -26,6 +26,11 @@ def devices(path: str, sig: tuple) -> tuple[pd.DataFrame, str | None]:
     return data.devices_table(Path(path))
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def tiers(path: str, sig: tuple) -> list[str]:
+    return data.tiers(Path(path))
+
+
 def all_runs(root: Path) -> list[data.Run]:
     return [run(str(p), str(root), data.signature(p)) for p in data.find_runs(root)]
 

@@ -42,6 +42,8 @@ def write_sim(path, rounds=2, finish=True):
         devices = device_rows(r, rng)
         metrics = {"hr@10": 0.55 + 0.01 * r, "ndcg@10": 0.29 + 0.005 * r, "mrr": 0.24, "full": {"hr@10": 0.09}}
         res.commit_round(r, devices, round_row(r, devices, 40, 2.5, metrics, 1.0), {"w": np.zeros(2)})
+    (path / "fleet").mkdir()
+    pd.DataFrame({"tier": TIERS * 4}).to_parquet(path / "fleet" / "population.parquet")
     if finish:
         res.finish({"rounds": rounds})
         (path / SUMMARY).write_text(json.dumps(summarize(cfg, res, 10.0, 12.0, 2_000_000_000)))

@@ -87,3 +87,13 @@ def test_empty_and_missing_roots(monkeypatch, tmp_path):
     assert "No runs found" in texts(at)
     at = app(monkeypatch, tmp_path / "nowhere")
     assert not at.exception and "No run directory" in texts(at)
+
+
+def test_the_tier_filter_narrows_device_figures(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, ["sim-a"])
+    assert at.sidebar.multiselect[1].options == ["ram-2gb", "ram-4gb", "ram-6gb"]
+    at.sidebar.radio[0].set_value("Memory").run()
+    at.sidebar.multiselect[1].set_value(["ram-2gb"]).run()
+    assert not at.exception
+    fallback = at.dataframe[-1].value
+    assert set(fallback["tier"]) == {"ram-2gb"}
