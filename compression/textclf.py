@@ -17,6 +17,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,28 @@ def _trainable(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
+def keep_best_epochs(name: str, epochs: int, steps: Callable[[], list], step: Callable[[torch.Tensor], float],
+                     accuracy: Callable[[], float], snapshot: Callable[[], dict], rep: Reporter) -> tuple[list, dict]:
+    """Run `epochs` of `step` over each epoch's batches, scoring `accuracy` after each; returns the log and the
+    snapshot of the best epoch, the start (epoch 0) included."""
+    best, best_state = accuracy(), snapshot()
+    log = [{"epoch": 0, "valid_accuracy": best}]
+    for epoch in range(epochs):
+        batch_ids = steps()
+        total = 0.0
+        with rep.stage(f"{name} epoch {epoch + 1}/{epochs}", total=len(batch_ids)) as advance:
+            for idx in batch_ids:
+                loss = step(idx)
+                total += loss
+                advance(loss=loss)
+        acc = accuracy()
+        log.append({"epoch": epoch + 1, "loss": total / len(batch_ids), "valid_accuracy": acc})
+        rep.log(f"  {name} epoch {epoch + 1}: loss {total / len(batch_ids):.4f}  valid accuracy {acc:.4f}")
+        if acc > best:
+            best, best_state = acc, snapshot()
+    return log, best_state
+
+
 def fine_tune(teacher: TextTeacher, train: Encoded, valid: Encoded, cfg: TeacherConfig, rep: Reporter) -> list[dict]:
     """Cross-entropy on train; keeps the best valid epoch, the nearest-class-mean start (epoch 0) included."""
     torch.manual_seed(cfg.seed)
@@ -68,25 +91,18 @@ def fine_tune(teacher: TextTeacher, train: Encoded, valid: Encoded, cfg: Teacher
     opt = torch.optim.AdamW(groups + [{"params": list(teacher.classifier.parameters()), "lr": cfg.head_lr}],
                             weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
-    best, best_state = t_accuracy(teacher, valid), _trainable(teacher)
-    log = [{"epoch": 0, "valid_accuracy": best}]
-    for epoch in range(cfg.epochs):
-        steps = batches(len(train.y), cfg.batch_size, cfg.max_steps_per_epoch, gen)
-        total = 0.0
-        with rep.stage(f"teacher epoch {epoch + 1}/{cfg.epochs}", total=len(steps)) as advance:
-            teacher.train()
-            for idx in steps:
-                loss = F.cross_entropy(teacher(train.lower[idx], train.mask[idx])[0], train.y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item()
-                advance(loss=loss.item())
-        acc = t_accuracy(teacher, valid)
-        log.append({"epoch": epoch + 1, "loss": total / len(steps), "valid_accuracy": acc})
-        rep.log(f"  teacher epoch {epoch + 1}: loss {total / len(steps):.4f}  valid accuracy {acc:.4f}")
-        if acc > best:
-            best, best_state = acc, _trainable(teacher)
+
+    def step(idx: torch.Tensor) -> float:
+        teacher.train()
+        loss = F.cross_entropy(teacher(train.lower[idx], train.mask[idx])[0], train.y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    log, best_state = keep_best_epochs(
+        "teacher", cfg.epochs, lambda: batches(len(train.y), cfg.batch_size, cfg.max_steps_per_epoch, gen), step,
+        lambda: t_accuracy(teacher, valid), lambda: _trainable(teacher), rep)
     teacher.load_state_dict(best_state, strict=False)
     teacher.eval()
     return log
@@ -122,39 +138,33 @@ def distill(student: TextStudent, teacher: TextTeacher, train: Encoded, valid: E
     t_opt = torch.optim.AdamW([p for p in teacher.parameters() if p.requires_grad], lr=cfg.teacher_lr)
     frozen = None if interplay else predict(teacher, train.lower, train.mask)
     gen = torch.Generator().manual_seed(cfg.seed)
-    best, best_state = s_accuracy(student, valid), copy.deepcopy(student.state_dict())
-    log = [{"epoch": 0, "valid_accuracy": best}]
-    for epoch in range(cfg.epochs):
-        steps = batches(len(train.y), cfg.batch_size, cfg.max_steps_per_epoch, gen)
-        total = 0.0
-        with rep.stage(f"{cfg.method} distillation epoch {epoch + 1}/{cfg.epochs}", total=len(steps)) as advance:
-            student.train()
-            teacher.train(interplay)
-            for idx in steps:
-                y = train.y[idx]
-                s_logits, s_pooled = student(train.student.input_ids[idx], train.student.mask[idx])
-                t_logits, t_pooled = (teacher(train.lower[idx], train.mask[idx]) if interplay
-                                      else (frozen[0][idx], frozen[1][idx]))
-                loss = cfg.w_task * F.cross_entropy(s_logits, y)
-                loss = loss + cfg.w_kd * softened_kl(t_logits.detach(), s_logits, cfg.temperature)
-                if interplay and cfg.w_hidden:
-                    loss = loss + cfg.w_hidden * F.mse_loss(student.hid_proj(s_pooled), t_pooled.detach())
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                if interplay:  # the teacher adapts to the student's state at a small learning rate
-                    t_loss = F.cross_entropy(t_logits, y) + cfg.w_agree * softened_kl(
-                        s_logits.detach(), t_logits, cfg.temperature)
-                    t_opt.zero_grad()
-                    t_loss.backward()
-                    t_opt.step()
-                total += loss.item()
-                advance(loss=loss.item())
-        acc = s_accuracy(student, valid)
-        log.append({"epoch": epoch + 1, "loss": total / len(steps), "valid_accuracy": acc})
-        rep.log(f"  student epoch {epoch + 1}: loss {total / len(steps):.4f}  valid accuracy {acc:.4f}")
-        if acc > best:
-            best, best_state = acc, copy.deepcopy(student.state_dict())
+
+    def step(idx: torch.Tensor) -> float:
+        student.train()
+        teacher.train(interplay)
+        y = train.y[idx]
+        s_logits, s_pooled = student(train.student.input_ids[idx], train.student.mask[idx])
+        t_logits, t_pooled = (teacher(train.lower[idx], train.mask[idx]) if interplay
+                              else (frozen[0][idx], frozen[1][idx]))
+        loss = cfg.w_task * F.cross_entropy(s_logits, y)
+        loss = loss + cfg.w_kd * softened_kl(t_logits.detach(), s_logits, cfg.temperature)
+        if interplay and cfg.w_hidden:
+            loss = loss + cfg.w_hidden * F.mse_loss(student.hid_proj(s_pooled), t_pooled.detach())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if interplay:  # the teacher adapts to the student's state at a small learning rate
+            t_loss = F.cross_entropy(t_logits, y) + cfg.w_agree * softened_kl(
+                s_logits.detach(), t_logits, cfg.temperature)
+            t_opt.zero_grad()
+            t_loss.backward()
+            t_opt.step()
+        return loss.item()
+
+    log, best_state = keep_best_epochs(
+        f"{cfg.method} distillation", cfg.epochs,
+        lambda: batches(len(train.y), cfg.batch_size, cfg.max_steps_per_epoch, gen), step,
+        lambda: s_accuracy(student, valid), lambda: copy.deepcopy(student.state_dict()), rep)
     student.load_state_dict(best_state)
     student.eval()
     return log
