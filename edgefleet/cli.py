@@ -57,9 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, help="federated rounds (sim.rounds)")
     p.add_argument("--cohort", type=int, help="devices sampled per round (sim.cohort)")
     p.add_argument("--model", type=Path, help="model.eflt to deploy (default: compress one into the run directory)")
-    p.add_argument("--dp-noise", type=float, help="client-level DP noise multiplier [not built yet]")
-    p.add_argument("--dp-clip", type=float, help="client-level DP clipping norm [not built yet]")
-    p.add_argument("--secagg", action="store_true", help="SecAgg+ aggregation [not built yet]")
+    p.add_argument("--dp-noise", type=float, metavar="Z", help="client-level DP: noise multiplier (privacy.noise)")
+    p.add_argument("--dp-clip", type=float, metavar="C", help="client-level DP: L2 clipping norm (privacy.clip)")
+    p.add_argument("--dp-adaptive", action="store_true", help="adaptive clipping from --dp-clip (privacy.adaptive)")
+    p.add_argument("--secagg", action="store_true", help="SecAgg+ secure aggregation (privacy.secagg)")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted run after its last round")
     p.add_argument("--out", type=Path, help="new run directory")
 
@@ -125,18 +126,19 @@ def cmd_compress(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from edgefleet.progress import Reporter
 
-    if args.dp_noise is not None or args.dp_clip is not None or args.secagg:
-        raise NotBuiltError("differential privacy and SecAgg+ for simulate are not built yet")
     reporter = Reporter(enabled=not args.quiet)
+    privacy = {"noise": args.dp_noise, "clip": args.dp_clip, "adaptive": args.dp_adaptive or None,
+               "secagg": args.secagg or None}
     if args.resume is not None:
         if args.out is not None or args.config or args.preset or args.overrides or args.model or \
-                any(v is not None for v in (args.devices, args.rounds, args.cohort)):
+                any(v is not None for v in (args.devices, args.rounds, args.cohort, *privacy.values())):
             raise ConfigError("--resume DIR takes its config from DIR; give no other run options with it")
         return _simulate(None, args.resume, reporter, resume=True)
     if args.out is None:
         raise ConfigError("simulate needs --out DIR (or --resume DIR)")
     sim = {"devices": args.devices, "rounds": args.rounds, "cohort": args.cohort, "model": args.model}
-    args.overrides = [*args.overrides, *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None)]
+    args.overrides = [*args.overrides, *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None),
+                      *(f"privacy.{k}={_toml(v)}" for k, v in privacy.items() if v is not None)]
     return _simulate(_load(args), args.out, reporter)
 
 
@@ -157,6 +159,8 @@ def _simulate(cfg, out: Path, reporter, resume: bool = False) -> int:
 
 
 def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
     return f'"{value}"' if isinstance(value, Path) else str(value)
 
 

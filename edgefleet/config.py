@@ -149,6 +149,28 @@ class SimConfig(_Section):
     encoder_cache: bool = True  # reuse the frozen encoder's outputs within a worker (client/device.py EncoderCache)
 
 
+class PrivacyConfig(_Section):
+    """Privacy of the devices' updates (server/privacy.py): client-level DP-FedAvg and SecAgg+.
+
+    With `noise` set, each round samples devices by Poisson sampling (rate cohort/devices), clips every update to
+    `clip` (L2), sums them over the expected cohort and adds Gaussian noise of std noise * clip / cohort; an RDP
+    accountant reports epsilon at `delta` (default 1/devices) after every round. With `secagg`, the server sees only
+    the sum (Flower's SecAgg+), the devices clip their own updates and quantize them into SecAgg's field.
+    """
+
+    noise: float | None = Field(None, ge=0)  # noise multiplier z; unset: no differential privacy
+    clip: float = Field(0.1, gt=0)  # L2 clipping norm of one device's update (the initial one when adaptive)
+    adaptive: bool = False  # adaptive clipping (Andrew et al. 2021): the norm tracks a quantile of update norms
+    target_quantile: float = Field(0.5, gt=0, lt=1)
+    clip_lr: float = Field(0.2, gt=0)
+    delta: float | None = Field(None, gt=0, lt=1)
+    secagg: bool = False
+    secagg_shares: float = Field(0.3, gt=0, le=1)  # neighbours of a device, as a fraction of the sampled devices
+    secagg_threshold: float = Field(0.5, gt=0, le=1)  # shares needed to reconstruct, as a fraction of the shares
+    secagg_bits: int = Field(8, ge=2, le=24)  # quantization levels of each update coordinate: 2**bits
+    secagg_timeout_s: float | None = Field(None, gt=0)
+
+
 class Config(_Section):
     """Everything one EdgeFleet command needs."""
 
@@ -163,6 +185,7 @@ class Config(_Section):
     quant: QuantConfig = QuantConfig()
     measure: MeasureConfig = MeasureConfig()
     sim: SimConfig = SimConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
 
     @model_validator(mode="after")
     def _check(self) -> "Config":
@@ -170,6 +193,12 @@ class Config(_Section):
             raise ValueError("teacher.negatives must be at least a quarter of teacher.batch_size")
         if self.sim.cohort > self.sim.devices:
             raise ValueError(f"sim.cohort ({self.sim.cohort}) cannot exceed sim.devices ({self.sim.devices})")
+        if self.privacy.secagg and self.sim.update_bits != 32:
+            raise ValueError("privacy.secagg quantizes updates itself (secagg_bits): leave sim.update_bits at 32")
+        if self.privacy.secagg and self.sim.cohort < 3:
+            raise ValueError("privacy.secagg needs a cohort of at least 3 devices")
+        if self.privacy.adaptive and self.privacy.noise is None:
+            raise ValueError("privacy.adaptive clipping is part of DP: set privacy.noise too")
         return self
 
 

@@ -1,4 +1,5 @@
-"""The ServerApp: FedAvg of the deployed model's shared head over the emulated fleet, recorded round by round.
+"""The ServerApp: FedAvg of the deployed model's shared head over the emulated fleet, recorded round by round
+(with `privacy.noise`, DP-FedAvg: server/privacy.py; with `privacy.secagg`, server/secure.py runs instead).
 
 Everything it needs is in the run directory that `edgefleet simulate` prepared (`run-dir` in the run config):
 the config, the artifact, the fleet. A run directory that already holds committed rounds is resumed after its
@@ -8,6 +9,7 @@ last one.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +24,7 @@ from edgefleet.fleet import FLEET_DIR, POPULATION, load_item_texts
 from edgefleet.results import SIM_CONFIG, Results
 from edgefleet.task.bundle import load_task
 from server.evaluate import GlobalEvaluator
+from server.privacy import Ledger, Mechanism, PoissonSampler, ledger_for, mechanism_for, slots_for
 from server.recorder import RoundRecorder
 from server.strategy import DeviceSampler, FleetFedAvg
 
@@ -37,30 +40,69 @@ def device_job(cfg: Config) -> dict:
             "encoder-cache": int(s.encoder_cache)}
 
 
-@app.main()
-def main(grid: Grid, context: Context) -> None:
+@dataclass
+class Session:
+    """What either ServerApp (plain here, SecAgg+ in server/secure.py) needs to run the remaining rounds."""
+
+    cfg: Config
+    results: Results
+    done: int
+    weights: dict
+    population: pd.DataFrame
+    recorder: RoundRecorder
+    sampler: DeviceSampler | PoissonSampler
+    slots: int
+    mechanism: Mechanism | None
+    ledger: Ledger | None
+
+    @property
+    def remaining(self) -> int:
+        return self.cfg.sim.rounds - self.done
+
+
+def open_session(context: Context) -> Session | None:
+    """Load the run directory; None when every round is already committed (the run is then marked finished)."""
     run_dir = Path(str(context.run_config["run-dir"]))
     cfg = Config.model_validate(json.loads((run_dir / SIM_CONFIG).read_text()))
     results = Results(run_dir)
     results.ensure()
     done = results.completed_rounds()
     results.discard_after(done)
-    remaining = cfg.sim.rounds - done
-    if remaining <= 0:
+    if cfg.sim.rounds - done <= 0:
         results.finish({"rounds": done})
-        return
+        return None
     artifact = read_artifact(run_dir / MODEL)
     weights = results.checkpoint(done) if done else shared_params(artifact.tensors)
     population = pd.read_parquet(run_dir / FLEET_DIR / POPULATION)
     task = load_task(cfg.task)
     evaluator = GlobalEvaluator(DeviceModel(artifact), load_item_texts(run_dir / FLEET_DIR), task.test)
     recorder = RoundRecorder(results, population, evaluator, cfg.sim.deadline_s, done)
-    sampler = DeviceSampler(population["availability"].to_numpy(), cfg.sim.cohort, cfg.sim.seed)
-    strategy = FleetFedAvg(population, sampler, device_job(cfg), cfg.sim.deadline_s * 1e3, recorder.on_devices,
-                           round_offset=done, server_lr=cfg.sim.server_lr, server_momentum=cfg.sim.server_momentum)
-    recorder.strategy = strategy
+    availability = population["availability"].to_numpy()
+    private = cfg.privacy.noise is not None
+    sampler = PoissonSampler(availability, cfg.sim.cohort, cfg.sim.seed) if private else \
+        DeviceSampler(availability, cfg.sim.cohort, cfg.sim.seed)
+    rounds = results.rounds() if done else None
+    # Adaptive clipping resumes from the norm the last committed round left.
+    clip = float(rounds["next_clip_norm"].iloc[-1]) if rounds is not None and "next_clip_norm" in rounds else None
+    mechanism = mechanism_for(cfg, clip)
+    return Session(cfg, results, done, weights, population, recorder, sampler,
+                   slots_for(cfg.sim.cohort, private), mechanism,
+                   ledger_for(cfg, sampler, done) if private else None)
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    session = open_session(context)
+    if session is None:
+        return
+    cfg, results, done = session.cfg, session.results, session.done
+    strategy = FleetFedAvg(session.population, session.sampler, device_job(cfg), cfg.sim.deadline_s * 1e3,
+                           session.recorder.on_devices, round_offset=done, server_lr=cfg.sim.server_lr,
+                           server_momentum=cfg.sim.server_momentum, slots=session.slots,
+                           mechanism=session.mechanism, ledger=session.ledger)
+    session.recorder.strategy = strategy
     if done:
         strategy.momentum_vector = results.momentum(done)
-    strategy.start(grid=grid, initial_arrays=ArrayRecord({k: Array(v) for k, v in weights.items()}),
-                   num_rounds=remaining, train_config=ConfigRecord(), evaluate_fn=recorder.evaluate)
+    strategy.start(grid=grid, initial_arrays=ArrayRecord({k: Array(v) for k, v in session.weights.items()}),
+                   num_rounds=session.remaining, train_config=ConfigRecord(), evaluate_fn=session.recorder.evaluate)
     results.finish({"rounds": results.completed_rounds()})

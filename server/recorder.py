@@ -38,15 +38,16 @@ class RoundRecorder:
         self.results, self.population, self.evaluate_params = results, population, evaluate
         self.deadline_s, self.round_offset = deadline_s, round_offset
         self._devices: pd.DataFrame | None = None
-        self._available = 0
+        self._available, self._extra = 0, {}
         self._clock = time.perf_counter()
         self.strategy = None  # set by the ServerApp: its server-optimizer state is checkpointed with the weights
 
-    def on_devices(self, r: int, devices: pd.DataFrame, available: int) -> None:
+    def on_devices(self, r: int, devices: pd.DataFrame, available: int, extra: dict | None = None) -> None:
+        """The round's device outcomes, and what else the strategy knows of it (privacy spent, clipping norm)."""
         profile = self.population.iloc[devices["device"].clip(lower=0).to_numpy()]
         devices = devices.assign(tier=profile["tier"].to_numpy(), budget_bytes=profile["budget_bytes"].to_numpy(),
                                  cpu_factor=profile["cpu_factor"].to_numpy())
-        self._devices, self._available = devices, available
+        self._devices, self._available, self._extra = devices, available, dict(extra or {})
 
     def evaluate(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
         """Flower's `evaluate_fn`: round 0 is the deployed model; every later call commits its round."""
@@ -61,10 +62,10 @@ class RoundRecorder:
         r = server_round + self.round_offset
         wall = time.perf_counter() - self._clock
         devices = self._devices if self._devices is not None else pd.DataFrame({"round": [], "outcome": []})
-        row = round_row(r, devices, self._available, self.deadline_s, metrics, wall)
+        row = {**round_row(r, devices, self._available, self.deadline_s, metrics, wall), **self._extra}
         momentum = getattr(self.strategy, "momentum_vector", None)
         self.results.commit_round(r, devices, row, params, momentum)
-        self._devices, self._clock = None, time.perf_counter()
+        self._devices, self._extra, self._clock = None, {}, time.perf_counter()
         return MetricRecord(_scalars(row))
 
 

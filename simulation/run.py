@@ -18,11 +18,14 @@ from edgefleet.errors import RunDirError
 from edgefleet.progress import Reporter
 from edgefleet.results import SIM_CONFIG, SUMMARY, Results
 from edgefleet.rundir import prepare, write_json
+from server.privacy import slots_for
 from simulation.launch import FlowerSim, SimulationFailed, write_app
 from simulation.prepare import prepare_fleet
 
 SERVERAPP = "server.app:app"
 CLIENTAPP = "client.app:app"
+# SecAgg+ runs on Flower's legacy strategy stack only (DESIGN.md §3): its own pair of apps.
+SECURE_APPS = ("server.secure:app", "client.secure:app")
 
 
 def load_resumable(run_dir: Path) -> Config:
@@ -44,10 +47,10 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
             raise RunDirError(f"{out} holds an unfinished simulation; continue it with --resume {out}")
         prepare_fleet(cfg, out, reporter)
     results = Results(out)
-    app_dir = write_app(out / "app", "edgefleet", SERVERAPP, CLIENTAPP)
+    app_dir = write_app(out / "app", "edgefleet", *(SECURE_APPS if cfg.privacy.secagg else (SERVERAPP, CLIENTAPP)))
     with FlowerSim(out, cfg.sim.workers) as sim:
         run_started = time.perf_counter()
-        sim.submit(app_dir, cfg.sim.cohort, {"run-dir": str(out.resolve())})
+        sim.submit(app_dir, slots_for(cfg.sim.cohort, cfg.privacy.noise is not None), {"run-dir": str(out.resolve())})
         with reporter.stage(f"federated rounds ({cfg.sim.devices:,} devices, cohort {cfg.sim.cohort})",
                             total=cfg.sim.rounds) as advance:
             shown = [results.completed_rounds()]
@@ -111,7 +114,28 @@ def summarize(cfg: Config, results: Results, run_wall: float, wall: float, peak_
         "device_rounds_per_s": float(len(devices) / max(rounds["wall_s"].sum(), 1e-9)),
         "peak_rss_bytes": int(peak_rss),
         "bytes_up": int(rounds["bytes_up"].sum()), "bytes_down": int(rounds["bytes_down"].sum()),
-        "epsilon": None,
+        **privacy_summary(cfg, rounds),
         "outcomes_by_tier": outcomes_by_tier(devices),
         "update_bits": cfg.sim.update_bits, "fallback": cfg.sim.fallback,
     }
+
+
+def privacy_summary(cfg: Config, rounds: pd.DataFrame) -> dict:
+    """`epsilon` (null without DP) at `delta` after the last round, and how the updates were protected."""
+    p = cfg.privacy
+    if p.noise is None and not p.secagg:
+        return {"epsilon": None}
+    out = {"epsilon": None, "privacy": {"secagg": p.secagg}}
+    if p.noise is not None:
+        eps = float(rounds["epsilon"].iloc[-1])
+        out["epsilon"] = eps if np.isfinite(eps) else None  # JSON has no infinity: noise 0 gives no guarantee
+        out["delta"] = float(rounds["delta"].iloc[-1])
+        out["privacy"].update(noise_multiplier=p.noise, clip=p.clip, adaptive=p.adaptive, unit="device",
+                              sampling="poisson", sampling_rate=float(rounds["sampling_rate"].iloc[-1]),
+                              accountant="RDP (Flower RdpAccountant over dp-accounting)",
+                              clip_norm_last=float(rounds["clip_norm"].iloc[-1]),
+                              noise_std_last=float(rounds["noise_std"].iloc[-1]))
+    if p.secagg:
+        out["privacy"].update(secagg_shares=p.secagg_shares, secagg_threshold=p.secagg_threshold,
+                              secagg_bits=p.secagg_bits)
+    return out

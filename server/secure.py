@@ -1,0 +1,185 @@
+"""The ServerApp under SecAgg+ (`privacy.secagg`), composed with client-level DP when `privacy.noise` is set.
+
+Flower's SecAgg+ works in simulation only on its legacy stack (DESIGN.md §3): a `LegacyContext`, a legacy strategy
+and `DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(...))`, with `secaggplus_mod` on the devices (client/secure.py).
+This module is that stack and nothing else; the round's bookkeeping is the plain app's (server/app.py `Session`,
+server/strategy.py helpers, server/privacy.py, server/recorder.py).
+
+What the server learns in a round is the sum of the participating devices' clipped, quantized updates, and which
+devices took part. Devices that leave mid-round are SecAgg+ dropouts, recovered from their neighbours' key shares.
+With DP the server adds the Gaussian noise to that sum (central DP on a secure sum: Flower's DP + SecAgg pattern,
+with clipping on the devices by Flower's clipping mods).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from logging import WARNING
+
+import numpy as np
+import pandas as pd
+from flwr.app import Array, ArrayRecord, Context
+from flwr.common import Code, FitIns, FitRes, Parameters, Status, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.common.logger import log
+from flwr.server import ServerConfig
+from flwr.server.client_manager import ClientManager
+from flwr.server.client_proxy import ClientProxy
+from flwr.server.compat import LegacyContext
+from flwr.server.strategy import FedAvgM
+from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+from flwr.serverapp import Grid, ServerApp
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM, KEY_NORM_BIT
+
+from client.secure import ADAPTIVE, DEADLINE, FIELD_BYTES, LEFT
+from compression.heads import SHARED_KEYS
+from server.app import Session, device_job, open_session
+from server.strategy import assign, device_config, left_out
+
+app = ServerApp()
+
+
+def field_bits(cohort_slots: int, bits: int) -> int:
+    """SecAgg+'s modulus: the sum of every device's `bits`-bit coordinates (and weights) must not wrap."""
+    return bits + math.ceil(math.log2(cohort_slots + 1))
+
+
+def field_bytes(cohort_slots: int, bits: int) -> int:
+    width = field_bits(cohort_slots, bits)
+    if width > 32:
+        raise ValueError(f"privacy.secagg_bits={bits} with {cohort_slots} devices needs a {width}-bit field; "
+                         f"SecAgg+ allows 32")
+    return 2 if width <= 16 else 4
+
+
+class SecureFleetFedAvg(FedAvgM):
+    """Legacy FedAvgM whose round is: assign devices to nodes, let SecAgg+ sum their clipped updates, release."""
+
+    def __init__(self, session: Session, workflow: SecAggPlusWorkflow, slots: int):
+        cfg = session.cfg
+        self.session, self.workflow, self.slots = session, workflow, slots
+        self.keys = list(SHARED_KEYS)
+        initial = ndarrays_to_parameters([session.weights[k] for k in self.keys])
+        super().__init__(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=slots, min_evaluate_clients=0,
+                         min_available_clients=slots, accept_failures=True, initial_parameters=initial,
+                         server_learning_rate=cfg.sim.server_lr, server_momentum=cfg.sim.server_momentum)
+        if session.done:
+            self.momentum_vector = session.results.momentum(session.done)
+        p = cfg.privacy
+        self.clip = session.mechanism.clip if session.mechanism else p.clip
+        self.job = {**device_job(cfg), DEADLINE: cfg.sim.deadline_s * 1e3, ADAPTIVE: int(p.adaptive),
+                    FIELD_BYTES: field_bytes(slots, p.secagg_bits)}
+        self._sent: dict[int, int] = {}
+        self._unsent: list[int] = []
+        self._base: list[np.ndarray] = []
+        self._started, self._pending = 0.0, False
+
+    def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
+        return self.initial_parameters
+
+    def configure_fit(self, server_round: int, parameters: Parameters,
+                      client_manager: ClientManager) -> list[tuple[ClientProxy, FitIns]]:
+        s = self.session
+        r = server_round + s.done
+        client_manager.wait_for(self.slots, timeout=120)
+        proxies = {p.node_id: p for p in client_manager.all().values()}
+        devices, self._available = s.sampler.sample(r)
+        self._sent, self._unsent = assign(list(proxies)[: self.slots], devices)
+        self._base = parameters_to_ndarrays(parameters)
+        self.clip = s.mechanism.clip if s.mechanism else s.cfg.privacy.clip
+        # Every coordinate of an update clipped to this L2 norm lies within [-clip, clip]: SecAgg+'s range.
+        self.workflow.clipping_range = self.clip
+        self._started, self._pending = time.perf_counter(), True
+        return [(proxies[node], FitIns(parameters, {**device_config(s.population, device, r, self.job),
+                                                    KEY_CLIPPING_NORM: float(self.clip)}))
+                for node, device in self._sent.items()]
+
+    def aggregate_fit(self, server_round: int, results: list[tuple[ClientProxy, FitRes]],
+                      failures: list) -> tuple[Parameters | None, dict]:
+        s = self.session
+        r = server_round + s.done
+        self._pending = False
+        rows = []
+        for proxy, res in results:
+            rows.append({**{k: v for k, v in res.metrics.items() if k != KEY_NORM_BIT}, "round": r,
+                         "device": self._sent[proxy.node_id]})
+        for failure in failures:
+            reason = str(getattr(failure.args[0], "reason", failure)) if failure.args else str(failure)
+            if LEFT in reason:  # a device that left the round, with its telemetry
+                info = json.loads(reason[reason.index(LEFT) + len(LEFT):].split("'>")[0])
+                rows.append({**info, "round": r})
+        reported = {row.get("device") for row in rows}
+        rows += [{"round": r, "device": d, "outcome": "error", "error": "no reply"}
+                 for d in self._sent.values() if d not in reported]
+        rows += left_out(r, self._unsent)
+        k = sum(res.num_examples for _, res in results)  # devices with an update in the sum (weight 1 each)
+        secure_s = time.perf_counter() - self._started
+        extra = {"secagg_contributors": k, "secagg_s": secure_s, "field_bytes": self.job[FIELD_BYTES]}
+        new = None
+        if s.mechanism is not None:
+            total = None
+            if k:  # SecAgg+ hands every result the same unmasked average of the k clipped updates
+                total = [m * k for m in parameters_to_ndarrays(results[0][1].parameters)]
+            within = k - sum(int(bool(res.metrics.get(KEY_NORM_BIT, False))) for _, res in results)
+            release = s.mechanism.release(total, [b.shape for b in self._base], within, k)
+            s.ledger.spend()
+            if not s.cfg.privacy.adaptive:  # the devices clip and, without adaptive clipping, do not say whether
+                release["unclipped_fraction"] = math.nan
+            extra.update({key: v for key, v in release.items() if key != "mean"},
+                         epsilon=s.ledger.epsilon, delta=s.ledger.delta, dp_noise=s.ledger.noise,
+                         sampling_rate=s.ledger.rate)
+            if k:
+                new = [(b + m).astype(b.dtype) for b, m in zip(self._base, release["mean"])]
+        elif k:  # FedAvg of the deltas, uniformly weighted
+            mean = parameters_to_ndarrays(results[0][1].parameters)
+            new = [(b + m).astype(b.dtype) for b, m in zip(self._base, mean)]
+        s.recorder.on_devices(r, pd.DataFrame(rows), self._available, extra)
+        if new is None:
+            return None, {}
+        carrier = FitRes(Status(Code.OK, ""), ndarrays_to_parameters(new), 1, {})
+        # Flower's FedAvgM over the one released model: momentum on what was released (numbered across resumes).
+        return super().aggregate_fit(r, [(results[0][0], carrier)], [])
+
+    def evaluate(self, server_round: int, parameters: Parameters) -> tuple[float, dict] | None:
+        if server_round > 0 and self._pending:  # SecAgg+ halted (too few devices left to unmask): nothing released
+            r = server_round + self.session.done
+            self._pending = False
+            rows = [{"round": r, "device": d, "outcome": "error", "error": "secure aggregation halted"}
+                    for d in self._sent.values()] + left_out(r, self._unsent)
+            ledger = self.session.ledger
+            extra = {} if ledger is None else {"epsilon": ledger.epsilon, "delta": ledger.delta}
+            self.session.recorder.on_devices(r, pd.DataFrame(rows), self._available,
+                                             {"secagg_contributors": 0, **extra})
+        arrays = ArrayRecord({k: Array(v) for k, v in zip(self.keys, parameters_to_ndarrays(parameters))})
+        metrics = dict(self.session.recorder.evaluate(server_round, arrays))
+        return float(-metrics.get("hr@10", 0.0)), metrics
+
+
+class SecAggPlus(SecAggPlusWorkflow):
+    """Flower's SecAgg+ workflow; a round in which no device had an update to sum halts instead of dividing by 0."""
+
+    def unmask_stage(self, grid: Grid, context: LegacyContext, state) -> bool:
+        try:
+            return super().unmask_stage(grid, context, state)
+        except ZeroDivisionError:
+            log(WARNING, "no device had an update to sum this round")
+            return False
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    session = open_session(context)
+    if session is None:
+        return
+    p = session.cfg.privacy
+    slots = session.slots
+    workflow = SecAggPlus(
+        num_shares=p.secagg_shares, reconstruction_threshold=p.secagg_threshold, max_weight=1.0,
+        clipping_range=p.clip, quantization_range=2 ** p.secagg_bits,
+        modulus_range=2 ** field_bits(slots, p.secagg_bits), timeout=p.secagg_timeout_s)
+    strategy = SecureFleetFedAvg(session, workflow, slots)
+    session.recorder.strategy = strategy
+    legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=session.remaining), strategy=strategy)
+    DefaultWorkflow(fit_workflow=workflow)(grid, legacy)
+    session.results.finish({"rounds": session.results.completed_rounds()})
