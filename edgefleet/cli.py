@@ -13,9 +13,7 @@ from typing import Callable, NoReturn
 from edgefleet.errors import ConfigError, EdgeFleetError, NotBuiltError
 
 # Subcommands declared by the design but not implemented yet, with the capability that will bring them.
-NOT_BUILT = {
-    "stress": "memory stress-testing",
-}
+NOT_BUILT: dict[str, str] = {}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -191,8 +189,6 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.which == "privacy":
-        raise NotBuiltError(f"'edgefleet bench {args.which}' is not built yet (it comes with its capability)")
     from edgefleet.progress import Reporter
 
     cfg = _load(args)
@@ -201,6 +197,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from simulation.bench import run_bench_sim
 
         run_bench_sim(cfg, out, Reporter(enabled=not args.quiet))
+        return 0
+    if args.which == "privacy":
+        from simulation.bench_privacy import run_bench_privacy
+
+        run_bench_privacy(cfg, out, Reporter(enabled=not args.quiet))
         return 0
     from compression.bench import run_bench_compress
 
@@ -226,6 +227,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_stress(args: argparse.Namespace) -> int:
+    """Budgets x model variants x workloads under the real memory cap, then the fixed and adaptive policies and a
+    fleet under tight caps in real Flower simulations."""
+    from edgefleet.progress import Reporter
+    from simulation.stress import print_stress_report, run_stress
+
+    cfg = _load(args)
+    report = run_stress(cfg, args.out, Reporter(enabled=not args.quiet))
+    print_stress_report(report, args.out)
+    return 0
+
+
 def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         raise NotBuiltError(f"'edgefleet {name}' is not built yet ({NOT_BUILT[name]} is still to come)")
@@ -240,6 +253,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "dashboard": cmd_dashboard,
     "bench": cmd_bench,
     "demo": cmd_demo,
+    "stress": cmd_stress,
     **{name: _not_built(name) for name in NOT_BUILT},
 }
 

@@ -104,11 +104,12 @@ class SecureFleetFedAvg(FedAvgM):
         for proxy, res in results:
             rows.append({**{k: v for k, v in res.metrics.items() if k != KEY_NORM_BIT}, "round": r,
                          "device": self._sent[proxy.node_id]})
-        for failure in failures:
+        for failure in failures:  # (Flower's SecAgg+ workflow lists each failed reply twice)
             reason = str(getattr(failure.args[0], "reason", failure)) if failure.args else str(failure)
             if LEFT in reason:  # a device that left the round, with its telemetry
                 info = json.loads(reason[reason.index(LEFT) + len(LEFT):].split("'>")[0])
-                rows.append({**info, "round": r})
+                if info["device"] not in {row["device"] for row in rows}:
+                    rows.append({**info, "round": r})
         reported = {row.get("device") for row in rows}
         rows += [{"round": r, "device": d, "outcome": "error", "error": "no reply"}
                  for d in self._sent.values() if d not in reported]
