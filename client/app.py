@@ -14,6 +14,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricR
 from flwr.clientapp import ClientApp
 from threadpoolctl import threadpool_limits
 
+from client.audit import audit_mod
 from client.device import DeviceJob, DeviceReport, run_device
 from client.worker import worker
 
@@ -36,7 +37,7 @@ def reply_content(report: DeviceReport) -> RecordDict:
     return content
 
 
-@app.train()
+@app.train(mods=[audit_mod])
 def train(msg: Message, context: Context) -> Message:
     job = DeviceJob.from_config(dict(msg.content["config"]))
     shared = {k: a.numpy() for k, a in msg.content["arrays"].items()}

@@ -38,6 +38,7 @@ from flwr.compat.common import recorddict_compat as compat
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM, KEY_NORM_BIT, compute_adaptive_clip_model_update
 from threadpoolctl import threadpool_limits
 
+from client.audit import audit_mod
 from client.device import DeviceJob, DeviceReport, run_device
 from client.worker import worker
 from compression.heads import SHARED_KEYS
@@ -126,4 +127,4 @@ def clip_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messa
 
 
 app = ClientApp(client_fn=lambda context: Device(str(context.run_config["run-dir"])).to_client(),
-                mods=[device_mod, secaggplus_mod, delta_mod, clip_mod])
+                mods=[audit_mod, device_mod, secaggplus_mod, delta_mod, clip_mod])

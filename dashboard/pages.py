@@ -170,27 +170,47 @@ def memory_page(view: View) -> None:
     _table(counts, "fallback-per-tier")
 
 
+PRIVACY_COLUMNS = ("round", "epsilon", "delta", "noise_std", "clip_norm", "unclipped_fraction", "contributed",
+                   "secagg_contributors", "secagg_s", "bytes_up")
+
+
 def privacy_page(view: View) -> None:
     st.header("Privacy")
     shown = False
     for r in _sims(view):
         rs, _, _ = loaders.tables(r)
-        sim = (r.config or {}).get("sim", {})
-        if len(rs) and "epsilon" in rs.columns:
-            st.subheader(f"Epsilon per round ({r.name})")
-            st.altair_chart(charts.line(rs.assign(run=r.name), "round", "epsilon", "run", "epsilon"),
-                            width="stretch")
+        privacy = (r.config or {}).get("privacy", {})
+        if len(rs) and ("epsilon" in rs.columns or "secagg_contributors" in rs.columns):
+            if "epsilon" in rs.columns:
+                st.subheader(f"Epsilon per round ({r.name})")
+                st.caption(f"client-level DP, noise multiplier {privacy.get('noise')}, delta "
+                           f"{rs['delta'].iloc[-1]:.2g}, Poisson sampling at rate {rs['sampling_rate'].iloc[-1]:.4f}"
+                           + (", SecAgg+" if privacy.get("secagg") else ""))
+                st.altair_chart(charts.line(rs.assign(run=r.name), "round", "epsilon", "run", "epsilon"),
+                                width="stretch")
+                if rs["clip_norm"].nunique() > 1:  # adaptive clipping
+                    st.altair_chart(charts.line(rs.assign(run=r.name), "round", "clip_norm", "run", "clipping norm"),
+                                    width="stretch")
+            else:
+                st.subheader(f"SecAgg+ without DP ({r.name})")
+            _table(rs[[c for c in PRIVACY_COLUMNS if c in rs.columns]], f"privacy-{r.name.replace('/', '-')}")
             shown = True
         elif r.summary is not None or len(rs):
-            st.info(f"{r.name}: no differential privacy in this run (epsilon: none). Noise and clipping settings: "
-                    f"{ {k: v for k, v in sim.items() if k.startswith('dp')} or 'none' }.")
+            st.info(f"{r.name}: no differential privacy and no secure aggregation in this run (epsilon: none); "
+                    f"`edgefleet simulate --dp-noise Z --dp-clip C [--secagg]` adds them.")
             shown = True
     for r in view.runs:
         curve = r.reports.get("privacy")
         if curve and isinstance(curve.get("points"), list):
+            points = pd.DataFrame(curve["points"])
             st.subheader(f"Privacy-utility curve ({r.name})")
-            st.altair_chart(charts.line(pd.DataFrame(curve["points"]).assign(run=r.name), "epsilon", "hr@10", "run",
-                                        "HR@10"), width="stretch")
+            base = (curve.get("non_private") or {}).get("hr@10")
+            if base is not None:
+                st.caption(f"non-private federated run: HR@10 {base:.4f}")
+            drawn = points.dropna(subset=["epsilon"]).assign(run=r.name)
+            if len(drawn):
+                st.altair_chart(charts.line(drawn, "epsilon", "hr@10", "run", "HR@10"), width="stretch")
+            _table(points, f"privacy-curve-{r.name.replace('/', '-')}")
             shown = True
     if not shown:
         st.info("No privacy figures in the selected runs.")

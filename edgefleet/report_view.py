@@ -105,6 +105,18 @@ def _tier_order(tier: str) -> tuple:
     return (0, int(digits), tier) if digits else (1, 0, tier)
 
 
+def _privacy(s: dict) -> str:
+    p = s.get("privacy") or {}
+    secagg = ", SecAgg+" if p.get("secagg") else ""
+    if "noise_multiplier" not in p:
+        return f"none (no DP{secagg})"
+    if s["epsilon"] is None:
+        return f"infinite (noise 0: clipping only{secagg})"
+    clip = "adaptive clip" if p["adaptive"] else "clip"
+    return (f"{s['epsilon']:.3f} at delta {s['delta']:.1e} (noise {p['noise_multiplier']:g}, {clip} "
+            f"{p['clip_norm_last']:.3g}, device-level{secagg})")
+
+
 def print_sim_summary(summary: dict, out: Path) -> None:
     """Headline figures of a simulation and its outcomes per phone tier."""
     console = Console(width=None if sys.stdout.isatty() else 110)
@@ -128,7 +140,7 @@ def print_sim_summary(summary: dict, out: Path) -> None:
          f"{s['round_wall_s_mean']:.2f} / {s['device_rounds_per_s']:.2f}"),
         ("peak RSS of the process tree", f"{s['peak_rss_bytes'] / 2**30:.2f} GiB"),
         ("bytes up / down", f"{s['bytes_up']:,} / {s['bytes_down']:,}"),
-        ("epsilon", "none (no DP)" if s["epsilon"] is None else f"{s['epsilon']:.3f}"),
+        ("epsilon", _privacy(s)),
     ]
     for name, value in rows:
         head.add_row(name, value)

@@ -4,15 +4,19 @@ apps on Flower's Deployment Engine."""
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 
+from client.audit import AUDIT_ENV
+from compression.heads import SHARED_KEYS
 from edgefleet.cli import main
 from edgefleet.config import load_config
 from edgefleet.progress import Reporter
@@ -134,3 +138,94 @@ def test_the_same_apps_run_on_the_deployment_engine(tiny_run, tmp_path):
     assert got.equals(want)
     for name, weights in Results(sim_dir).checkpoint(2).items():
         assert (Results(dep_dir).checkpoint(2)[name] == weights).all(), name
+
+
+def audited(folder: Path) -> list[dict]:
+    records = [pickle.loads(p.read_bytes()) for p in folder.glob("*.pkl")]
+    assert records, "no outgoing message was audited"
+    return records
+
+
+def personal_vectors(run_dir: Path) -> list[np.ndarray]:
+    vectors = []
+    for path in (run_dir / "device_state").glob("*.npz"):
+        with np.load(path) as z:
+            vectors += [z["state"].copy(), z["prev_state"].copy()]
+    vectors = [v for v in vectors if np.abs(v).max() > 0]
+    assert vectors, "no device kept a personal vector"
+    return vectors
+
+
+def floats_sent(record: dict) -> list[np.ndarray]:
+    """Every float payload of one outgoing message: arrays, and numeric lists in configs or metrics."""
+    out = [a for arrays in record["arrays"].values() for a in arrays.values() if a.dtype.kind == "f"]
+    for group in ("configs", "metrics"):
+        for values in record[group].values():
+            for v in values.values():
+                if isinstance(v, list) and v and all(isinstance(x, float) for x in v):
+                    out.append(np.asarray(v))
+    return out
+
+
+def never_sent(vectors: list[np.ndarray], records: list[dict]) -> None:
+    for record in records:
+        for sent in floats_sent(record):
+            flat = sent.ravel()
+            for v in vectors:
+                if len(flat) >= len(v):  # the personal vector as any contiguous run of a payload
+                    windows = np.lib.stride_tricks.sliding_window_view(flat, len(v))
+                    assert not np.isclose(windows, v, rtol=0, atol=1e-7).all(axis=1).any()
+
+
+def test_dp_run_sends_only_the_shared_head(tiny_run, tmp_path, monkeypatch):
+    """Client-level DP without SecAgg: every message the devices sent holds the shared head's arrays and scalar
+    telemetry, never the personal vector; epsilon is accounted per round."""
+    first, code, _, _ = tiny_run
+    assert code == 0
+    audit, out = tmp_path / "audit", tmp_path / "dp"
+    audit.mkdir()
+    monkeypatch.setenv(AUDIT_ENV, str(audit))
+    assert main(["--quiet", "simulate", "--preset", "tiny", "--model", str(first / "model.eflt"),
+                 "--dp-noise", "1.0", "--dp-clip", "0.1", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rounds = Results(out).rounds()
+    assert summary["epsilon"] == pytest.approx(rounds["epsilon"].iloc[-1]) and summary["epsilon"] > 0
+    assert rounds["epsilon"].is_monotonic_increasing and summary["delta"] == pytest.approx(1 / 200)
+    assert rounds["noise_std"].tolist() == pytest.approx([1.0 * 0.1 / 16] * 2)
+    records = audited(audit)
+    for record in records:
+        for arrays in record["arrays"].values():
+            assert set(arrays) <= set(SHARED_KEYS)
+    assert any(record["arrays"] for record in records)
+    never_sent(personal_vectors(out), records)
+
+
+def test_dp_with_secagg_end_to_end(tiny_run, tmp_path, monkeypatch):
+    """DP + SecAgg+ on the tiny preset: the run completes with epsilon per round, the devices send masked integers
+    in the field's width (no float array at all), and the personal vectors never leave."""
+    first, code, _, _ = tiny_run
+    assert code == 0
+    audit, out = tmp_path / "audit", tmp_path / "secure"
+    audit.mkdir()
+    monkeypatch.setenv(AUDIT_ENV, str(audit))
+    assert main(["--quiet", "simulate", "--preset", "tiny", "--model", str(first / "model.eflt"),
+                 "--dp-noise", "1.0", "--dp-clip", "0.1", "--secagg", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epsilon"] > 0 and summary["privacy"]["secagg"] is True
+    results = Results(out)
+    rounds, devices = results.rounds(), results.devices()
+    assert list(rounds["round"]) == [1, 2] and (rounds["secagg_contributors"] > 0).all()
+    for _, row in rounds.iterrows():
+        assert sum(row[o] for o in OUTCOMES) == row["sampled"]
+    assert not devices.duplicated(["round", "device"]).any()
+    head = sum(v.size for v in Results(out).checkpoint(2).values())
+    sent = devices[devices["bytes_up"] > 0]["bytes_up"]
+    assert len(sent) and (sent == 2 * (head + 1)).all()  # 2-byte field elements: half of float32
+    records = audited(audit)
+    masked = [r for r in records if any("masked_params" in c for c in r["configs"].values())]
+    assert masked
+    for record in records:
+        assert not floats_sent(record)
+        assert all(not arrays for arrays in record["arrays"].values())
+    never_sent(personal_vectors(out), records)
+    assert processes_of(out) == []

@@ -30,8 +30,9 @@ def device_rows(r: int, rng) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_sim(path, rounds=2, finish=True):
-    cfg = Config.model_validate({"sim": {"devices": 50, "rounds": 3, "cohort": 12}})
+def write_sim(path, rounds=2, finish=True, private=False):
+    cfg = Config.model_validate({"sim": {"devices": 50, "rounds": 3, "cohort": 12},
+                                 "privacy": {"noise": 1.0, "clip": 0.1, "adaptive": True} if private else {}})
     path.mkdir(parents=True)
     (path / SIM_CONFIG).write_text(cfg.model_dump_json())
     res = Results(path)
@@ -41,7 +42,11 @@ def write_sim(path, rounds=2, finish=True):
     for r in range(1, rounds + 1):
         devices = device_rows(r, rng)
         metrics = {"hr@10": 0.55 + 0.01 * r, "ndcg@10": 0.29 + 0.005 * r, "mrr": 0.24, "full": {"hr@10": 0.09}}
-        res.commit_round(r, devices, round_row(r, devices, 40, 2.5, metrics, 1.0), {"w": np.zeros(2)})
+        row = round_row(r, devices, 40, 2.5, metrics, 1.0)
+        if private:  # what server/strategy.py adds to a DP round
+            row.update(epsilon=0.4 * r, delta=0.02, dp_noise=1.0, sampling_rate=0.3, noise_std=0.1 / 12 * r,
+                       clip_norm=0.1 * r, next_clip_norm=0.1 * (r + 1), unclipped_fraction=0.5, contributed=7)
+        res.commit_round(r, devices, row, {"w": np.zeros(2)})
     (path / "fleet").mkdir()
     pd.DataFrame({"tier": TIERS * 4}).to_parquet(path / "fleet" / "population.parquet")
     if finish:
@@ -55,6 +60,13 @@ def runs_root(tmp_path):
     root = tmp_path / "runs"
     write_sim(root / "sim-a")
     write_sim(root / "sim-live", rounds=1, finish=False)
+    write_sim(root / "sim-dp", private=True)
+    curve = root / "bench-privacy-a"
+    curve.mkdir()
+    (curve / "privacy_report.json").write_text(json.dumps({
+        "non_private": {"hr@10": 0.57},
+        "points": [{"label": f"dp-z{z}", "noise": z, "epsilon": e, "hr@10": h, "ndcg@10": h / 2}
+                   for z, e, h in ((0.5, 9.1, 0.56), (1.0, 2.2, 0.55), (2.0, 0.6, 0.52))]}))
     comp = root / "compress-a"
     comp.mkdir()
     (comp / "compression_report.json").write_text(json.dumps({

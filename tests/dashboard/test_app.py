@@ -41,6 +41,18 @@ def test_simulation_pages(monkeypatch, runs_root, page, heading, expect):
         assert len(at.get("vega_lite_chart")) >= 1
 
 
+def test_privacy_page_shows_epsilon_clipping_and_the_curve(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, ["sim-dp", "bench-privacy-a"])
+    at.sidebar.radio[0].set_value("Privacy").run()
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "Epsilon per round (sim-dp)" in shown and "Privacy-utility curve (bench-privacy-a)" in shown
+    assert len(at.get("vega_lite_chart")) == 3  # epsilon, the adaptive clipping norm, the curve
+    per_round = at.dataframe[0].value
+    assert list(per_round["epsilon"]) == pytest.approx([0.4, 0.8])
+    assert list(at.dataframe[1].value["epsilon"]) == [9.1, 2.2, 0.6]
+
+
 def test_runs_page_compares_and_exports(monkeypatch, runs_root):
     at = app(monkeypatch, runs_root, ["sim-a", "sim-live"])
     assert not at.exception
