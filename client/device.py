@@ -14,7 +14,7 @@ CPU factor.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -22,8 +22,9 @@ import numpy as np
 from client.memcap import run_capped
 from client.optim import Adam
 from client.storage import PersonalState
-from client.worker import STATE_DIR, Worker
+from client.worker import STATE_DIR, Deployment, Worker
 from compression.heads import Examples, Params, item_table, loss_and_grads, right_aligned, scores, user_vectors
+from compression.memory_model import DeviceShapes, predict
 from compression.update_codec import encode_update
 from edgefleet.task.metrics import expected_metrics, rank_counts
 
@@ -69,6 +70,8 @@ class Plan:
 
 LADDER = (Plan("full", True, 1, None), Plan("small-batch", True, 4, None), Plan("short-text", True, 4, 12),
           Plan("inference-only", False, 1, 12))
+# Inference at the model's own text length: what the adaptive policy runs when no variant can train in the budget.
+INFERENCE = Plan("inference", False, 1, None)
 
 
 @dataclass
@@ -90,6 +93,9 @@ class DeviceReport:
     hit: float = float("nan")
     ndcg: float = float("nan")
     attempts: int = 0
+    variant: int = 0  # which deployment ran (client/worker.py Worker.deployments; 0 is the deployed model)
+    predicted_bytes: int = 0  # the memory model's bytes (model + work) for the last rung tried
+    workload: str = ""  # "training" or "inference": what the last rung tried asked of the device
     error: str = ""
     update: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
@@ -164,8 +170,33 @@ def _warm_blas() -> None:
         (a @ a) @ a[0]
 
 
-def run_device(w: Worker, job: DeviceJob, shared: Params) -> DeviceReport:
-    """The device's whole round; every way it can end is an outcome, never an exception."""
+def shapes_of(job: DeviceJob, dep: Deployment, plan: Plan, n_eval: int, n_hist: int, n_neg: int) -> DeviceShapes:
+    """The device's dimensions for the memory model; texts are taken at the longest length the plan allows."""
+    tokens = min(dep.dims.max_len, plan.max_tokens or dep.dims.max_len)
+    return DeviceShapes(n_eval, n_hist, n_neg, tokens, batch=job.batch_size, batch_div=plan.batch_div,
+                        personal=job.personal_lr > 0)
+
+
+def choose(w: Worker, job: DeviceJob, n_eval: int, n_hist: int, n_neg: int) -> tuple[int, tuple[Plan, ...]]:
+    """Adaptive fit: the richest deployment whose predicted training fits the budget; else the richest whose
+    predicted inference fits; else the leanest, left to the real cap. The fallback ladder stays as a safety net."""
+    ladder = job.fallback == "ladder"
+    for want_train in (True, False):
+        for i, dep in enumerate(w.deployments):
+            j = replace(job, batch_size=dep.batch_size or job.batch_size)
+            plan = LADDER[0] if want_train else INFERENCE
+            if predict(dep.dims, shapes_of(j, dep, plan, n_eval, n_hist, n_neg), plan.train) <= job.budget_bytes:
+                if want_train:
+                    return i, LADDER if ladder else LADDER[:1]
+                return i, (INFERENCE, LADDER[-1]) if ladder else (INFERENCE,)
+    return len(w.deployments) - 1, LADDER if ladder else LADDER[:1]
+
+
+def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...] | None = None,
+               timed: bool = True, timeout_s: float = 20.0) -> DeviceReport:
+    """The device's whole round; every way it can end is an outcome, never an exception. `plans` replaces the
+    fallback ladder, and `timed=False` skips the untraced rerun that times the work (the stress sweep, which
+    measures memory only, one workload at a time)."""
     rng = np.random.default_rng([job.seed, job.server_round, job.device, 0xDE71CE])
     report = DeviceReport("ok", bytes_down=sum(v.nbytes for v in shared.values()))
     if rng.random() < job.dropout:
@@ -183,19 +214,27 @@ def run_device(w: Worker, job: DeviceJob, shared: Params) -> DeviceReport:
     local = np.concatenate([eval_cand, hist, neg])
     state = PersonalState(w.run_dir / STATE_DIR / f"{job.device}.npz", len(shared["head.user_head.bias"]))
     personal = state.load(job.server_round)
-    report.allowance_bytes = job.budget_bytes - w.model_bytes
+    if plans is None and len(w.deployments) > 1:
+        report.variant, plans = choose(w, job, len(eval_cand), len(hist), len(neg))
+    elif plans is None:
+        plans = LADDER if job.fallback == "ladder" else LADDER[:1]
+    dep = w.deployments[report.variant]
+    job = replace(job, batch_size=dep.batch_size or job.batch_size)
+    report.allowance_bytes = job.budget_bytes - dep.model_bytes
     _warm_blas()
-    plans = LADDER if job.fallback == "ladder" else LADDER[:1]
     result = None
     for plan in plans:
         report.attempts += 1
+        report.workload = "training" if plan.train else "inference"
+        report.predicted_bytes = predict(dep.dims, shapes_of(job, dep, plan, len(eval_cand), len(hist), len(neg)),
+                                         plan.train)
         if report.allowance_bytes <= 0:  # the model itself does not fit
             break
-        encoded, encode_s, transient = w.encodings.table(local, plan.max_tokens, reuse=bool(job.encoder_cache))
+        encoded, encode_s, transient = dep.encodings.table(local, plan.max_tokens, reuse=bool(job.encoder_cache))
         seed = [job.seed, job.server_round, job.device, 0x7EA1]
         result, cap = run_capped(lambda: _work(w, job, shared, personal, plan, encoded, len(eval_cand), len(hist),
                                                np.random.default_rng(seed)),
-                                 report.allowance_bytes, timed_rerun=True)
+                                 report.allowance_bytes, timed_rerun=timed, timeout_s=timeout_s)
         # Encoding one text happens while the table fills: at most the whole table plus one encode's transient.
         report.peak_bytes = max(cap.peak_bytes, encoded.nbytes + transient)
         if cap.error and not cap.oom:
@@ -212,6 +251,8 @@ def run_device(w: Worker, job: DeviceJob, shared: Params) -> DeviceReport:
         else:
             report.error = cap.error or f"peak {report.peak_bytes:,} B (with one encode) over the allowance " \
                                         f"{report.allowance_bytes:,} B"
+        # The results table carries strings only through `error`: say there which workload fell over.
+        report.error = f"{report.workload}: {report.error}"
         return report
     out, new, personal = result
     report.host_infer_ms, report.host_train_ms = (encode_s + out["infer_s"]) * 1e3, out["train_s"] * 1e3

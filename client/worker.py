@@ -4,6 +4,7 @@ and the frozen encoder's outputs."""
 from __future__ import annotations
 
 import functools
+import json
 import time
 import tracemalloc
 from pathlib import Path
@@ -11,12 +12,16 @@ from typing import Any
 
 import numpy as np
 
+from compression.artifact import read_artifact
+from compression.memory_model import ModelDims
 from compression.quantize import QTensor
 from compression.runtime import DeviceModel
 from edgefleet.fleet import DATA, FLEET_DIR, FleetData, load_item_texts
 
 MODEL = "model.eflt"
 STATE_DIR = "device_state"
+VARIANTS = "variants"
+VARIANTS_FILE = "variants.json"
 
 
 def _array_bytes(obj: Any, seen: set[int]) -> int:
@@ -36,19 +41,43 @@ def _array_bytes(obj: Any, seen: set[int]) -> int:
     return 0
 
 
-class Worker:
-    """What one worker process loads once and every device it emulates shares: the artifact, catalogue, fleet."""
+class Deployment:
+    """One model the worker can run for a device: the artifact, its resident size, its encoder outputs, its
+    dimensions for the memory model, and the training batch it is deployed with (None: the job's)."""
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
-        self.model = DeviceModel.load(run_dir / MODEL)
-        self.texts = load_item_texts(run_dir / FLEET_DIR)
-        self.fleet = FleetData.load(run_dir / FLEET_DIR / DATA)
-        self.history_len = int(self.model.config["history_len"])
+    def __init__(self, name: str, path: Path, texts: list[str], batch_size: int | None = None):
+        self.name, self.batch_size = name, batch_size
+        artifact = read_artifact(path)
+        self.model = DeviceModel(artifact)
+        self.dims = ModelDims.from_artifact(artifact.config, artifact.vocab,
+                                            {k: t.shape for k, t in artifact.tensors.items()})
         # Resident size of the loaded model on a device: its weights as the runtime holds them, and the vocabulary.
         vocab = sum(len(t) + 1 for t in self.model.tokenizer.get_vocab())
         self.model_bytes = _array_bytes(self.model, set()) + vocab
-        self.encodings = EncoderCache(self)
+        self.encodings = EncoderCache(self.model, texts)
+
+
+class Worker:
+    """What one worker process loads once and every device it emulates shares: the artifact, catalogue, fleet.
+
+    A run deployed with the adaptive policy (`variants/variants.json`, written by simulation/variants.py) holds
+    several variants of the model, richest first; each device picks one (client/device.py). Otherwise the run
+    directory's model.eflt is the only one, or `model` when given.
+    """
+
+    def __init__(self, run_dir: Path, model: Path | None = None):
+        self.run_dir = run_dir
+        self.texts = load_item_texts(run_dir / FLEET_DIR)
+        self.fleet = FleetData.load(run_dir / FLEET_DIR / DATA)
+        listed = run_dir / VARIANTS / VARIANTS_FILE
+        if model is None and listed.exists():
+            self.deployments = [Deployment(v["name"], run_dir / v["artifact"], self.texts, v.get("batch_size"))
+                                for v in json.loads(listed.read_text())["variants"]]
+        else:
+            self.deployments = [Deployment("deployed", model or run_dir / MODEL, self.texts)]
+        base = self.deployments[0]
+        self.model, self.model_bytes, self.encodings = base.model, base.model_bytes, base.encodings
+        self.history_len = int(self.model.config["history_len"])
         (run_dir / STATE_DIR).mkdir(exist_ok=True)
 
 
@@ -63,21 +92,21 @@ class EncoderCache:
     aborts the process when an allocation fails.
     """
 
-    def __init__(self, w: "Worker"):
-        self.w = w
+    def __init__(self, model: DeviceModel, texts: list[str]):
+        self.model, self.texts = model, texts
         # (item, max_tokens) -> (vector, CPU seconds of its encode, transient bytes of one encode at its length)
         self.vectors: dict[tuple[int, int | None], tuple[np.ndarray, float, int]] = {}
         self.transient: dict[int, int] = {}
 
     def _encode(self, item: int, max_tokens: int | None) -> tuple[np.ndarray, float, int]:
-        ids = _truncate(self.w.model.tokenizer.encode(self.w.texts[item]).ids, max_tokens)
+        ids = _truncate(self.model.tokenizer.encode(self.texts[item]).ids, max_tokens)
         start = time.thread_time()
-        vector = self.w.model.encode_ids(ids).astype(np.float32)
+        vector = self.model.encode_ids(ids).astype(np.float32)
         seconds = time.thread_time() - start
         if len(ids) not in self.transient:
             tracemalloc.start()
             base = tracemalloc.get_traced_memory()[0]
-            self.w.model.encode_ids(ids)
+            self.model.encode_ids(ids)
             self.transient[len(ids)] = tracemalloc.get_traced_memory()[1] - base
             tracemalloc.stop()
         return vector, seconds, self.transient[len(ids)]

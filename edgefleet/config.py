@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edgefleet.errors import ConfigError
 
-PresetName = Literal["tiny", "default"]
+PresetName = Literal["tiny", "default", "quick", "full"]
 
 
 class _Section(BaseModel):
@@ -125,6 +125,32 @@ class MeasureConfig(_Section):
     latency_repeats: int = Field(3, ge=1)
 
 
+class VariantConfig(_Section):
+    """A leaner deployment of the same trained student (compression/variants.py); unset fields keep sim.model's."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    bits: Literal[4, 8] | None = None
+    vocab: int | None = Field(None, ge=8)  # keep the first (best-scored) tokens
+    keep_ratio: float | None = Field(None, gt=0.0, le=1.0)  # input-token pruning
+    max_len: int | None = Field(None, ge=4, le=128)  # tokens per text
+    batch_size: int | None = Field(None, ge=1)  # the device's training batch
+
+
+# Richest first. Memory falls mostly with the batch (activations of the head's backward); INT4 and a smaller
+# vocabulary shrink only the word table (the runtime holds the other weights in float32), shorter texts the encode.
+# Below a batch of 4 a device saves little (the item table's arrays dominate) and takes far longer: every
+# micro-batch projects and back-propagates through the whole local table.
+ADAPTIVE_VARIANTS = (VariantConfig(name="int8"), VariantConfig(name="int8-b8", batch_size=8),
+                     VariantConfig(name="int4-v512-len16-b4", bits=4, vocab=512, max_len=16, batch_size=4))
+# One knob at a time against the deployed model, then the adaptive ladder's combinations.
+STRESS_VARIANTS = (VariantConfig(name="int8"), VariantConfig(name="int4", bits=4),
+                   VariantConfig(name="vocab-1024", vocab=1024), VariantConfig(name="vocab-512", vocab=512),
+                   VariantConfig(name="keep-0.5", keep_ratio=0.5), VariantConfig(name="len-16", max_len=16),
+                   VariantConfig(name="batch-8", batch_size=8), VariantConfig(name="batch-2", batch_size=2),
+                   *ADAPTIVE_VARIANTS[2:])
+QUICK_VARIANTS = tuple(v for v in STRESS_VARIANTS if v.name not in ("vocab-512", "batch-2"))
+
+
 class SimConfig(_Section):
     """The federated simulation (DESIGN.md §3, §4): the fleet, the rounds, and each device's local work."""
 
@@ -147,6 +173,57 @@ class SimConfig(_Section):
     deadline_s: float = Field(2.5, gt=0)  # on the virtual clock; devices later than this are stragglers
     workers: int = Field(2, ge=1, le=64)  # Ray actors running ClientApp calls (one CPU each)
     encoder_cache: bool = True  # reuse the frozen encoder's outputs within a worker (client/device.py EncoderCache)
+    # Which model each device runs: "fixed" deploys sim.model to every device; "adaptive" deploys `variants` of it
+    # (richest first) and each device picks the richest its budget fits by the memory model (client/device.py).
+    policy: Literal["fixed", "adaptive"] = "fixed"
+    variants: tuple[VariantConfig, ...] = ()  # empty: ADAPTIVE_VARIANTS
+
+    @model_validator(mode="after")
+    def _check_variants(self) -> "SimConfig":
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError("sim.variants must have distinct names")
+        return self
+
+    @property
+    def ladder(self) -> tuple[VariantConfig, ...]:
+        """The variants an adaptive run deploys, richest first; the first is sim.model as it is."""
+        return self.variants or ADAPTIVE_VARIANTS
+
+
+class StressConfig(_Section):
+    """`edgefleet stress`: device budgets x model variants x workloads under the real memory cap, then fleet runs
+    that compare the fixed and adaptive policies, and a fleet under tight caps (simulation/stress.py)."""
+
+    budgets_mb: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64)  # measured for every variant and workload
+    resolution_kb: int = Field(16, ge=1)  # the bisection stops when fits and fails are this close
+    timeout_s: float = Field(20.0, gt=0)  # a capped run that takes longer counts as out of memory (client/memcap.py)
+    variants: tuple[VariantConfig, ...] = ()  # empty: STRESS_VARIANTS
+    history_quantile: float = Field(0.9, ge=0.0, le=1.0)  # the reference device's history length, in the fleet
+    devices: int = Field(300, ge=1)  # the policy comparison's fleet
+    rounds: int = Field(2, ge=1)
+    cohort: int = Field(40, ge=1)
+    load_devices: int = Field(1000, ge=1)  # the load run: a fleet whose budgets are scaled down
+    load_cohort: int = Field(100, ge=1)
+    load_rounds: int = Field(1, ge=1)
+    load_budget_scale: float = Field(0.5, gt=0.0, le=1.0)
+    fleet: bool = True  # false: the sweep only, no simulations
+
+    @model_validator(mode="after")
+    def _check(self) -> "StressConfig":
+        b = self.budgets_mb
+        if not b or any(x <= 0 for x in b) or any(x >= y for x, y in zip(b, b[1:])):
+            raise ValueError(f"stress.budgets_mb must be positive and increasing, e.g. [1, 2, 4, 8], got {list(b)}")
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError("stress.variants must have distinct names")
+        if self.cohort > self.devices or self.load_cohort > self.load_devices:
+            raise ValueError("stress.cohort and stress.load_cohort cannot exceed their fleet's devices")
+        return self
+
+    @property
+    def sweep(self) -> tuple[VariantConfig, ...]:
+        return self.variants or STRESS_VARIANTS
 
 
 class PrivacyConfig(_Section):
@@ -186,6 +263,7 @@ class Config(_Section):
     measure: MeasureConfig = MeasureConfig()
     sim: SimConfig = SimConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    stress: StressConfig = StressConfig()
 
     @model_validator(mode="after")
     def _check(self) -> "Config":
@@ -215,6 +293,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "measure": {"latency_texts": 40, "latency_repeats": 1},
         "sim": {"devices": 200, "rounds": 2, "cohort": 16},
     },
+    # `edgefleet stress`: 8 variants on the median device at 64 KB resolution, three 2-round fleets of 300 and a
+    # load round of 1,000 devices.
+    "quick": {"stress": {"resolution_kb": 64, "history_quantile": 0.5, "variants": [v.model_dump() for v in
+                                                                                      QUICK_VARIANTS]}},
+    # Every variant on the 90th-percentile device at 16 KB, fleets of 1,000 devices for 5 rounds, a load run of
+    # 10,000 devices in cohorts of 200.
+    "full": {"stress": {"devices": 1000, "rounds": 5, "cohort": 100, "load_devices": 10000, "load_cohort": 200,
+                        "load_rounds": 2}},
 }
 
 

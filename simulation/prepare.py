@@ -19,6 +19,7 @@ from edgefleet.rundir import write_json
 from edgefleet.task.bundle import load_task
 from simulation.population import draw_population, load_population
 from simulation.shards import assign_devices
+from simulation.variants import deploy_variants
 
 MODEL = "model.eflt"
 
@@ -59,6 +60,8 @@ def prepare_fleet(cfg: Config, out: Path, reporter: Reporter) -> None:
         model = build_model(cfg, out, reporter)
         if model.resolve() != (out / MODEL).resolve():
             shutil.copyfile(model, out / MODEL)
+        if cfg.sim.policy == "adaptive":  # each device picks one of these by its budget (client/device.py)
+            deploy_variants(out / MODEL, out, cfg.sim.ladder)
     with reporter.stage(f"give {cfg.sim.devices:,} devices their data and profiles"):
         task = load_task(cfg.task)
         fleet_dir = out / FLEET_DIR

@@ -1,0 +1,314 @@
+"""`edgefleet stress`: where devices fall over, per model variant and workload, and what an adaptive fit buys.
+
+1. **Sweep.** Every variant (compression/variants.py, derived from the deployed artifact; batch size is a setting
+   of the device's training) runs one device's real round (client/device.py `run_device`, inference or training)
+   under the real cap (client/memcap.py) at each budget of `stress.budgets_mb`, then a bisection between the
+   largest budget that failed and the smallest that fitted narrows the minimum budget down to
+   `stress.resolution_kb`. The device is the fleet's device at the `history_quantile` of history length.
+   Every point carries the analytic prediction (compression/memory_model.py) beside the measured peak (the model's
+   resident bytes plus the work's peak, as the device accounts them).
+2. **Policies.** The same fleet, sampled identically, under the fixed policy (sim.model on every device) and the
+   adaptive one (each device picks the richest of sim.variants that its budget fits by the prediction), both
+   without the reactive fallback ladder, plus the fixed policy with the ladder (the simulator's default): real
+   Flower simulations (simulation/run.py).
+3. **Load.** A larger fleet whose budgets are scaled down by `load_budget_scale` and large cohorts: the run must
+   survive, and every OOM is listed with device, tier and workload.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from client.device import INFERENCE, LADDER, DeviceJob, run_device, shapes_of
+from client.worker import Worker
+from compression.artifact import read_artifact
+from compression.heads import shared_params
+from compression.memory_model import predict
+from compression.variants import write_variant
+from edgefleet.config import Config
+from edgefleet.errors import ConfigError
+from edgefleet.progress import Reporter
+from edgefleet.results import SUMMARY, Results
+from edgefleet.rundir import prepare, write_json
+from simulation.population import draw_population
+from simulation.prepare import prepare_fleet
+from simulation.variants import artifact_changes
+
+REPORT = "stress_report.json"
+WORKLOADS = {"inference": INFERENCE, "training": LADDER[0]}
+MB = 2**20
+
+
+@dataclass
+class Probe:
+    """One variant's worker and the device it measures on."""
+
+    name: str
+    worker: Worker
+    job: DeviceJob
+    shared: dict
+    timeout_s: float
+
+    def predicted(self, workload: str) -> int:
+        """The memory model's bytes for this device and workload (what `run_device` reports beside a point)."""
+        f, dep = self.worker.fleet, self.worker.deployments[0]
+        n_hist = len(f.device_items(self.job.device)) + 1
+        shapes = shapes_of(self.job, dep, WORKLOADS[workload], 1 + f.negatives.shape[1], n_hist, self.job.negatives)
+        return predict(dep.dims, shapes, WORKLOADS[workload].train)
+
+    def run(self, workload: str, budget: int, search: str) -> dict:
+        report = run_device(self.worker, replace(self.job, budget_bytes=int(budget)), self.shared,
+                            plans=(WORKLOADS[workload],), timed=False, timeout_s=self.timeout_s)
+        if report.outcome == "error":
+            raise RuntimeError(f"stress point {self.name}/{workload} at {budget:,} B failed: {report.error}")
+        dep = self.worker.deployments[0]
+        return {"variant": self.name, "workload": workload, "budget_bytes": int(budget),
+                "measured_peak_bytes": int(dep.model_bytes + report.peak_bytes),
+                "predicted_bytes": int(report.predicted_bytes), "fits": report.outcome == "ok",
+                "oom": report.outcome == "oom", "model_bytes": int(dep.model_bytes),
+                "work_peak_bytes": int(report.peak_bytes), "search": search, "error": report.error}
+
+
+def min_budget(probe: Probe, workload: str, budgets: list[int], resolution: int) -> tuple[list[dict], dict]:
+    """The smallest budget at which the workload fits: (every point measured, the result).
+
+    The grid budgets are measured upwards until one fits (a larger budget never takes memory away). The bracket
+    between the last failure and that fit is then narrowed by bisection to `resolution`; its first two probes sit
+    2% either side of the prediction, which only decides where to measure: each side is kept or dropped by what the
+    real cap did.
+    """
+    points = []
+    for b in budgets:
+        points.append(probe.run(workload, b, "grid"))
+        if points[-1]["fits"]:
+            break
+    if not points[-1]["fits"]:
+        return points, {"min_budget_bytes": None, "fails_at_bytes": budgets[-1]}
+    hi = points[-1]["budget_bytes"]
+    lo = points[-2]["budget_bytes"] if len(points) > 1 else 0
+    guess = probe.predicted(workload)
+    seeds = [int(guess * 1.02), int(guess * 0.98)]
+    while hi - lo > resolution:
+        mid = seeds.pop(0) if seeds else (lo + hi) // 2
+        if not lo < mid < hi:
+            continue
+        point = probe.run(workload, mid, "bisect")
+        points.append(point)
+        hi, lo = (mid, lo) if point["fits"] else (hi, mid)
+    return points, {"min_budget_bytes": hi, "fails_at_bytes": lo}
+
+
+def reference_device(w: Worker, quantile: float) -> int:
+    sizes = np.diff(w.fleet.offsets)
+    order = np.argsort(sizes, kind="stable")
+    return int(order[min(int(round(quantile * (len(order) - 1))), len(order) - 1)])
+
+
+def sweep(cfg: Config, model: Path, fleet_dir: Path, out: Path, reporter: Reporter) -> dict:
+    s = cfg.stress
+    budgets = [int(round(b * MB)) for b in s.budgets_mb]
+    shared = shared_params(read_artifact(model).tensors)
+    variants, points, mins, errors = [], [], {}, {}
+    with reporter.stage(f"sweep {len(s.sweep)} variants x 2 workloads under the real cap",
+                        total=2 * len(s.sweep)) as advance:
+        for v in s.sweep:
+            path = out / "variants" / f"{v.name}.eflt"
+            path.parent.mkdir(exist_ok=True)
+            artifact_bytes = write_variant(model, path, v.name, **artifact_changes(v))
+            w = Worker(fleet_dir, model=path)
+            device = reference_device(w, s.history_quantile)
+            job = DeviceJob(device=device, server_round=1, seed=cfg.sim.seed, budget_bytes=0, cpu_factor=1.0,
+                            down_bps=1e9, up_bps=1e9, dropout=0.0, epochs=cfg.sim.local_epochs,
+                            batch_size=v.batch_size or cfg.sim.batch_size, negatives=cfg.sim.negatives,
+                            lr=cfg.sim.lr, personal_lr=cfg.sim.personal_lr, fallback="none")
+            probe = Probe(v.name, w, job, shared, s.timeout_s)
+            dep = w.deployments[0]
+            variants.append({"name": v.name, **{k: x for k, x in v.model_dump().items() if k != "name"},
+                             "batch_size": job.batch_size, "artifact_bytes": artifact_bytes,
+                             "model_bytes": int(dep.model_bytes), "device": device,
+                             "device_items": int(len(w.fleet.device_items(device)))})
+            mins[v.name], errors[v.name] = {}, {}
+            for workload in WORKLOADS:
+                found, result = min_budget(probe, workload, budgets, s.resolution_kb * 1024)
+                points += found
+                fitted = [p for p in found if p["fits"]]
+                measured = max(p["measured_peak_bytes"] for p in fitted) if fitted else None
+                predicted = probe.predicted(workload)
+                mins[v.name][workload] = {**result, "predicted_bytes": predicted, "measured_peak_bytes": measured}
+                errors[v.name][workload] = None if measured is None else (predicted - measured) / measured
+                advance(1, variant=v.name, workload=workload)
+    return {"variants": variants, "points": points, "min_budget_bytes": mins, "prediction_error": errors}
+
+
+def _fleet_cfg(cfg: Config, **sim) -> Config:
+    return cfg.model_copy(update={"sim": cfg.sim.model_copy(update=sim)})
+
+
+def fits_smallest(run_dir: Path, devices: pd.DataFrame, negatives: int) -> np.ndarray:
+    """Per device row: does the leanest deployed variant's inference fit the device's budget, by the memory model?"""
+    w = Worker(run_dir)
+    dep = w.deployments[-1]
+    f = w.fleet
+    n_eval = 1 + f.negatives.shape[1]
+    sizes = np.diff(f.offsets)
+    job = DeviceJob(device=0, server_round=1, seed=0, budget_bytes=0, cpu_factor=1.0, down_bps=1.0, up_bps=1.0,
+                    dropout=0.0, negatives=negatives)
+    return np.array([predict(dep.dims, shapes_of(job, dep, INFERENCE, n_eval, int(sizes[d]) + 1, negatives), False)
+                     <= budget for d, budget in zip(devices["device"], devices["budget_bytes"])])
+
+
+def policy_figures(devices: pd.DataFrame, summary: dict, can_fit: np.ndarray) -> dict:
+    """Participation among the sampled devices whose budget fits the smallest variant (dropouts aside: they
+    leave for reasons memory does not change), OOM rate, the global HR@10 after the last round, p95 latency."""
+    fit = devices[can_fit & (devices["outcome"] != "dropout").to_numpy()]
+    ok = devices[devices["outcome"] == "ok"]
+    trained = ok[ok["plan"].isin([p.name for p in LADDER if p.train])]
+    return {"device_rounds": int(len(devices)), "participation_rate": summary["participation_rate"],
+            "oom_rate": summary["oom_rate"], "hr@10": summary["hr@10"], "hr@10_start": summary["hr@10_start"],
+            "latency_ms_p95": summary["latency_ms_p95"], "train_ms_p95": summary.get("train_ms_p95"),
+            "fit_devices": int(len(fit)), "fit_participation": float((fit["outcome"] == "ok").mean()) if len(fit)
+            else None, "trained_rate": float(len(trained) / max(len(devices), 1)),
+            "device_hr@10": float(ok["hit"].mean()) if len(ok) else None,
+            "straggler_rate": summary["straggler_rate"]}
+
+
+def policies(cfg: Config, model: Path, out: Path, reporter: Reporter) -> dict:
+    """Fixed (no ladder), fixed with the ladder, adaptive (no ladder): the same fleet, the same samples."""
+    from simulation.run import run_simulate
+
+    s = cfg.stress
+    base = dict(model=model.resolve(), devices=s.devices, rounds=s.rounds, cohort=s.cohort)
+    runs = {"fixed": _fleet_cfg(cfg, **base, policy="fixed", fallback="none"),
+            "fixed+ladder": _fleet_cfg(cfg, **base, policy="fixed", fallback="ladder"),
+            "adaptive": _fleet_cfg(cfg, **base, policy="adaptive", fallback="none")}
+    summaries, tables = {}, {}
+    for name, run_cfg in runs.items():
+        reporter.log(f"policy {name}: {s.devices} devices, {s.rounds} rounds, cohort {s.cohort}")
+        summaries[name] = run_simulate(run_cfg, out / "fleet" / name, reporter)
+        tables[name] = Results(out / "fleet" / name).devices()
+    figures = {name: policy_figures(t, summaries[name], fits_smallest(out / "fleet" / "adaptive", t,
+                                                                      cfg.sim.negatives))
+               for name, t in tables.items()}
+    # HR@10 on the devices that took part under the fixed policy: the same (round, device) pairs in each run.
+    key = ["round", "device"]
+    fixed_ok = tables["fixed"].loc[tables["fixed"]["outcome"] == "ok", key]
+    for name, table in tables.items():
+        same = table.merge(fixed_ok, on=key)
+        figures[name]["hr@10_on_fixed_participants"] = float(same["hit"].mean()) if len(same) else None
+        figures[name]["on_fixed_participants_ok"] = int((same["outcome"] == "ok").sum())
+    adaptive = tables["adaptive"]
+    ladder = [v.name for v in cfg.sim.ladder]
+    chosen = adaptive[adaptive["outcome"] != "dropout"].assign(
+        variant=lambda f: [ladder[int(i)] for i in f["variant"]])
+    figures["adaptive"]["variants_chosen"] = chosen["variant"].value_counts().to_dict()
+    ok = pd.concat([t[t["outcome"] == "ok"] for t in tables.values()])
+    measured = ok["peak_bytes"] + ok["budget_bytes"] - ok["allowance_bytes"]  # model + work, as the device counts
+    rel = (ok["predicted_bytes"] - measured) / measured
+    return {"runs": figures, "variants": ladder,
+            "prediction_error_fleet": {"device_rounds": int(len(ok)), "mean": float(rel.mean()),
+                                       "max_abs": float(rel.abs().max()) if len(ok) else None}}
+
+
+def load_run(cfg: Config, model: Path, out: Path, reporter: Reporter) -> dict:
+    """Many devices with budgets scaled down, a large cohort on every worker: the run survives, OOMs are listed."""
+    from simulation.run import run_simulate
+
+    s = cfg.stress
+    population = draw_population(s.load_devices, cfg.sim.seed)
+    population["budget_bytes"] = (population["budget_bytes"] * s.load_budget_scale).astype(np.int64)
+    (out / "load").mkdir(parents=True, exist_ok=True)
+    path = out / "load-population.parquet"
+    population.to_parquet(path, index=False)
+    run_cfg = _fleet_cfg(cfg, model=model.resolve(), devices=s.load_devices, rounds=s.load_rounds,
+                         cohort=s.load_cohort, population=path.resolve(), fallback="ladder")
+    reporter.log(f"load: {s.load_devices} devices at {s.load_budget_scale:g}x their budgets, cohort {s.load_cohort}")
+    started = time.perf_counter()
+    summary = run_simulate(run_cfg, out / "load", reporter)
+    devices = Results(out / "load").devices()
+    oom = devices[devices["outcome"] == "oom"]
+    workload = oom["error"].str.split(":").str[0]
+    return {"devices": s.load_devices, "cohort": s.load_cohort, "rounds": summary["rounds"],
+            "budget_scale": s.load_budget_scale, "survived": (out / "load" / SUMMARY).exists(),
+            "wall_s": round(time.perf_counter() - started, 1), "device_rounds": int(len(devices)),
+            "outcomes": devices["outcome"].value_counts().to_dict(), "oom_rate": summary["oom_rate"],
+            "error_rate": summary["error_rate"],
+            "ooms": [{"round": int(r["round"]), "device": int(r["device"]), "tier": r["tier"],
+                      "budget_bytes": int(r["budget_bytes"]), "workload": wl, "error": r["error"]}
+                     for (_, r), wl in zip(oom.iterrows(), workload)]}
+
+
+def run_stress(cfg: Config, out: Path, reporter: Reporter) -> dict:
+    started = time.perf_counter()
+    out = prepare(out, REPORT)
+    if (out / "sweep").exists():
+        raise ConfigError(f"{out} holds an unfinished stress run; choose a new --out directory")
+    fleet_dir = out / "sweep"
+    fleet_dir.mkdir()
+    sweep_cfg = _fleet_cfg(cfg, devices=cfg.stress.devices, cohort=min(cfg.sim.cohort, cfg.stress.devices))
+    prepare_fleet(sweep_cfg, fleet_dir, reporter)  # the model (sim.model, or compressed now) and the fleet's data
+    model = fleet_dir / "model.eflt"
+    report = {"config": cfg.stress.model_dump(mode="json"), "model": str(cfg.sim.model or model)}
+    report.update(sweep(cfg, model, fleet_dir, out, reporter))
+    if cfg.stress.fleet:
+        report["policies"] = policies(cfg, model, out, reporter)
+        report["load"] = load_run(cfg, model, out, reporter)
+    else:
+        report["policies"] = {}
+    report["wall_s"] = round(time.perf_counter() - started, 1)
+    write_json(out / REPORT, report)
+    return report
+
+
+def _mb(x: float | None) -> str:
+    return "-" if x is None else f"{x / MB:.2f}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:+.1f}%"
+
+
+def print_stress_report(report: dict, out: Path) -> None:
+    """Minimum budgets per variant and workload with predicted vs measured, then fixed vs adaptive, then load."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 130)
+    mins = Table(title="Smallest budget that fits (MB) and the memory model's error (predicted vs measured peak)")
+    for col in ("variant", "model MB", "infer min", "infer pred", "infer err", "train min", "train pred",
+                "train err"):
+        mins.add_column(col, justify="left" if col == "variant" else "right")
+    for v in report["variants"]:
+        m, e = report["min_budget_bytes"][v["name"]], report["prediction_error"][v["name"]]
+        mins.add_row(v["name"], _mb(v["model_bytes"]),
+                     *(x for w in ("inference", "training")
+                       for x in (_mb(m[w]["min_budget_bytes"]), _mb(m[w]["predicted_bytes"]), _pct(e[w]))))
+    console.print(mins)
+    pol = report.get("policies") or {}
+    if pol:
+        t = Table(title=f"Policies: fixed vs adaptive (adaptive picks from {', '.join(pol['variants'])})")
+        cols = {"participation_rate": "participation", "fit_participation": "particip. (fit)",
+                "trained_rate": "trained", "oom_rate": "OOM", "hr@10": "HR@10 global",
+                "hr@10_on_fixed_participants": "HR@10 on fixed's", "latency_ms_p95": "p95 infer ms"}
+        t.add_column("policy")
+        for c in cols.values():
+            t.add_column(c, justify="right")
+        for name, f in pol["runs"].items():
+            t.add_row(name, *("-" if f.get(k) is None else (f"{f[k]:.1f}" if k == "latency_ms_p95" else f"{f[k]:.3f}")
+                              for k in cols))
+        console.print(t)
+        err = pol["prediction_error_fleet"]
+        console.print(f"memory model on every device that fitted in these runs: mean error {_pct(err['mean'])}, "
+                      f"worst {100 * (err['max_abs'] or 0):.1f}% over {err['device_rounds']} device-rounds")
+    load = report.get("load")
+    if load:
+        by = pd.Series([o["workload"] for o in load["ooms"]], dtype=str).value_counts().to_dict()
+        console.print(f"load: {load['devices']:,} devices at {load['budget_scale']:g}x budget, cohort "
+                      f"{load['cohort']}, {load['rounds']} round(s): survived={load['survived']}, outcomes "
+                      f"{load['outcomes']}, OOMs by workload {by} (each listed with device and tier in the report)")
+    console.print(f"report: {out / REPORT}  (wall {report['wall_s']:.1f} s)")
