@@ -177,19 +177,25 @@ def shapes_of(job: DeviceJob, dep: Deployment, plan: Plan, n_eval: int, n_hist: 
                         personal=job.personal_lr > 0)
 
 
-def choose(w: Worker, job: DeviceJob, n_eval: int, n_hist: int, n_neg: int) -> tuple[int, tuple[Plan, ...]]:
-    """Adaptive fit: the richest deployment whose predicted training fits the budget; else the richest whose
-    predicted inference fits; else the leanest, left to the real cap. The fallback ladder stays as a safety net."""
-    ladder = job.fallback == "ladder"
-    for want_train in (True, False):
-        for i, dep in enumerate(w.deployments):
-            j = replace(job, batch_size=dep.batch_size or job.batch_size)
-            plan = LADDER[0] if want_train else INFERENCE
-            if predict(dep.dims, shapes_of(j, dep, plan, n_eval, n_hist, n_neg), plan.train) <= job.budget_bytes:
-                if want_train:
-                    return i, LADDER if ladder else LADDER[:1]
-                return i, (INFERENCE, LADDER[-1]) if ladder else (INFERENCE,)
-    return len(w.deployments) - 1, LADDER if ladder else LADDER[:1]
+def choose(w: Worker, job: DeviceJob, n_eval: int, n_hist: int, n_neg: int) -> list[tuple[int, Plan]]:
+    """Adaptive fit: the attempts, as (deployment, plan), of a device that picks by the memory model.
+
+    It starts training on the richest deployment whose prediction, plus the deployment's margin, fits the budget;
+    if the real cap says otherwise it steps down the leaner ones, then infers on the richest whose inference fits.
+    A device where nothing is predicted to fit only tries inference on the leanest: the real cap decides.
+    """
+    n = len(w.deployments)
+
+    def fits(i: int, plan: Plan) -> bool:
+        dep = w.deployments[i]
+        j = replace(job, batch_size=dep.batch_size or job.batch_size)
+        need = predict(dep.dims, shapes_of(j, dep, plan, n_eval, n_hist, n_neg), plan.train)
+        return need * (1 + w.fit_margin) <= job.budget_bytes
+
+    train = next((i for i in range(n) if fits(i, LADDER[0])), None)
+    infer = next((i for i in range(n) if fits(i, INFERENCE)), n - 1)
+    attempts = [] if train is None else [(i, LADDER[0]) for i in range(train, n)]
+    return attempts + [(i, INFERENCE) for i in range(infer, n)]
 
 
 def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...] | None = None,
@@ -215,21 +221,25 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
     state = PersonalState(w.run_dir / STATE_DIR / f"{job.device}.npz", len(shared["head.user_head.bias"]))
     personal = state.load(job.server_round)
     if plans is None and len(w.deployments) > 1:
-        report.variant, plans = choose(w, job, len(eval_cand), len(hist), len(neg))
-    elif plans is None:
-        plans = LADDER if job.fallback == "ladder" else LADDER[:1]
-    dep = w.deployments[report.variant]
-    job = replace(job, batch_size=dep.batch_size or job.batch_size)
-    report.allowance_bytes = job.budget_bytes - dep.model_bytes
+        attempts = choose(w, job, len(eval_cand), len(hist), len(neg))
+    else:
+        plans = plans or (LADDER if job.fallback == "ladder" else LADDER[:1])
+        attempts = [(0, plan) for plan in plans]
+    batch = job.batch_size
     _warm_blas()
     result = None
-    for plan in plans:
+    for n, (i, plan) in enumerate(attempts):
+        dep = w.deployments[i]
+        job = replace(job, batch_size=dep.batch_size or batch)
         report.attempts += 1
-        report.workload = "training" if plan.train else "inference"
+        report.variant, report.workload = i, "training" if plan.train else "inference"
+        report.allowance_bytes = job.budget_bytes - dep.model_bytes
         report.predicted_bytes = predict(dep.dims, shapes_of(job, dep, plan, len(eval_cand), len(hist), len(neg)),
                                          plan.train)
         if report.allowance_bytes <= 0:  # the model itself does not fit
-            break
+            if all(k == i for k, _ in attempts[n:]):
+                break
+            continue
         encoded, encode_s, transient = dep.encodings.table(local, plan.max_tokens, reuse=bool(job.encoder_cache))
         seed = [job.seed, job.server_round, job.device, 0x7EA1]
         result, cap = run_capped(lambda: _work(w, job, shared, personal, plan, encoded, len(eval_cand), len(hist),

@@ -70,9 +70,12 @@ class Worker:
         self.texts = load_item_texts(run_dir / FLEET_DIR)
         self.fleet = FleetData.load(run_dir / FLEET_DIR / DATA)
         listed = run_dir / VARIANTS / VARIANTS_FILE
+        self.fit_margin = 0.0
         if model is None and listed.exists():
+            deployed = json.loads(listed.read_text())
             self.deployments = [Deployment(v["name"], run_dir / v["artifact"], self.texts, v.get("batch_size"))
-                                for v in json.loads(listed.read_text())["variants"]]
+                                for v in deployed["variants"]]
+            self.fit_margin = float(deployed.get("fit_margin", 0.0))
         else:
             self.deployments = [Deployment("deployed", model or run_dir / MODEL, self.texts)]
         base = self.deployments[0]

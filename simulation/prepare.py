@@ -61,7 +61,7 @@ def prepare_fleet(cfg: Config, out: Path, reporter: Reporter) -> None:
         if model.resolve() != (out / MODEL).resolve():
             shutil.copyfile(model, out / MODEL)
         if cfg.sim.policy == "adaptive":  # each device picks one of these by its budget (client/device.py)
-            deploy_variants(out / MODEL, out, cfg.sim.ladder)
+            deploy_variants(out / MODEL, out, cfg.sim.ladder, cfg.sim.fit_margin)
     with reporter.stage(f"give {cfg.sim.devices:,} devices their data and profiles"):
         task = load_task(cfg.task)
         fleet_dir = out / FLEET_DIR

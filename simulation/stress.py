@@ -7,10 +7,11 @@
    `stress.resolution_kb`. The device is the fleet's device at the `history_quantile` of history length.
    Every point carries the analytic prediction (compression/memory_model.py) beside the measured peak (the model's
    resident bytes plus the work's peak, as the device accounts them).
-2. **Policies.** The same fleet, sampled identically, under the fixed policy (sim.model on every device) and the
-   adaptive one (each device picks the richest of sim.variants that its budget fits by the prediction), both
-   without the reactive fallback ladder, plus the fixed policy with the ladder (the simulator's default): real
-   Flower simulations (simulation/run.py).
+2. **Policies.** The same fleet, sampled identically (same devices, rounds and dropouts), in real Flower
+   simulations (simulation/run.py): the fixed policy (sim.model on every device, no fallback), the fixed policy
+   with the reactive fallback ladder (the simulator's default), and the adaptive one (each device starts on the
+   richest of sim.variants that its budget fits by the prediction plus sim.fit_margin, and steps down the leaner
+   variants if the real cap disagrees).
 3. **Load.** A larger fleet whose budgets are scaled down by `load_budget_scale` and large cohorts: the run must
    survive, and every OOM is listed with device, tier and workload.
 """
@@ -179,7 +180,7 @@ def policy_figures(devices: pd.DataFrame, summary: dict, can_fit: np.ndarray) ->
 
 
 def policies(cfg: Config, model: Path, out: Path, reporter: Reporter) -> dict:
-    """Fixed (no ladder), fixed with the ladder, adaptive (no ladder): the same fleet, the same samples."""
+    """Fixed (no fallback), fixed with the rung ladder, adaptive: the same fleet, the same samples."""
     from simulation.run import run_simulate
 
     s = cfg.stress

@@ -18,8 +18,10 @@ def artifact_changes(v: VariantConfig) -> dict:
     return {"bits": v.bits, "vocab": v.vocab, "keep_ratio": v.keep_ratio, "max_len": v.max_len}
 
 
-def deploy_variants(model: Path, run_dir: Path, variants: tuple[VariantConfig, ...]) -> list[dict]:
-    """Write every variant's artifact under `run_dir/variants/` and the list the workers read; returns the list."""
+def deploy_variants(model: Path, run_dir: Path, variants: tuple[VariantConfig, ...],
+                    fit_margin: float = 0.0) -> list[dict]:
+    """Write every variant's artifact under `run_dir/variants/` and the list the workers read (with the margin a
+    device keeps over the predicted bytes when it picks); returns the list."""
     folder = run_dir / VARIANTS
     folder.mkdir(parents=True, exist_ok=True)
     listed = []
@@ -28,5 +30,6 @@ def deploy_variants(model: Path, run_dir: Path, variants: tuple[VariantConfig, .
         listed.append({"name": v.name, "artifact": f"{VARIANTS}/{v.name}.eflt", "artifact_bytes": nbytes,
                        "batch_size": v.batch_size, **{k: x for k, x in artifact_changes(v).items() if x is not None}})
     atomic_write(folder / VARIANTS_FILE,
-                 lambda p: p.write_text(json.dumps({"policy": "adaptive", "variants": listed}, indent=1)))
+                 lambda p: p.write_text(json.dumps({"policy": "adaptive", "fit_margin": fit_margin, "variants": listed},
+                                                   indent=1)))
     return listed
