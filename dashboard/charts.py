@@ -78,3 +78,10 @@ def line(frame: pd.DataFrame, x: str, y: str, color: str, title: str) -> alt.Cha
         x=alt.X(f"{x}:Q", axis=ROUND_AXIS if x == "round" else alt.Axis()),
         y=alt.Y(f"{y}:Q", title=title, scale=alt.Scale(zero=False)), color=f"{color}:N",
         tooltip=[x, y, color])
+
+
+def grouped_bars(frame: pd.DataFrame, x: str, y: str, group: str, title: str) -> alt.Chart:
+    """One bar per (x, group), side by side: e.g. the smallest budget of each variant for each workload."""
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X(f"{x}:N", sort=None), xOffset=f"{group}:N", y=alt.Y(f"{y}:Q", title=title),
+        color=f"{group}:N", tooltip=[x, group, y])

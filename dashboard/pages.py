@@ -249,16 +249,50 @@ def compression_page(view: View) -> None:
 def stress_page(view: View) -> None:
     st.header("Stress")
     for r in _with_report(view, "stress", "edgefleet stress"):
-        points = pd.DataFrame(r.reports["stress"].get("points", []))
+        report = r.reports["stress"]
+        points = pd.DataFrame(report.get("points", []))
         if points.empty:
             st.warning(f"{r.name}: stress_report.json holds no points")
             continue
         st.subheader(f"Measured peak vs budget ({r.name})")
         points = points.assign(series=points["variant"].astype(str) + " / " + points["workload"].astype(str),
-                               budget_mb=points["budget_bytes"] / 2**20)
+                               budget_mb=points["budget_bytes"] / 2**20).sort_values(["series", "budget_mb"])
         st.altair_chart(charts.line(points, "budget_mb", "measured_peak_bytes", "series", "measured peak (bytes)"),
                         width="stretch")
         _table(points, f"stress-{r.name.replace('/', '-')}")
+        mins = _min_budgets(report)
+        if not mins.empty:
+            st.subheader(f"Smallest budget that fits, per variant and workload ({r.name})")
+            st.altair_chart(charts.grouped_bars(mins, "variant", "min_budget_mb", "workload", "smallest budget (MB)"),
+                            width="stretch")
+            _table(mins, f"stress-min-budgets-{r.name.replace('/', '-')}")
+        runs = (report.get("policies") or {}).get("runs") or {}
+        if isinstance(runs, dict) and runs:
+            st.subheader(f"Fixed vs adaptive policy in a fleet simulation ({r.name})")
+            _table(pd.DataFrame([{"policy": name, **{k: v for k, v in f.items() if not isinstance(v, dict)}}
+                                 for name, f in runs.items() if isinstance(f, dict)]),
+                   f"stress-policies-{r.name.replace('/', '-')}")
+        load = report.get("load") or {}
+        if isinstance(load, dict) and load.get("ooms") is not None:
+            st.subheader(f"Load: {load.get('devices')} devices under {load.get('budget_scale')}x their budgets "
+                         f"({'survived' if load.get('survived') else 'did not finish'})")
+            _table(pd.DataFrame(load["ooms"]), f"stress-load-ooms-{r.name.replace('/', '-')}")
+
+
+def _min_budgets(report: dict) -> pd.DataFrame:
+    """One row per variant and workload: the smallest budget measured to fit, the prediction and its error."""
+    rows = []
+    mins, errors = report.get("min_budget_bytes") or {}, report.get("prediction_error") or {}
+    for variant, per in (mins.items() if isinstance(mins, dict) else []):
+        for workload, m in (per.items() if isinstance(per, dict) else []):
+            if not isinstance(m, dict):
+                continue
+            found, predicted = m.get("min_budget_bytes"), m.get("predicted_bytes")
+            rows.append({"variant": variant, "workload": workload,
+                         "min_budget_mb": None if found is None else found / 2**20,
+                         "predicted_mb": None if predicted is None else predicted / 2**20,
+                         "prediction_error": (errors.get(variant) or {}).get(workload)})
+    return pd.DataFrame(rows)
 
 
 PAGES = {"Runs": runs_page, "Accuracy": accuracy_page, "Latency": latency_page, "Memory": memory_page,

@@ -80,9 +80,21 @@ def runs_root(tmp_path):
         "stages": [{"name": "teacher", "seconds": 10.0}, {"name": "distill", "seconds": 30.0}]}))
     stress = root / "stress-a"
     stress.mkdir()
-    (stress / "stress_report.json").write_text(json.dumps({"points": [
-        {"variant": "int8", "workload": "inference", "budget_bytes": b, "measured_peak_bytes": 2_400_000,
-         "predicted_bytes": 2_300_000, "fits": b > 2_400_000, "oom": b <= 2_400_000} for b in (2e6, 4e6, 8e6)]}))
+    (stress / "stress_report.json").write_text(json.dumps({
+        "points": [{"variant": "int8", "workload": "inference", "budget_bytes": b, "measured_peak_bytes": 2_400_000,
+                    "predicted_bytes": 2_300_000, "fits": b > 2_400_000, "oom": b <= 2_400_000}
+                   for b in (2e6, 4e6, 8e6)],
+        "min_budget_bytes": {"int8": {"inference": {"min_budget_bytes": 2_450_000, "predicted_bytes": 2_300_000},
+                                      "training": {"min_budget_bytes": 8_250_000, "predicted_bytes": 8_280_000}},
+                             "int4": {"inference": {"min_budget_bytes": 2_380_000, "predicted_bytes": 2_290_000},
+                                      "training": {"min_budget_bytes": None, "predicted_bytes": 8_200_000}}},
+        "prediction_error": {"int8": {"inference": -0.04, "training": 0.004}, "int4": {"inference": -0.03,
+                                                                                        "training": None}},
+        "policies": {"runs": {"fixed": {"participation_rate": 0.34, "oom_rate": 0.55, "hr@10": 0.564},
+                              "adaptive": {"participation_rate": 0.85, "oom_rate": 0.01, "hr@10": 0.566,
+                                           "variants_chosen": {"int8": 30}}}},
+        "load": {"devices": 1000, "budget_scale": 0.5, "survived": True,
+                 "ooms": [{"round": 1, "device": 7, "tier": "ram-2gb", "workload": "inference", "error": "x"}]}}))
     bad = root / "sim-corrupt"
     bad.mkdir()
     (bad / SUMMARY).write_text("{ not json")

@@ -73,6 +73,9 @@ def test_a_running_run_is_followed(monkeypatch, runs_root):
 @pytest.mark.parametrize("page, run, expect", [
     ("Compression", "compress-a", "755,188 B"),
     ("Stress", "stress-a", "Measured peak vs budget"),
+    ("Stress", "stress-a", "Smallest budget that fits, per variant and workload"),
+    ("Stress", "stress-a", "Fixed vs adaptive policy in a fleet simulation"),
+    ("Stress", "stress-a", "Load: 1000 devices under 0.5x their budgets (survived)"),
 ])
 def test_report_pages(monkeypatch, runs_root, page, run, expect):
     at = app(monkeypatch, runs_root, [run])
