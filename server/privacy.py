@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from absl import logging as absl_logging
 from flwr.supercore.differential_privacy import (
     adaptive_clip_inputs_inplace,
     add_gaussian_noise_inplace,
@@ -78,6 +79,9 @@ class Ledger:
         self.sample_size = min(devices, math.ceil(rate * devices - 1e-9))
         self.rounds = 0
         self._accountant = None
+        # dp-accounting warns (through absl) for every RDP order it drops as non-convergent; the epsilon is taken over
+        # the others, as documented, so these are not worth a line each.
+        absl_logging.set_verbosity(absl_logging.ERROR)
         if noise > 0:
             self._accountant = RdpAccountant(PrivacyConfig(
                 target_delta=delta, population_size=devices, neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
