@@ -19,15 +19,20 @@ def test_help_lists_every_subcommand(capsys):
         assert name in text
 
 
-@pytest.mark.parametrize("argv", [
-    ["stress", "--out", "x"], ["bench", "privacy"], ["simulate", "--dp-noise", "1", "--out", "x"],
-    ["simulate", "--secagg", "--out", "x"],
+@pytest.mark.parametrize("extra, message", [
+    (["--dp-noise", "-1"], "privacy.noise"),
+    (["--dp-noise", "1", "--dp-clip", "0"], "privacy.clip"),
+    (["--dp-adaptive"], "privacy.adaptive clipping is part of DP"),
+    (["--secagg", "--set", "sim.update_bits=8"], "quantizes updates itself"),
+    (["--secagg", "--cohort", "2", "--devices", "10"], "cohort of at least 3"),
 ])
-def test_unbuilt_commands_say_so_and_fail(argv, capsys):
-    code = main(argv)
+def test_bad_privacy_settings_exit_2_with_one_line(extra, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["simulate", "--preset", "tiny", *extra, "--out", str(out)])
     err = capsys.readouterr().err
-    assert code != 0
-    assert "not built yet" in err and err.count("\n") == 1
+    assert code == 2
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
 
 
 def test_compress_on_missing_task_files_exits_2_with_one_line(tmp_path, capsys):
