@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 TIER_ORDER = ["ram-2gb", "ram-3gb", "ram-4gb", "ram-6gb", "ram-8gb", "ram-12gb+"]
@@ -78,6 +79,31 @@ def line(frame: pd.DataFrame, x: str, y: str, color: str, title: str) -> alt.Cha
         x=alt.X(f"{x}:Q", axis=ROUND_AXIS if x == "round" else alt.Axis()),
         y=alt.Y(f"{y}:Q", title=title, scale=alt.Scale(zero=False)), color=f"{color}:N",
         tooltip=[x, y, color])
+
+
+def privacy_utility(points: pd.DataFrame, reference: float | None) -> alt.Chart:
+    """HR@10 against epsilon: the noise sweep as a line (sorted by epsilon), other settings as labelled points, and
+    the non-private run and the deployed model (before any round) as horizontal rules."""
+    kind = np.where(points.get("secagg", False), "DP + SecAgg+",
+                    np.where(points.get("adaptive", False), "adaptive clipping", "fixed clipping"))
+    frame = points.assign(setting=kind).sort_values("epsilon")
+    sweep = frame[frame["setting"] == "fixed clipping"]
+    scale = alt.Scale(zero=False, type="log")
+    chart = alt.Chart(sweep).mark_line(point=True).encode(
+        x=alt.X("epsilon:Q", scale=scale, title="epsilon (log)"), y=alt.Y("hr@10:Q", scale=alt.Scale(zero=False)),
+        tooltip=["label", "epsilon", "hr@10", "ndcg@10"])
+    others = alt.Chart(frame[frame["setting"] != "fixed clipping"]).mark_point(size=90, filled=True).encode(
+        x=alt.X("epsilon:Q", scale=scale), y="hr@10:Q", color="setting:N",
+        tooltip=["label", "epsilon", "hr@10", "ndcg@10"])
+    layers = [chart, others]
+    rules = [("non-private federated run", reference)]
+    if "hr@10_start" in frame:
+        rules.append(("deployed model, before any round", float(frame["hr@10_start"].iloc[0])))
+    rules = pd.DataFrame([{"reference": name, "hr@10": v} for name, v in rules if v is not None])
+    if len(rules):
+        layers.append(alt.Chart(rules).mark_rule(strokeDash=[4, 4]).encode(y="hr@10:Q", strokeDash="reference:N",
+                                                                           tooltip=["reference", "hr@10"]))
+    return alt.layer(*layers)
 
 
 def grouped_bars(frame: pd.DataFrame, x: str, y: str, group: str, title: str) -> alt.Chart:

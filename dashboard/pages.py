@@ -207,9 +207,10 @@ def privacy_page(view: View) -> None:
             base = (curve.get("non_private") or {}).get("hr@10")
             if base is not None:
                 st.caption(f"non-private federated run: HR@10 {base:.4f}")
-            drawn = points.dropna(subset=["epsilon"]).assign(run=r.name)
+            drawn = points.dropna(subset=["epsilon"])
+            drawn = drawn[drawn["epsilon"] > 0]
             if len(drawn):
-                st.altair_chart(charts.line(drawn, "epsilon", "hr@10", "run", "HR@10"), width="stretch")
+                st.altair_chart(charts.privacy_utility(drawn, base), width="stretch")
             _table(points, f"privacy-curve-{r.name.replace('/', '-')}")
             shown = True
     if not shown:
