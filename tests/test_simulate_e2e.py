@@ -140,10 +140,18 @@ def test_the_same_apps_run_on_the_deployment_engine(tiny_run, tmp_path):
         assert (Results(dep_dir).checkpoint(2)[name] == weights).all(), name
 
 
-def audited(folder: Path) -> list[dict]:
-    records = [pickle.loads(p.read_bytes()) for p in folder.glob("*.pkl")]
+def audited_run(tiny_run, tmp_path: Path, monkeypatch, *flags: str) -> tuple[Path, list[dict]]:
+    """A tiny DP run (noise 1, clip 0.1) of the tiny run's model with every outgoing message audited."""
+    first, code, _, _ = tiny_run
+    assert code == 0
+    audit, out = tmp_path / "audit", tmp_path / "run"
+    audit.mkdir()
+    monkeypatch.setenv(AUDIT_ENV, str(audit))
+    assert main(["--quiet", "simulate", "--preset", "tiny", "--model", str(first / "model.eflt"),
+                 "--dp-noise", "1.0", "--dp-clip", "0.1", *flags, "--out", str(out)]) == 0
+    records = [pickle.loads(p.read_bytes()) for p in audit.glob("*.pkl")]
     assert records, "no outgoing message was audited"
-    return records
+    return out, records
 
 
 def personal_vectors(run_dir: Path) -> list[np.ndarray]:
@@ -180,19 +188,12 @@ def never_sent(vectors: list[np.ndarray], records: list[dict]) -> None:
 def test_dp_run_sends_only_the_shared_head(tiny_run, tmp_path, monkeypatch):
     """Client-level DP without SecAgg: every message the devices sent holds the shared head's arrays and scalar
     telemetry, never the personal vector; epsilon is accounted per round."""
-    first, code, _, _ = tiny_run
-    assert code == 0
-    audit, out = tmp_path / "audit", tmp_path / "dp"
-    audit.mkdir()
-    monkeypatch.setenv(AUDIT_ENV, str(audit))
-    assert main(["--quiet", "simulate", "--preset", "tiny", "--model", str(first / "model.eflt"),
-                 "--dp-noise", "1.0", "--dp-clip", "0.1", "--out", str(out)]) == 0
+    out, records = audited_run(tiny_run, tmp_path, monkeypatch)
     summary = json.loads((out / "summary.json").read_text())
     rounds = Results(out).rounds()
     assert summary["epsilon"] == pytest.approx(rounds["epsilon"].iloc[-1]) and summary["epsilon"] > 0
     assert rounds["epsilon"].is_monotonic_increasing and summary["delta"] == pytest.approx(1 / 200)
     assert rounds["noise_std"].tolist() == pytest.approx([1.0 * 0.1 / 16] * 2)
-    records = audited(audit)
     for record in records:
         for arrays in record["arrays"].values():
             assert set(arrays) <= set(SHARED_KEYS)
@@ -203,13 +204,7 @@ def test_dp_run_sends_only_the_shared_head(tiny_run, tmp_path, monkeypatch):
 def test_dp_with_secagg_end_to_end(tiny_run, tmp_path, monkeypatch):
     """DP + SecAgg+ on the tiny preset: the run completes with epsilon per round, the devices send masked integers
     in the field's width (no float array at all), and the personal vectors never leave."""
-    first, code, _, _ = tiny_run
-    assert code == 0
-    audit, out = tmp_path / "audit", tmp_path / "secure"
-    audit.mkdir()
-    monkeypatch.setenv(AUDIT_ENV, str(audit))
-    assert main(["--quiet", "simulate", "--preset", "tiny", "--model", str(first / "model.eflt"),
-                 "--dp-noise", "1.0", "--dp-clip", "0.1", "--secagg", "--out", str(out)]) == 0
+    out, records = audited_run(tiny_run, tmp_path, monkeypatch, "--secagg")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["epsilon"] > 0 and summary["privacy"]["secagg"] is True
     results = Results(out)
@@ -221,7 +216,6 @@ def test_dp_with_secagg_end_to_end(tiny_run, tmp_path, monkeypatch):
     head = sum(v.size for v in Results(out).checkpoint(2).values())
     sent = devices[devices["bytes_up"] > 0]["bytes_up"]
     assert len(sent) and (sent == 2 * (head + 1)).all()  # 2-byte field elements: half of float32
-    records = audited(audit)
     masked = [r for r in records if any("masked_params" in c for c in r["configs"].values())]
     assert masked
     for record in records:
