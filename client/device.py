@@ -14,7 +14,7 @@ CPU factor.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 import numpy as np
@@ -72,6 +72,13 @@ LADDER = (Plan("full", True, 1, None), Plan("small-batch", True, 4, None), Plan(
           Plan("inference-only", False, 1, 12))
 # Inference at the model's own text length: what the adaptive policy runs when no variant can train in the budget.
 INFERENCE = Plan("inference", False, 1, None)
+
+
+def training_plan(job: DeviceJob, micro_batch: int | None) -> Plan:
+    """Training as a deployment asks: its micro-batch is gradient accumulation over the job's batch (the same
+    update as one batch, fewer activations alive), like the ladder's small-batch rung."""
+    div = max(1, job.batch_size // micro_batch) if micro_batch else 1
+    return LADDER[0] if div == 1 else Plan("micro-batch", True, div, None)
 
 
 @dataclass
@@ -188,13 +195,13 @@ def choose(w: Worker, job: DeviceJob, n_eval: int, n_hist: int, n_neg: int) -> l
 
     def fits(i: int, plan: Plan) -> bool:
         dep = w.deployments[i]
-        j = replace(job, batch_size=dep.batch_size or job.batch_size)
-        need = predict(dep.dims, shapes_of(j, dep, plan, n_eval, n_hist, n_neg), plan.train)
+        need = predict(dep.dims, shapes_of(job, dep, plan, n_eval, n_hist, n_neg), plan.train)
         return need * (1 + w.fit_margin) <= job.budget_bytes
 
-    train = next((i for i in range(n) if fits(i, LADDER[0])), None)
+    trains = [training_plan(job, dep.batch_size) for dep in w.deployments]
+    train = next((i for i in range(n) if fits(i, trains[i])), None)
     infer = next((i for i in range(n) if fits(i, INFERENCE)), n - 1)
-    attempts = [] if train is None else [(i, LADDER[0]) for i in range(train, n)]
+    attempts = [] if train is None else [(i, trains[i]) for i in range(train, n)]
     return attempts + [(i, INFERENCE) for i in range(infer, n)]
 
 
@@ -225,12 +232,10 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
     else:
         plans = plans or (LADDER if job.fallback == "ladder" else LADDER[:1])
         attempts = [(0, plan) for plan in plans]
-    batch = job.batch_size
     _warm_blas()
     result = None
     for n, (i, plan) in enumerate(attempts):
         dep = w.deployments[i]
-        job = replace(job, batch_size=dep.batch_size or batch)
         report.attempts += 1
         report.variant, report.workload = i, "training" if plan.train else "inference"
         report.allowance_bytes = job.budget_bytes - dep.model_bytes

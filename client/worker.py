@@ -43,7 +43,7 @@ def _array_bytes(obj: Any, seen: set[int]) -> int:
 
 class Deployment:
     """One model the worker can run for a device: the artifact, its resident size, its encoder outputs, its
-    dimensions for the memory model, and the training batch it is deployed with (None: the job's)."""
+    dimensions for the memory model, and the micro-batch it trains in (None: the whole batch at once)."""
 
     def __init__(self, name: str, path: Path, texts: list[str], batch_size: int | None = None):
         self.name, self.batch_size = name, batch_size

@@ -11,7 +11,8 @@ A variant changes what a device loads and runs, never the training: the weights 
 - `keep_ratio`: input-token pruning after layer `prune_after` (PoWER-BERT/LTP; the runtime drops the tokens).
 - `max_len`: texts truncated to this many tokens; the position table is cut to match.
 
-Batch size is a setting of the device's training, not of the artifact (client/device.py).
+A variant's micro-batch (gradient accumulation) is a setting of the device's training, not of the artifact
+(client/device.py `training_plan`).
 """
 
 from __future__ import annotations

@@ -133,7 +133,8 @@ class VariantConfig(_Section):
     vocab: int | None = Field(None, ge=8)  # keep the first (best-scored) tokens
     keep_ratio: float | None = Field(None, gt=0.0, le=1.0)  # input-token pruning
     max_len: int | None = Field(None, ge=4, le=128)  # tokens per text
-    batch_size: int | None = Field(None, ge=1)  # the device's training batch
+    # Micro-batch: gradient accumulation over sim.batch_size (the same update, fewer activations alive at once).
+    batch_size: int | None = Field(None, ge=1)
 
 
 # Richest first. Memory falls mostly with the batch (activations of the head's backward); INT4 and a smaller

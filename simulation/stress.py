@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from client.device import INFERENCE, LADDER, DeviceJob, run_device, shapes_of
+from client.device import INFERENCE, LADDER, DeviceJob, Plan, run_device, shapes_of, training_plan
 from client.worker import Worker
 from compression.artifact import read_artifact
 from compression.heads import shared_params
@@ -42,7 +42,7 @@ from simulation.prepare import prepare_fleet
 from simulation.variants import artifact_changes
 
 REPORT = "stress_report.json"
-WORKLOADS = {"inference": INFERENCE, "training": LADDER[0]}
+TRAINING_PLANS = {p.name for p in LADDER if p.train} | {"micro-batch"}
 MB = 2**20
 
 
@@ -55,17 +55,21 @@ class Probe:
     job: DeviceJob
     shared: dict
     timeout_s: float
+    micro_batch: int | None = None
+
+    def plan(self, workload: str) -> Plan:
+        return training_plan(self.job, self.micro_batch) if workload == "training" else INFERENCE
 
     def predicted(self, workload: str) -> int:
         """The memory model's bytes for this device and workload (what `run_device` reports beside a point)."""
         f, dep = self.worker.fleet, self.worker.deployments[0]
         n_hist = len(f.device_items(self.job.device)) + 1
-        shapes = shapes_of(self.job, dep, WORKLOADS[workload], 1 + f.negatives.shape[1], n_hist, self.job.negatives)
-        return predict(dep.dims, shapes, WORKLOADS[workload].train)
+        shapes = shapes_of(self.job, dep, self.plan(workload), 1 + f.negatives.shape[1], n_hist, self.job.negatives)
+        return predict(dep.dims, shapes, workload == "training")
 
     def run(self, workload: str, budget: int, search: str) -> dict:
         report = run_device(self.worker, replace(self.job, budget_bytes=int(budget)), self.shared,
-                            plans=(WORKLOADS[workload],), timed=False, timeout_s=self.timeout_s)
+                            plans=(self.plan(workload),), timed=False, timeout_s=self.timeout_s)
         if report.outcome == "error":
             raise RuntimeError(f"stress point {self.name}/{workload} at {budget:,} B failed: {report.error}")
         dep = self.worker.deployments[0]
@@ -126,16 +130,16 @@ def sweep(cfg: Config, model: Path, fleet_dir: Path, out: Path, reporter: Report
             device = reference_device(w, s.history_quantile)
             job = DeviceJob(device=device, server_round=1, seed=cfg.sim.seed, budget_bytes=0, cpu_factor=1.0,
                             down_bps=1e9, up_bps=1e9, dropout=0.0, epochs=cfg.sim.local_epochs,
-                            batch_size=v.batch_size or cfg.sim.batch_size, negatives=cfg.sim.negatives,
+                            batch_size=cfg.sim.batch_size, negatives=cfg.sim.negatives,
                             lr=cfg.sim.lr, personal_lr=cfg.sim.personal_lr, fallback="none")
-            probe = Probe(v.name, w, job, shared, s.timeout_s)
+            probe = Probe(v.name, w, job, shared, s.timeout_s, v.batch_size)
             dep = w.deployments[0]
             variants.append({"name": v.name, **{k: x for k, x in v.model_dump().items() if k != "name"},
-                             "batch_size": job.batch_size, "artifact_bytes": artifact_bytes,
+                             "artifact_bytes": artifact_bytes,
                              "model_bytes": int(dep.model_bytes), "device": device,
                              "device_items": int(len(w.fleet.device_items(device)))})
             mins[v.name], errors[v.name] = {}, {}
-            for workload in WORKLOADS:
+            for workload in ("inference", "training"):
                 found, result = min_budget(probe, workload, budgets, s.resolution_kb * 1024)
                 points += found
                 fitted = [p for p in found if p["fits"]]
@@ -169,14 +173,15 @@ def policy_figures(devices: pd.DataFrame, summary: dict, can_fit: np.ndarray) ->
     leave for reasons memory does not change), OOM rate, the global HR@10 after the last round, p95 latency."""
     fit = devices[can_fit & (devices["outcome"] != "dropout").to_numpy()]
     ok = devices[devices["outcome"] == "ok"]
-    trained = ok[ok["plan"].isin([p.name for p in LADDER if p.train])]
+    trained = ok[ok["plan"].isin(TRAINING_PLANS)]
     return {"device_rounds": int(len(devices)), "participation_rate": summary["participation_rate"],
             "oom_rate": summary["oom_rate"], "hr@10": summary["hr@10"], "hr@10_start": summary["hr@10_start"],
             "latency_ms_p95": summary["latency_ms_p95"], "train_ms_p95": summary.get("train_ms_p95"),
             "fit_devices": int(len(fit)), "fit_participation": float((fit["outcome"] == "ok").mean()) if len(fit)
             else None, "trained_rate": float(len(trained) / max(len(devices), 1)),
             "device_hr@10": float(ok["hit"].mean()) if len(ok) else None,
-            "straggler_rate": summary["straggler_rate"]}
+            "straggler_rate": summary["straggler_rate"],
+            "attempts_mean": float(devices.loc[devices["outcome"] != "dropout", "attempts"].mean())}
 
 
 def policies(cfg: Config, model: Path, out: Path, reporter: Reporter) -> dict:

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from client.device import INFERENCE, LADDER, DeviceJob, choose, run_device, shapes_of
+from client.device import INFERENCE, LADDER, DeviceJob, choose, run_device, shapes_of, training_plan
 from client.worker import Worker
 from compression.artifact import read_artifact
 from compression.heads import shared_params
@@ -88,10 +88,11 @@ def test_the_adaptive_policy_picks_the_richest_variant_that_fits(adaptive_run):
 
     def need(i, plan):
         dep = w.deployments[i]
-        j = replace(job, batch_size=dep.batch_size or job.batch_size)
-        return predict(dep.dims, shapes_of(j, dep, plan, n_eval, n_hist, n_neg), plan.train)
+        return predict(dep.dims, shapes_of(job, dep, plan, n_eval, n_hist, n_neg), plan.train)
 
-    train = [need(i, LADDER[0]) for i in range(3)]
+    trains = [training_plan(job, d.batch_size) for d in w.deployments]
+    assert [p.batch_div for p in trains] == [1, 8, 16]  # micro-batches of 4 and 2 out of the batch of 32
+    train = [need(i, trains[i]) for i in range(3)]
     infer = [need(i, INFERENCE) for i in range(3)]
     assert train[0] > train[1] > train[2] > max(infer)
     assert infer[0] == infer[1] > infer[2]  # the batch is training's only: the same model infers the same
@@ -101,19 +102,19 @@ def test_the_adaptive_policy_picks_the_richest_variant_that_fits(adaptive_run):
         assert (attempts[0][0], attempts[0][1].train) == want, budget
         # If the real cap disagrees, the device steps down the leaner variants, then infers.
         start = want[0] if want[1] else 3
-        assert attempts[:3 - start] == [(i, LADDER[0]) for i in range(start, 3)]
+        assert attempts[:3 - start] == [(i, trains[i]) for i in range(start, 3)]
         assert attempts[-1] == (2, INFERENCE)
     # Nothing is predicted to fit: inference on the leanest only, the real cap decides.
     assert choose(w, replace(job, budget_bytes=infer[2] - 1), n_eval, n_hist, n_neg) == [(2, INFERENCE)]
     # With a margin, a device keeps that much room over the prediction.
     w.fit_margin = 0.1
-    assert choose(w, replace(job, budget_bytes=train[0]), n_eval, n_hist, n_neg)[0] == (1, LADDER[0])
+    assert choose(w, replace(job, budget_bytes=train[0]), n_eval, n_hist, n_neg)[0] == (1, trains[1])
     assert choose(w, replace(job, budget_bytes=int(train[0] * 1.1) + 1), n_eval, n_hist, n_neg)[0] == (0, LADDER[0])
     w.fit_margin = 0.0
     # In a real round under the real cap: the device reports the variant it ran and fits in its budget.
     shared = shared_params(read_artifact(adaptive_run / "model.eflt").tensors)
     report = run_device(w, replace(job, budget_bytes=train[1] + 64 * 1024), shared)
-    assert report.outcome == "ok" and report.variant == 1 and report.plan == "full" and report.attempts == 1
+    assert report.outcome == "ok" and report.variant == 1 and report.plan == "micro-batch" and report.attempts == 1
     assert report.peak_bytes <= report.allowance_bytes == train[1] + 64 * 1024 - w.deployments[1].model_bytes
 
 
@@ -178,5 +179,5 @@ def test_a_device_whose_pick_does_not_fit_steps_down_the_variants(adaptive_run):
                                            plans=(LADDER[0],)).peak_bytes  # what variant 0's training needs
     w.fit_margin = -0.9  # a prediction ten times too optimistic: every variant looks like it fits
     report = run_device(w, replace(job, budget_bytes=budget), shared)
-    assert report.attempts >= 2 and report.variant > 0 and report.outcome == "ok" and report.plan == "full"
+    assert report.attempts >= 2 and report.variant > 0 and report.outcome == "ok" and report.plan == "micro-batch"
     assert report.peak_bytes <= report.allowance_bytes
