@@ -21,7 +21,6 @@ import copy
 from pathlib import Path
 
 from compression.artifact import Artifact, read_artifact, write_artifact
-from compression.export import quantize_state
 from compression.quantize import QTensor
 from compression.wordpiece import SPECIALS
 
@@ -53,6 +52,8 @@ def derive(base: Artifact, bits: int | None = None, vocab: int | None = None, ke
     if keep_ratio is not None:
         config["student"] = {**config["student"], "keep_ratio": float(keep_ratio)}
     if bits is not None and bits != int(config.get("bits", 8)):
+        from compression.export import quantize_state  # imports torch: only for a re-quantized variant
+
         group = int(config.get("int4_group", 32))
         tensors = quantize_state({name: q.dequantize() for name, q in tensors.items()}, bits, group)
         config["bits"] = int(bits)
