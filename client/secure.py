@@ -42,9 +42,7 @@ from client.audit import audit_mod
 from client.device import DeviceJob, DeviceReport, run_device
 from client.worker import worker
 from compression.heads import SHARED_KEYS
-
-LEFT = "edgefleet-device-left "  # prefix of the error reason of a device that left the round
-ADAPTIVE, DEADLINE, FIELD_BYTES = "adaptive-clip", "deadline-ms", "field-bytes"
+from edgefleet.protocol import ADAPTIVE, DEADLINE, FIELD_BYTES, LEFT
 
 
 class DeviceLeft(Exception):

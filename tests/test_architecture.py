@@ -52,7 +52,8 @@ def test_importing_packages_does_no_work():
 
 
 def test_flower_apps_import_without_starting_anything():
-    code = ("import sys; import server.app, client.app, simulation.reference, simulation.run, simulation.bench; "
+    code = ("import sys; import server.app, client.app, server.secure, client.secure, simulation.reference, "
+            "simulation.run, simulation.bench, simulation.bench_privacy; "
             "print([m for m in ('torch', 'transformers', 'ray') if m in sys.modules])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr

@@ -59,8 +59,8 @@ def write_sim(path, rounds=2, finish=True, private=False):
 def runs_root(tmp_path):
     root = tmp_path / "runs"
     write_sim(root / "sim-a")
-    write_sim(root / "sim-live", rounds=1, finish=False)
     write_sim(root / "sim-dp", private=True)
+    write_sim(root / "sim-live", rounds=1, finish=False)  # the newest: what the dashboard selects first
     curve = root / "bench-privacy-a"
     curve.mkdir()
     (curve / "privacy_report.json").write_text(json.dumps({

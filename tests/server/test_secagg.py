@@ -20,7 +20,8 @@ from flwr.server.workflow import DefaultWorkflow
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from flwr.supercore.task_identity import TaskIdentity
 
-from client.secure import FIELD_BYTES, LEFT, DeviceLeft, clip_mod, delta_mod, device_mod
+from client.secure import DeviceLeft, clip_mod, delta_mod, device_mod
+from edgefleet.protocol import FIELD_BYTES, LEFT
 from server.secure import SecAggPlus, field_bits, field_bytes
 
 SHAPES = [(60,), (3, 4)]
