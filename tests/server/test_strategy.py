@@ -50,7 +50,7 @@ def strategy():
     population = draw_population(40, seed=0).assign(availability=1.0)
     seen = []
     s = FleetFedAvg(population, DeviceSampler(population["availability"].to_numpy(), 4, 0), {"lr": 0.1},
-                    deadline_ms=1000.0, on_devices=lambda r, frame, available, extra: seen.append((r, frame, available)),
+                    deadline_ms=1000.0, on_devices=lambda r, frame, available, _: seen.append((r, frame, available)),
                     round_offset=2)
     return s, seen, population
 
