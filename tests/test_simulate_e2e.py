@@ -86,12 +86,13 @@ def test_interrupt_and_resume(tiny_run, tmp_path):
     first, code, _, _ = tiny_run
     assert code == 0
     out = tmp_path / "r"
-    cmd = [sys.executable, "-m", "edgefleet", "--quiet", "simulate", "--preset", "tiny", "--rounds", "4",
+    # Enough rounds that the run cannot finish between the first commit and the signal (a tiny round takes ~1 s).
+    cmd = [sys.executable, "-m", "edgefleet", "--quiet", "simulate", "--preset", "tiny", "--rounds", "12",
            "--model", str(first / "model.eflt"), "--out", str(out)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while Results(out).completed_rounds() < 1 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
+        time.sleep(0.1)
     assert Results(out).completed_rounds() >= 1
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -106,10 +107,10 @@ def test_interrupt_and_resume(tiny_run, tmp_path):
     assert main(["--quiet", "simulate", "--resume", str(out)]) == 0
     results = Results(out)
     rounds, devices = results.rounds(), results.devices()
-    assert list(rounds["round"]) == [1, 2, 3, 4]
+    assert list(rounds["round"]) == list(range(1, 13))
     assert not devices.duplicated(["round", "device"]).any()
-    assert sorted(devices["round"].unique()) == [1, 2, 3, 4] and done < 4
-    assert json.loads((out / "summary.json").read_text())["rounds"] == 4
+    assert sorted(devices["round"].unique()) == list(range(1, 13)) and done < 12
+    assert json.loads((out / "summary.json").read_text())["rounds"] == 12
     assert processes_of(out) == []
     assert main(["--quiet", "simulate", "--resume", str(out)]) == 2  # finished: nothing to resume
 
