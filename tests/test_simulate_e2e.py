@@ -89,7 +89,10 @@ def test_interrupt_and_resume(tiny_run, tmp_path):
     # Enough rounds that the run cannot finish between the first commit and the signal (a tiny round takes ~1 s).
     cmd = [sys.executable, "-m", "edgefleet", "--quiet", "simulate", "--preset", "tiny", "--rounds", "12",
            "--model", str(first / "model.eflt"), "--out", str(out)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    # As from a terminal: Ctrl-C is not ignored, even when this test runs under a shell's background job (which
+    # starts with SIGINT ignored, inherited by every child).
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while Results(out).completed_rounds() < 1 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
