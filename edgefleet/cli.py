@@ -10,10 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable, NoReturn
 
-from edgefleet.errors import ConfigError, EdgeFleetError, NotBuiltError
-
-# Subcommands declared by the design but not implemented yet, with the capability that will bring them.
-NOT_BUILT: dict[str, str] = {}
+from edgefleet.errors import ConfigError, EdgeFleetError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     def add(name: str, text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=f"{text} [not built yet]" if name in NOT_BUILT else text)
+        return sub.add_parser(name, help=text)
 
     p = add("teacher", "train the MiniLM teacher and baselines; write teacher_report.json")
     _config_args(p)
@@ -239,13 +236,6 @@ def cmd_stress(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise NotBuiltError(f"'edgefleet {name}' is not built yet ({NOT_BUILT[name]} is still to come)")
-
-    return run
-
-
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "teacher": cmd_teacher,
     "compress": cmd_compress,
@@ -254,7 +244,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "bench": cmd_bench,
     "demo": cmd_demo,
     "stress": cmd_stress,
-    **{name: _not_built(name) for name in NOT_BUILT},
 }
 
 

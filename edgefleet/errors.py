@@ -17,9 +17,3 @@ class DataError(EdgeFleetError):
 
 class RunDirError(EdgeFleetError):
     """A run directory that would be overwritten or cannot be written."""
-
-
-class NotBuiltError(EdgeFleetError):
-    """A subcommand that is declared in the CLI but not implemented yet."""
-
-    exit_code = 3

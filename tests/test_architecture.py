@@ -40,24 +40,24 @@ def test_import_arrows(package):
     assert not bad
 
 
+def heavy_after_importing(modules: list[str], heavy: tuple[str, ...]) -> list[str]:
+    """The `heavy` packages a fresh interpreter holds after importing `modules`."""
+    code = f"import sys; import {', '.join(modules)}; print([m for m in {heavy!r} if m in sys.modules])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    return ast.literal_eval(proc.stdout.strip())
+
+
 def test_importing_packages_does_no_work():
     """Importing every module must not load data, build models or pull in torch/transformers eagerly."""
     modules = ["edgefleet.cli", "edgefleet.config", "server", "client", "simulation", "dashboard", "compression"]
-    code = (f"import sys, time; t=time.time(); import {', '.join(modules)}; "
-            "heavy = [m for m in ('torch', 'transformers', 'ray', 'flwr') if m in sys.modules]; "
-            "print(heavy)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    assert heavy_after_importing(modules, ("torch", "transformers", "ray", "flwr")) == []
 
 
 def test_flower_apps_import_without_starting_anything():
-    code = ("import sys; import server.app, client.app, server.secure, client.secure, simulation.reference, "
-            "simulation.run, simulation.bench, simulation.bench_privacy; "
-            "print([m for m in ('torch', 'transformers', 'ray') if m in sys.modules])")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    apps = ["server.app", "client.app", "server.secure", "client.secure", "simulation.reference", "simulation.run",
+            "simulation.bench", "simulation.bench_privacy"]
+    assert heavy_after_importing(apps, ("torch", "transformers", "ray")) == []
 
 
 def test_project_declares_the_components_simulate_runs():
