@@ -31,7 +31,7 @@ def reply_content(report: DeviceReport) -> RecordDict:
     metrics["num-examples"] = report.examples if report.update is not None else 0
     content = RecordDict({"metrics": MetricRecord(metrics),
                           "outcome": ConfigRecord({"outcome": report.outcome, "plan": report.plan,
-                                                   "error": report.error})})
+                                                   "workload": report.workload, "error": report.error})})
     if report.update is not None:
         content["arrays"] = ArrayRecord({k: Array(v) for k, v in report.update.items()})
     return content

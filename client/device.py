@@ -266,8 +266,6 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
         else:
             report.error = cap.error or f"peak {report.peak_bytes:,} B (with one encode) over the allowance " \
                                         f"{report.allowance_bytes:,} B"
-        # The results table carries strings only through `error`: say there which workload fell over.
-        report.error = f"{report.workload}: {report.error}"
         return report
     out, new, personal = result
     report.host_infer_ms, report.host_train_ms = (encode_s + out["infer_s"]) * 1e3, out["train_s"] * 1e3

@@ -86,8 +86,7 @@ def open_session(context: Context) -> Session | None:
     clip = float(rounds["next_clip_norm"].iloc[-1]) if rounds is not None and "next_clip_norm" in rounds else None
     mechanism = mechanism_for(cfg, clip)
     return Session(cfg, results, done, weights, population, recorder, sampler,
-                   slots_for(cfg.sim.cohort, private), mechanism,
-                   ledger_for(cfg, sampler, done) if private else None)
+                   slots_for(cfg.sim.cohort, private), mechanism, ledger_for(cfg, sampler, done))
 
 
 @app.main()

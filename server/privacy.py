@@ -19,7 +19,7 @@ Flower's DP strategy wrappers are not used around the strategy: they average ove
 sensitivity then depends on how many devices dropped out), they add their noise after the wrapped strategy's
 momentum step (whose buffer would keep the un-noised update), and the adaptive wrappers calibrate the noise to the
 clipping norm *after* its update rather than the one the updates were clipped with. The clipping, the noise and the
-adaptive noise split use Flower's own DP functions; with SecAgg+ the devices clip with Flower's clipping mods.
+adaptive noise split use Flower's own DP functions; with SecAgg+ the devices clip with Flower's clipping function.
 """
 
 from __future__ import annotations
@@ -97,6 +97,10 @@ class Ledger:
         if self.rounds == 0:
             return 0.0
         return math.inf if self._accountant is None else float(self._accountant.get_epsilon(self.delta))
+
+    def row(self) -> dict:
+        """What a round's result row says of the privacy spent so far."""
+        return {"epsilon": self.epsilon, "delta": self.delta, "dp_noise": self.noise, "sampling_rate": self.rate}
 
 
 class Mechanism:

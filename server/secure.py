@@ -8,7 +8,7 @@ server/strategy.py helpers, server/privacy.py, server/recorder.py).
 What the server learns in a round is the sum of the participating devices' clipped, quantized updates, and which
 devices took part. Devices that leave mid-round are SecAgg+ dropouts, recovered from their neighbours' key shares.
 With DP the server adds the Gaussian noise to that sum (central DP on a secure sum: Flower's DP + SecAgg pattern,
-with clipping on the devices by Flower's clipping mods).
+with clipping on the devices by Flower's clipping function).
 """
 
 from __future__ import annotations
@@ -67,7 +67,6 @@ class SecureFleetFedAvg(FedAvgM):
         if session.done:
             self.momentum_vector = session.results.momentum(session.done)
         p = cfg.privacy
-        self.clip = session.mechanism.clip if session.mechanism else p.clip
         self.job = {**device_job(cfg), DEADLINE: cfg.sim.deadline_s * 1e3, ADAPTIVE: int(p.adaptive),
                     FIELD_BYTES: field_bytes(slots, p.secagg_bits)}
         self._sent: dict[int, int] = {}
@@ -87,12 +86,12 @@ class SecureFleetFedAvg(FedAvgM):
         devices, self._available = s.sampler.sample(r)
         self._sent, self._unsent = assign(list(proxies)[: self.slots], devices)
         self._base = parameters_to_ndarrays(parameters)
-        self.clip = s.mechanism.clip if s.mechanism else s.cfg.privacy.clip
+        clip = s.mechanism.clip if s.mechanism else s.cfg.privacy.clip
         # Every coordinate of an update clipped to this L2 norm lies within [-clip, clip]: SecAgg+'s range.
-        self.workflow.clipping_range = self.clip
+        self.workflow.clipping_range = clip
         self._started, self._pending = time.perf_counter(), True
         return [(proxies[node], FitIns(parameters, {**device_config(s.population, device, r, self.job),
-                                                    KEY_CLIPPING_NORM: float(self.clip)}))
+                                                    KEY_CLIPPING_NORM: float(clip)}))
                 for node, device in self._sent.items()]
 
     def aggregate_fit(self, server_round: int, results: list[tuple[ClientProxy, FitRes]],
@@ -127,9 +126,7 @@ class SecureFleetFedAvg(FedAvgM):
             s.ledger.spend()
             if not s.cfg.privacy.adaptive:  # the devices clip and, without adaptive clipping, do not say whether
                 release["unclipped_fraction"] = math.nan
-            extra.update({key: v for key, v in release.items() if key != "mean"},
-                         epsilon=s.ledger.epsilon, delta=s.ledger.delta, dp_noise=s.ledger.noise,
-                         sampling_rate=s.ledger.rate)
+            extra.update({key: v for key, v in release.items() if key != "mean"}, **s.ledger.row())
             if k:
                 new = [(b + m).astype(b.dtype) for b, m in zip(self._base, release["mean"])]
         elif k:  # FedAvg of the deltas, uniformly weighted
@@ -149,7 +146,7 @@ class SecureFleetFedAvg(FedAvgM):
             rows = [{"round": r, "device": d, "outcome": "error", "error": "secure aggregation halted"}
                     for d in self._sent.values()] + left_out(r, self._unsent)
             ledger = self.session.ledger
-            extra = {} if ledger is None else {"epsilon": ledger.epsilon, "delta": ledger.delta}
+            extra = {} if ledger is None else ledger.row()
             self.session.recorder.on_devices(r, pd.DataFrame(rows), self._available,
                                              {"secagg_contributors": 0, **extra})
         arrays = ArrayRecord({k: Array(v) for k, v in zip(self.keys, parameters_to_ndarrays(parameters))})

@@ -141,16 +141,10 @@ class FleetFedAvg(FedAvgM):
             if device_of.get(row["device"]) in norms:
                 row["update_norm"] = norms[device_of[row["device"]]]
         extra = {k: v for k, v in release.items() if k != "mean"}
-        self.on_devices(r, pd.DataFrame(rows), self._available, {**extra, **self.privacy_row()})
+        self.on_devices(r, pd.DataFrame(rows), self._available, {**extra, **self.ledger.row()})
         if not accepted:  # nothing to move the model with; the (noise-only) release is not applied
             return None, None
         released = {k: (self._base[k] + m).astype(self._base[k].dtype) for k, m in zip(keys, release["mean"])}
         carrier = accepted[0]  # FedAvgM over one reply holding the release: Flower's momentum, on the noised model
         carrier.content["arrays"] = ArrayRecord({k: Array(v) for k, v in released.items()})
         return super().aggregate_train(server_round, [carrier])
-
-    def privacy_row(self) -> dict:
-        if self.ledger is None:
-            return {}
-        return {"epsilon": self.ledger.epsilon, "delta": self.ledger.delta, "dp_noise": self.ledger.noise,
-                "sampling_rate": self.ledger.rate}

@@ -238,15 +238,14 @@ def load_run(cfg: Config, model: Path, out: Path, reporter: Reporter) -> dict:
     summary = run_simulate(run_cfg, out / "load", reporter)
     devices = Results(out / "load").devices()
     oom = devices[devices["outcome"] == "oom"]
-    workload = oom["error"].str.split(":").str[0]
     return {"devices": s.load_devices, "cohort": s.load_cohort, "rounds": summary["rounds"],
             "budget_scale": s.load_budget_scale, "survived": (out / "load" / SUMMARY).exists(),
             "wall_s": round(time.perf_counter() - started, 1), "device_rounds": int(len(devices)),
             "outcomes": devices["outcome"].value_counts().to_dict(), "oom_rate": summary["oom_rate"],
             "error_rate": summary["error_rate"],
             "ooms": [{"round": int(r["round"]), "device": int(r["device"]), "tier": r["tier"],
-                      "budget_bytes": int(r["budget_bytes"]), "workload": wl, "error": r["error"]}
-                     for (_, r), wl in zip(oom.iterrows(), workload)]}
+                      "budget_bytes": int(r["budget_bytes"]), "workload": r["workload"], "error": r["error"]}
+                     for _, r in oom.iterrows()]}
 
 
 def run_stress(cfg: Config, out: Path, reporter: Reporter) -> dict:

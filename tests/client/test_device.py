@@ -63,7 +63,7 @@ def test_a_model_that_does_not_fit_is_an_oom(setup):
     w, shared = setup
     report = run_device(w, job(budget_bytes=w.model_bytes - 1), shared)
     assert report.outcome == "oom" and report.update is None
-    assert report.error == "training: the model alone exceeds the budget"
+    assert report.error == "the model alone exceeds the budget" and report.workload == "training"
 
 
 def test_the_ladder_falls_back_to_inference_only(setup):
