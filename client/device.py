@@ -106,6 +106,11 @@ class DeviceReport:
     error: str = ""
     update: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
+    def clock(self, job: DeviceJob) -> None:
+        """The virtual clock: compute on the device's CPU, then the bytes over its links."""
+        self.comm_ms = 1e3 * (8 * self.bytes_down / job.down_bps + 8 * self.bytes_up / job.up_bps)
+        self.virtual_ms = self.infer_ms + self.train_ms + self.comm_ms
+
     def metrics(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "update"}
 
@@ -279,6 +284,5 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
         report.update = encode_update(new, shared, job.update_bits)
         report.bytes_up = sum(v.nbytes for v in report.update.values())
         state.save(personal, job.server_round)
-    report.comm_ms = 1e3 * (8 * report.bytes_down / job.down_bps + 8 * report.bytes_up / job.up_bps)
-    report.virtual_ms = report.infer_ms + report.train_ms + report.comm_ms
+    report.clock(job)
     return report

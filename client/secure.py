@@ -69,8 +69,7 @@ class Device(NumPyClient):
             report = DeviceReport("error", error=f"{type(exc).__name__}: {exc}"[:500])
         if report.update is not None:  # what actually goes up: one field element per coordinate, plus the weight
             report.bytes_up = int(config[FIELD_BYTES]) * (1 + sum(v.size for v in report.update.values()))
-            report.comm_ms = 1e3 * 8 * (report.bytes_down / job.down_bps + report.bytes_up / job.up_bps)
-            report.virtual_ms = report.infer_ms + report.train_ms + report.comm_ms
+            report.clock(job)
         if report.outcome == "ok" and report.virtual_ms > float(config[DEADLINE]):
             report.outcome = "straggler"  # the server's SecAgg+ round does not wait for it
         if report.outcome != "ok":
