@@ -1,7 +1,8 @@
 """One emulated phone's round: rank candidates for its user, fine-tune the shared head, keep a personal vector.
 
 The deployed artifact's encoder is frozen INT8 on the device (client/worker.py loads it once per worker process);
-only the recommendation head (compression/heads.py) is trained and shared. The personal vector, added to the user
+only the recommendation head (edgefleet/tasks/movielens/device_head.py) is trained and shared. The personal vector,
+added to the user
 representation, is trained on top of it and stays in the device's own storage (client/storage.py), across rounds
 and restarts.
 
@@ -23,10 +24,18 @@ from client.memcap import run_capped
 from client.optim import Adam
 from client.storage import PersonalState
 from client.worker import STATE_DIR, Deployment, Worker
-from compression.heads import Examples, Params, item_table, loss_and_grads, right_aligned, scores, user_vectors
-from compression.memory_model import DeviceShapes, predict
-from compression.update_codec import encode_update
-from edgefleet.task.metrics import expected_metrics, rank_counts
+from compression.runtime.memory_model import DeviceShapes, predict
+from compression.runtime.update_codec import encode_update
+from edgefleet.tasks.movielens.device_head import (
+    Examples,
+    Params,
+    item_table,
+    loss_and_grads,
+    right_aligned,
+    scores,
+    user_vectors,
+)
+from edgefleet.tasks.movielens.metrics import expected_metrics, rank_counts
 
 
 @dataclass(frozen=True)

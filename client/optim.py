@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compression.heads import Params
+from edgefleet.tasks.movielens.device_head import Params
 
 
 class Adam:

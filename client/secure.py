@@ -41,8 +41,8 @@ from threadpoolctl import threadpool_limits
 from client.audit import audit_mod
 from client.device import DeviceJob, DeviceReport, run_device
 from client.worker import worker
-from compression.heads import SHARED_KEYS
 from edgefleet.protocol import ADAPTIVE, DEADLINE, FIELD_BYTES, LEFT
+from edgefleet.tasks.movielens.device_head import SHARED_KEYS
 
 
 class DeviceLeft(Exception):

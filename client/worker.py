@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from compression.artifact import read_artifact
-from compression.memory_model import ModelDims
-from compression.quantize import QTensor
-from compression.runtime import DeviceModel
-from edgefleet.fleet import DATA, FLEET_DIR, FleetData, load_item_texts
+from compression.runtime.artifact import read_artifact
+from compression.runtime.memory_model import ModelDims
+from compression.runtime.model import DeviceModel
+from compression.runtime.quantize import QTensor
+from edgefleet.tasks.movielens.fleet import DATA, FLEET_DIR, FleetData, load_item_texts
 
 MODEL = "model.eflt"
 STATE_DIR = "device_state"

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from compression.minilm import mean_pool
-from compression.runtime import DeviceModel, measure_inference
-from compression.teacher import Teacher
+from compression.runtime.model import DeviceModel, measure_inference
+from compression.teacher.minilm import mean_pool
+from compression.teacher.two_tower import Teacher
 
 
 class RuntimeScorer:

@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compression.artifact import read_artifact, size_breakdown, write_artifact
-from compression.distill import (
+from compression.distill.stages import (
     GenreInputs,
     StudentRec,
     TaskStage,
@@ -23,22 +22,23 @@ from compression.distill import (
     teacher_targets,
     transfer_texts,
 )
-from compression.export import SIZE_GROUPS, exported_state, fake_quantized, load_quantized, quantize_state
-from compression.genre import GenreTask, evaluate_genres, train_probe
-from compression.integrate import integrate, pca_basis
 from compression.measure import RuntimeScorer, device_measurements, teacher_latency
-from compression.rechead import RecHead
-from compression.runtime import RUNTIME_KIND, DeviceModel
-from compression.student import CompactBert, build_encoder
-from compression.teacher import ItemTokens, Teacher, build_teacher, encode_texts, teacher_key
-from compression.vocab import prune_vocab, token_stats
-from compression.wordpiece import build_wordpiece
+from compression.quant.export import SIZE_GROUPS, exported_state, fake_quantized, load_quantized, quantize_state
+from compression.runtime.artifact import read_artifact, size_breakdown, write_artifact
+from compression.runtime.model import RUNTIME_KIND, DeviceModel
+from compression.runtime.tokenizer import build_wordpiece
+from compression.student.integrate import integrate, pca_basis
+from compression.student.models import CompactBert, build_encoder
+from compression.teacher.two_tower import ItemTokens, Teacher, build_teacher, encode_texts, teacher_key
+from compression.vocab.prune import prune_vocab, token_stats
 from edgefleet.config import Config, StudentConfig
 from edgefleet.progress import Reporter
 from edgefleet.rundir import prepare, write_json
-from edgefleet.task.bundle import TaskBundle, load_task
-from edgefleet.task.data import GENRES
-from edgefleet.task.protocol import evaluate
+from edgefleet.tasks.movielens.bundle import TaskBundle, load_task
+from edgefleet.tasks.movielens.data import GENRES
+from edgefleet.tasks.movielens.genre import GenreTask, evaluate_genres, train_probe
+from edgefleet.tasks.movielens.protocol import evaluate
+from edgefleet.tasks.movielens.teacher_head import RecHead
 
 REPORT = "compression_report.json"
 ARTIFACT = "model.eflt"

@@ -85,7 +85,7 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
-    from compression.teacher_report import run_teacher
+    from compression.teacher.job import run_teacher
     from edgefleet.progress import Reporter
     from edgefleet.report_view import print_teacher_report
 
@@ -107,7 +107,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     cfg = _load(args)
     reporter = Reporter(enabled=not args.quiet)
     if args.train is not None:
-        from compression.textclf import run_textclf
+        from compression.textclf.job import run_textclf
         from edgefleet.report_view import print_textclf_report
 
         report = run_textclf(cfg, args.train, args.valid, args.out, reporter)

@@ -126,7 +126,8 @@ class MeasureConfig(_Section):
 
 
 class VariantConfig(_Section):
-    """A leaner deployment of the same trained student (compression/variants.py); unset fields keep sim.model's."""
+    """A leaner deployment of the same trained student (compression/runtime/variants.py); unset fields keep
+    sim.model's."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     bits: Literal[4, 8] | None = None

@@ -16,13 +16,13 @@ import pandas as pd
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
-from compression.artifact import read_artifact
-from compression.heads import shared_params
-from compression.runtime import DeviceModel
+from compression.runtime.artifact import read_artifact
+from compression.runtime.model import DeviceModel
 from edgefleet.config import Config
-from edgefleet.fleet import FLEET_DIR, POPULATION, load_item_texts
 from edgefleet.results import SIM_CONFIG, Results
-from edgefleet.task.bundle import load_task
+from edgefleet.tasks.movielens.bundle import load_task
+from edgefleet.tasks.movielens.device_head import shared_params
+from edgefleet.tasks.movielens.fleet import FLEET_DIR, POPULATION, load_item_texts
 from server.evaluate import GlobalEvaluator
 from server.privacy import Ledger, Mechanism, PoissonSampler, ledger_for, mechanism_for, slots_for
 from server.recorder import RoundRecorder

@@ -1,7 +1,8 @@
 """Global evaluation of the shared head, on the server, over every device-owned user's held-out test item.
 
 The device encoder is frozen, so the catalogue is encoded once with the device runtime and each round only the
-head changes. This is the protocol of edgefleet/task/protocol.py on each user's whole history (train + validation),
+head changes. This is the protocol of edgefleet/tasks/movielens/protocol.py on each user's whole history (train +
+validation),
 exactly what `edgefleet compress` reports for the student: round 0 here reproduces its figure.
 """
 
@@ -11,9 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
-from compression.heads import Params, item_table, right_aligned, scores, user_vectors
-from compression.runtime import DeviceModel
-from edgefleet.task.protocol import EvalSet, evaluate
+from compression.runtime.model import DeviceModel
+from edgefleet.tasks.movielens.device_head import Params, item_table, right_aligned, scores, user_vectors
+from edgefleet.tasks.movielens.protocol import EvalSet, evaluate
 
 
 class HeadScorer:

@@ -32,8 +32,8 @@ from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid, ServerApp
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM, KEY_NORM_BIT
 
-from compression.heads import SHARED_KEYS
 from edgefleet.protocol import ADAPTIVE, DEADLINE, FIELD_BYTES, LEFT
+from edgefleet.tasks.movielens.device_head import SHARED_KEYS
 from server.app import Session, device_job, open_session
 from server.strategy import assign, device_config, left_out
 

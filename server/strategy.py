@@ -21,7 +21,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvgM
 from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
-from compression.update_codec import decode_update
+from compression.runtime.update_codec import decode_update
 from server.privacy import Ledger, Mechanism
 
 PROFILE = ("budget_bytes", "cpu_factor", "down_bps", "up_bps", "dropout")

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from compression.artifact import read_artifact
-from compression.runtime import RUNTIME_KIND
+from compression.runtime.artifact import read_artifact
+from compression.runtime.model import RUNTIME_KIND
 from edgefleet.config import Config
 from edgefleet.errors import ConfigError, DataError
-from edgefleet.fleet import DATA, FLEET_DIR, ITEMS, POPULATION
 from edgefleet.progress import Reporter
 from edgefleet.results import SIM_CONFIG
 from edgefleet.rundir import write_json
-from edgefleet.task.bundle import load_task
+from edgefleet.tasks.movielens.bundle import load_task
+from edgefleet.tasks.movielens.fleet import DATA, FLEET_DIR, ITEMS, POPULATION
+from edgefleet.tasks.movielens.shards import assign_devices
 from simulation.population import draw_population, load_population
-from simulation.shards import assign_devices
 from simulation.variants import deploy_variants
 
 MODEL = "model.eflt"

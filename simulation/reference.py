@@ -24,12 +24,12 @@ from threadpoolctl import threadpool_limits
 from client.app import reply_content
 from client.device import DeviceJob, run_device
 from client.worker import Worker
-from compression.artifact import read_artifact
-from compression.heads import shared_params
-from compression.update_codec import decode_update
+from compression.runtime.artifact import read_artifact
+from compression.runtime.update_codec import decode_update
 from edgefleet.config import Config
-from edgefleet.fleet import FLEET_DIR, POPULATION
 from edgefleet.results import SIM_CONFIG
+from edgefleet.tasks.movielens.device_head import shared_params
+from edgefleet.tasks.movielens.fleet import FLEET_DIR, POPULATION
 from server.app import MODEL, device_job
 
 TIMES = "reference_rounds.jsonl"

@@ -1,11 +1,13 @@
 """`edgefleet stress`: where devices fall over, per model variant and workload, and what an adaptive fit buys.
 
-1. **Sweep.** Every variant (compression/variants.py, derived from the deployed artifact; batch size is a setting
+1. **Sweep.** Every variant (compression/runtime/variants.py, derived from the deployed artifact; batch size is a
+setting
    of the device's training) runs one device's real round (client/device.py `run_device`, inference or training)
    under the real cap (client/memcap.py) at each budget of `stress.budgets_mb`, then a bisection between the
    largest budget that failed and the smallest that fitted narrows the minimum budget down to
-   `stress.resolution_kb`. The device is the fleet's device at the `history_quantile` of history length.
-   Every point carries the analytic prediction (compression/memory_model.py) beside the measured peak (the model's
+   `stress.resolution_kb`. The device is the fleet's device at the `history_quantile` of history
+   length.
+   Every point carries the analytic prediction (compression/runtime/memory_model.py) beside the measured peak (the model's
    resident bytes plus the work's peak, as the device accounts them).
 2. **Policies.** The same fleet, sampled identically (same devices, rounds and dropouts), in real Flower
    simulations (simulation/run.py): the fixed policy (sim.model on every device, no fallback), the fixed policy
@@ -28,15 +30,15 @@ import pandas as pd
 
 from client.device import INFERENCE, LADDER, DeviceJob, Plan, run_device, shapes_of, training_plan
 from client.worker import Worker
-from compression.artifact import read_artifact
-from compression.heads import shared_params
-from compression.memory_model import predict
-from compression.variants import write_variant
+from compression.runtime.artifact import read_artifact
+from compression.runtime.memory_model import predict
+from compression.runtime.variants import write_variant
 from edgefleet.config import Config
 from edgefleet.errors import ConfigError
 from edgefleet.progress import Reporter
 from edgefleet.results import SUMMARY, Results
 from edgefleet.rundir import prepare, write_json
+from edgefleet.tasks.movielens.device_head import shared_params
 from simulation.population import draw_population
 from simulation.prepare import prepare_fleet
 from simulation.variants import artifact_changes

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from client.worker import VARIANTS, VARIANTS_FILE
-from compression.variants import write_variant
+from compression.runtime.variants import write_variant
 from edgefleet.config import VariantConfig
 from edgefleet.rundir import atomic_write
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from edgefleet.task.data import GENRES, Catalogue
+from edgefleet.tasks.movielens.data import GENRES, Catalogue
 
 
 @pytest.fixture

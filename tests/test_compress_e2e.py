@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from compression.runtime import DeviceModel
+from compression.runtime.model import DeviceModel
 from edgefleet.cli import main
 
 pytestmark = pytest.mark.slow

@@ -16,12 +16,12 @@ import psutil
 import pytest
 
 from client.audit import AUDIT_ENV
-from compression.heads import SHARED_KEYS
 from edgefleet.cli import main
 from edgefleet.config import load_config
 from edgefleet.progress import Reporter
 from edgefleet.results import OUTCOMES, Results
 from edgefleet.rundir import prepare
+from edgefleet.tasks.movielens.device_head import SHARED_KEYS
 from simulation.launch import FlowerSim, write_app
 from simulation.prepare import prepare_fleet
 from simulation.run import CLIENTAPP, SERVERAPP, run_simulate

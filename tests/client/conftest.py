@@ -5,18 +5,18 @@ import json
 import pytest
 import torch
 
-from compression.artifact import write_artifact
-from compression.distill import StudentRec
-from compression.export import exported_state, quantize_state
-from compression.rechead import RecHead
-from compression.runtime import RUNTIME_KIND
-from compression.student import build_encoder
-from compression.wordpiece import SPECIALS
+from compression.distill.stages import StudentRec
+from compression.quant.export import exported_state, quantize_state
+from compression.runtime.artifact import write_artifact
+from compression.runtime.model import RUNTIME_KIND
+from compression.runtime.tokenizer import SPECIALS
+from compression.student.models import build_encoder
 from edgefleet.config import StudentConfig
-from edgefleet.fleet import DATA, FLEET_DIR, ITEMS, POPULATION
-from edgefleet.task.split import make_split
+from edgefleet.tasks.movielens.fleet import DATA, FLEET_DIR, ITEMS, POPULATION
+from edgefleet.tasks.movielens.shards import assign_devices
+from edgefleet.tasks.movielens.split import make_split
+from edgefleet.tasks.movielens.teacher_head import RecHead
 from simulation.population import draw_population
-from simulation.shards import assign_devices
 
 WORDS = ["movie", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "m", "##o", "##v", "##i", "##e"]
 

@@ -6,9 +6,9 @@ import pytest
 from client.device import LADDER, DeviceJob, run_device
 from client.storage import PersonalState
 from client.worker import worker
-from compression.artifact import read_artifact
-from compression.heads import shared_params
-from compression.update_codec import decode_update
+from compression.runtime.artifact import read_artifact
+from compression.runtime.update_codec import decode_update
+from edgefleet.tasks.movielens.device_head import shared_params
 
 
 def job(**kw):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from compression.wordpiece import SPECIALS
+from compression.runtime.tokenizer import SPECIALS
 
 WORDS = ["toy", "story", "golden", "##eye", "star", "wars", "comedy", "drama", "action", "(", ")", "1995", "1977",
          "t", "##o", "##y", "s", "g", "##e", "##r", "##a"]

@@ -7,9 +7,9 @@ import struct
 import numpy as np
 import pytest
 
-from compression import artifact as artifact_module
-from compression.artifact import VERSION, ArtifactError, read_artifact, size_breakdown, write_artifact
-from compression.quantize import keep_f32, quantize_int4, quantize_int8
+from compression.runtime import artifact as artifact_module
+from compression.runtime.artifact import VERSION, ArtifactError, read_artifact, size_breakdown, write_artifact
+from compression.runtime.quantize import keep_f32, quantize_int4, quantize_int8
 from edgefleet.errors import DataError
 
 CONFIG = {"dim": 8, "layers": 1, "name": "tiny"}

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from compression.distill import softened_kl
+from compression.distill.stages import softened_kl
 
 
 def test_softened_kl_by_hand():

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from compression.export import _FakeQuant, exported_state, fake_quantized, quantize_state
-from compression.quantize import quantize_int4, quantize_int8
+from compression.quant.export import _FakeQuant, exported_state, fake_quantized, quantize_state
+from compression.runtime.quantize import quantize_int4, quantize_int8
 
 
 @pytest.mark.parametrize("bits, shape", [(8, (6, 10)), (4, (5, 37))])

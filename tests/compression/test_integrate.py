@@ -3,11 +3,11 @@
 import numpy as np
 import torch
 
-from compression.integrate import integrate, pca_basis, teacher_layers_for
-from compression.minilm import mean_pool
-from compression.rechead import RecHead
-from compression.student import CompactBert
+from compression.student.integrate import integrate, pca_basis, teacher_layers_for
+from compression.student.models import CompactBert
+from compression.teacher.minilm import mean_pool
 from edgefleet.config import StudentConfig
+from edgefleet.tasks.movielens.teacher_head import RecHead
 
 
 def test_identity_basis_reproduces_the_teacher(tiny_bert):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from compression.quantize import (
+from compression.runtime.quantize import (
     QUANTIZERS,
     QTensor,
     keep_f32,

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from compression.artifact import ArtifactError, write_artifact
-from compression.distill import StudentRec
-from compression.export import exported_state, load_quantized, quantize_state
-from compression.rechead import RecHead, pad_histories
-from compression.runtime import RUNTIME_KIND, DeviceModel, measure_inference
-from compression.student import build_encoder
-from compression.wordpiece import build_wordpiece
+from compression.distill.stages import StudentRec
+from compression.quant.export import exported_state, load_quantized, quantize_state
+from compression.runtime.artifact import ArtifactError, write_artifact
+from compression.runtime.model import RUNTIME_KIND, DeviceModel, measure_inference
+from compression.runtime.tokenizer import build_wordpiece
+from compression.student.models import build_encoder
 from edgefleet.config import StudentConfig
+from edgefleet.tasks.movielens.teacher_head import RecHead, pad_histories
 
 TEXTS = ["Toy Story (1995) Comedy", "GoldenEye (1995) Action", "Star Wars (1977) Action Drama", "toys"]
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from compression.student import BiLSTMStudent, CompactBert, keep_important
+from compression.student.models import BiLSTMStudent, CompactBert, keep_important
 from edgefleet.config import StudentConfig
 
 

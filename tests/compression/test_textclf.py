@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from compression.teacher import ItemTokens
-from compression.textclf import softened_kl
-from compression.textclf_data import load_text_task, read_rows
-from compression.textclf_models import TextTeacher, predict
+from compression.teacher.two_tower import ItemTokens
+from compression.textclf.job import softened_kl
+from compression.textclf.models import TextTeacher, predict
 from edgefleet.errors import DataError
+from edgefleet.tasks.textclf.data import load_text_task, read_rows
 
 
 def write(path, text: str):
@@ -208,7 +208,7 @@ def topic_rows(n_per_class: int, offset: int) -> list[dict]:
 
 @pytest.mark.slow
 def test_compress_own_text_task_end_to_end(tmp_path, capsys):
-    from compression.artifact import read_artifact
+    from compression.runtime.artifact import read_artifact
     from edgefleet.cli import main
 
     train, valid = tmp_path / "train.csv", tmp_path / "valid.jsonl"

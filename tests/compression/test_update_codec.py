@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from compression.update_codec import decode_update, encode_update
+from compression.runtime.update_codec import decode_update, encode_update
 
 
 def test_float_round_trip_is_exact():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from compression.vocab import TokenStats, prune_vocab
-from compression.wordpiece import SPECIALS, build_wordpiece
+from compression.runtime.tokenizer import SPECIALS, build_wordpiece
+from compression.vocab.prune import TokenStats, prune_vocab
 
 VOCAB = list(SPECIALS) + ["a", "b", "##a", "##b", "ab", "ba", "abba", "zz"]
 
@@ -58,7 +58,7 @@ def test_too_small_a_vocabulary_is_an_error():
 def test_wordpiece_matches_minilm_tokenizer_on_the_real_vocabulary():
     from transformers import AutoTokenizer
 
-    from compression.minilm import model_dir
+    from compression.teacher.minilm import model_dir
 
     teacher = AutoTokenizer.from_pretrained(model_dir())
     vocab = teacher.convert_ids_to_tokens(list(range(teacher.vocab_size)))

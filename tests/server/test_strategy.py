@@ -5,7 +5,7 @@ import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
-from compression.update_codec import encode_update
+from compression.runtime.update_codec import encode_update
 from server.strategy import DeviceSampler, FleetFedAvg
 from simulation.population import draw_population
 

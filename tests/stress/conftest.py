@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from compression.artifact import write_artifact
-from compression.distill import StudentRec
-from compression.export import exported_state, quantize_state
-from compression.rechead import RecHead
-from compression.runtime import RUNTIME_KIND
-from compression.student import build_encoder
-from compression.wordpiece import SPECIALS
+from compression.distill.stages import StudentRec
+from compression.quant.export import exported_state, quantize_state
+from compression.runtime.artifact import write_artifact
+from compression.runtime.model import RUNTIME_KIND
+from compression.runtime.tokenizer import SPECIALS
+from compression.student.models import build_encoder
 from edgefleet.config import StudentConfig
+from edgefleet.tasks.movielens.teacher_head import RecHead
 
 WORDS = ["the", "a", "of", "love", "man", "story", "comedy", "drama", "action", "thriller", "(", ")", "199", "##5",
          "##6", "##7", "s", "t", "##e", "##s", "##a", "##o", "##r", "##n", "##i"]

@@ -9,12 +9,12 @@ import pytest
 
 from client.device import INFERENCE, LADDER, DeviceJob, choose, run_device, shapes_of, training_plan
 from client.worker import Worker
-from compression.artifact import read_artifact
-from compression.heads import shared_params
-from compression.memory_model import predict
+from compression.runtime.artifact import read_artifact
+from compression.runtime.memory_model import predict
 from edgefleet.cli import main
 from edgefleet.config import VariantConfig, load_config
 from edgefleet.progress import Reporter
+from edgefleet.tasks.movielens.device_head import shared_params
 from simulation.stress import REPORT, Probe, min_budget, reference_device, run_stress
 from simulation.variants import deploy_variants
 

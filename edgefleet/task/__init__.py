@@ -1,1 +1,0 @@
-"""The on-device recommendation task on MovieLens-100K: data, split and ownership, metrics, protocol, baselines."""
