@@ -1,14 +1,12 @@
 """`edgefleet stress`: where devices fall over, per model variant and workload, and what an adaptive fit buys.
 
-1. **Sweep.** Every variant (compression/runtime/variants.py, derived from the deployed artifact; batch size is a
-setting
-   of the device's training) runs one device's real round (client/device.py `run_device`, inference or training)
-   under the real cap (client/memcap.py) at each budget of `stress.budgets_mb`, then a bisection between the
-   largest budget that failed and the smallest that fitted narrows the minimum budget down to
-   `stress.resolution_kb`. The device is the fleet's device at the `history_quantile` of history
-   length.
-   Every point carries the analytic prediction (compression/runtime/memory_model.py) beside the measured peak (the model's
-   resident bytes plus the work's peak, as the device accounts them).
+1. **Sweep.** Every variant (compression/runtime/variants.py, derived from the deployed artifact; batch size is
+   a setting of the device's training) runs one device's real round (client/device.py `run_device`, inference or
+   training) under the real cap (client/memcap.py) at each budget of `stress.budgets_mb`, then a bisection between
+   the largest budget that failed and the smallest that fitted narrows the minimum budget down to
+   `stress.resolution_kb`. The device is the fleet's device at the `history_quantile` of history length. Every
+   point carries the analytic prediction (compression/runtime/memory_model.py) beside the measured peak (the
+   model's resident bytes plus the work's peak, as the device accounts them).
 2. **Policies.** The same fleet, sampled identically (same devices, rounds and dropouts), in real Flower
    simulations (simulation/run.py): the fixed policy (sim.model on every device, no fallback), the fixed policy
    with the reactive fallback ladder (the simulator's default), and the adaptive one (each device starts on the
