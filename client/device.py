@@ -23,9 +23,10 @@ import numpy as np
 from client.memcap import run_capped
 from client.optim import Adam
 from client.storage import PersonalState
-from client.worker import STATE_DIR, Deployment, Worker
+from client.worker import Deployment, Worker
 from compression.runtime.memory_model import DeviceShapes, predict
 from compression.runtime.update_codec import encode_update
+from edgefleet.rundir import STATE_DIR
 from edgefleet.tasks.movielens.device_head import (
     Examples,
     Params,

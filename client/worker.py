@@ -16,12 +16,8 @@ from compression.runtime.artifact import read_artifact
 from compression.runtime.memory_model import ModelDims
 from compression.runtime.model import DeviceModel
 from compression.runtime.quantize import QTensor
-from edgefleet.tasks.movielens.fleet import DATA, FLEET_DIR, FleetData, load_item_texts
-
-MODEL = "model.eflt"
-STATE_DIR = "device_state"
-VARIANTS = "variants"
-VARIANTS_FILE = "variants.json"
+from edgefleet.rundir import FLEET_DATA, FLEET_DIR, MODEL, STATE_DIR, VARIANTS_DIR, VARIANTS_FILE
+from edgefleet.tasks.movielens.fleet import FleetData, load_item_texts
 
 
 def _array_bytes(obj: Any, seen: set[int]) -> int:
@@ -68,8 +64,8 @@ class Worker:
     def __init__(self, run_dir: Path, model: Path | None = None):
         self.run_dir = run_dir
         self.texts = load_item_texts(run_dir / FLEET_DIR)
-        self.fleet = FleetData.load(run_dir / FLEET_DIR / DATA)
-        listed = run_dir / VARIANTS / VARIANTS_FILE
+        self.fleet = FleetData.load(run_dir / FLEET_DIR / FLEET_DATA)
+        listed = run_dir / VARIANTS_DIR / VARIANTS_FILE
         self.fit_margin = 0.0
         if model is None and listed.exists():
             deployed = json.loads(listed.read_text())

@@ -33,6 +33,8 @@ from compression.teacher.two_tower import ItemTokens, Teacher, build_teacher, en
 from compression.vocab.prune import prune_vocab, token_stats
 from edgefleet.config import Config, StudentConfig
 from edgefleet.progress import Reporter
+from edgefleet.rundir import COMPRESSION_REPORT as REPORT
+from edgefleet.rundir import MODEL as ARTIFACT
 from edgefleet.rundir import prepare, write_json
 from edgefleet.tasks.movielens.bundle import TaskBundle, load_task
 from edgefleet.tasks.movielens.data import GENRES
@@ -40,8 +42,6 @@ from edgefleet.tasks.movielens.genre import GenreTask, evaluate_genres, train_pr
 from edgefleet.tasks.movielens.protocol import evaluate
 from edgefleet.tasks.movielens.teacher_head import RecHead
 
-REPORT = "compression_report.json"
-ARTIFACT = "model.eflt"
 STUDENT_FORMAT = 2
 
 

@@ -12,10 +12,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from edgefleet.results import FINISHED, RESULTS, SIM_CONFIG, SUMMARY, Results
+from edgefleet.results import FINISHED, Results
+from edgefleet.rundir import (
+    BENCH_SIM,
+    COMPRESSION_REPORT,
+    FLEET_DIR,
+    INTERNAL_DIRS,
+    POPULATION,
+    PRIVACY_REPORT,
+    RESULTS,
+    SIM_CONFIG,
+    STRESS_REPORT,
+    SUMMARY,
+    TEACHER_REPORT,
+)
 
-REPORTS = {"compression": "compression_report.json", "teacher": "teacher_report.json",
-           "stress": "stress_report.json", "privacy": "privacy_report.json", "bench_sim": "bench_sim.json"}
+REPORTS = {"compression": COMPRESSION_REPORT, "teacher": TEACHER_REPORT, "stress": STRESS_REPORT,
+           "privacy": PRIVACY_REPORT, "bench_sim": BENCH_SIM}
 MARKERS = (SUMMARY, SIM_CONFIG, RESULTS, *REPORTS.values())
 
 
@@ -64,8 +77,7 @@ def find_runs(root: Path) -> list[Path]:
     """Run directories under `root` (itself included), newest first."""
     if not root.is_dir():
         return []
-    candidates = [root, *[p for p in root.rglob("*") if p.is_dir() and p.name not in ("fleet", "flwr", "tmp", "logs",
-                                                                                        "app", "device_state")]]
+    candidates = [root, *[p for p in root.rglob("*") if p.is_dir() and p.name not in INTERNAL_DIRS]]
     runs = [p for p in candidates if any((p / m).exists() for m in MARKERS) and p.name != RESULTS]
     return sorted(set(runs), key=lambda p: p.stat().st_mtime, reverse=True)
 
@@ -118,6 +130,6 @@ def start_metrics(path: Path) -> dict | None:
 def tiers(path: Path) -> list[str]:
     """The device tiers of a simulation's population (built-in or from a profile file)."""
     try:
-        return sorted(pd.read_parquet(path / "fleet" / "population.parquet", columns=["tier"])["tier"].unique())
+        return sorted(pd.read_parquet(path / FLEET_DIR / POPULATION, columns=["tier"])["tier"].unique())
     except Exception:  # no fleet yet, or not a simulation: no tiers to offer
         return []

@@ -214,9 +214,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cmd_teacher(args)
     cmd_compress(args)
     from edgefleet.progress import Reporter
+    from edgefleet.rundir import MODEL
 
     cfg = _load(args)
-    cfg = cfg.model_copy(update={"sim": cfg.sim.model_copy(update={"model": args.out / "model.eflt"})})
+    cfg = cfg.model_copy(update={"sim": cfg.sim.model_copy(update={"model": args.out / MODEL})})
     code = _simulate(cfg, args.out / "sim", Reporter(enabled=not args.quiet))
     if code == 0:
         print(f"\nSee this run on the dashboard: .venv/bin/edgefleet dashboard --runs {args.out}  "

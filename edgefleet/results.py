@@ -20,14 +20,10 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from edgefleet.rundir import atomic_write, save_npz
+from edgefleet.rundir import CHECKPOINTS, RESULTS, atomic_write, save_npz
 
-RESULTS = "results"
-CHECKPOINTS = "checkpoints"
 START = "start.json"
 FINISHED = "finished.json"
-SUMMARY = "summary.json"
-SIM_CONFIG = "sim_config.json"
 # Every device sampled in a round ends with exactly one of these.
 OUTCOMES = ("ok", "oom", "dropout", "straggler", "error")
 MOMENTUM = "momentum/"

@@ -11,6 +11,34 @@ import numpy as np
 
 from edgefleet.errors import RunDirError
 
+# Every file and folder name of a run directory, defined once. Jobs write them; the dashboard reads them.
+MODEL = "model.eflt"  # the deployed artifact
+TASK = "task.json"  # the task's name and what each of its metrics is called (edgefleet/tasks)
+TEACHER_REPORT = "teacher_report.json"
+COMPRESSION_REPORT = "compression_report.json"
+STRESS_REPORT = "stress_report.json"
+PRIVACY_REPORT = "privacy_report.json"
+BENCH_SIM = "bench_sim.json"
+SUMMARY = "summary.json"
+SIM_CONFIG = "sim_config.json"
+COMPRESS_DIR = "compress"  # where `simulate` compresses a model when it is given none
+FLEET_DIR = "fleet"  # fleet/data.npz, fleet/items.json, fleet/population.parquet
+FLEET_DATA = "data.npz"
+ITEMS = "items.json"
+POPULATION = "population.parquet"
+RESULTS = "results"
+CHECKPOINTS = "checkpoints"
+STATE_DIR = "device_state"  # each device's personal state, <device>.npz
+VARIANTS_DIR = "variants"  # the adaptive policy's deployments and variants.json
+VARIANTS_FILE = "variants.json"
+LOGS = "logs"
+PIDS = "pids.json"  # logs/pids.json: every process a simulation started
+FLWR_HOME = "flwr"
+TMP = "tmp"
+APP = "app"
+# Folders inside a run directory that hold no run of their own (the dashboard does not look for runs there).
+INTERNAL_DIRS = (FLEET_DIR, FLWR_HOME, TMP, LOGS, APP, STATE_DIR)
+
 
 def prepare(out: Path, report_name: str) -> Path:
     """Create `out` for a new run; a directory that already holds `report_name` is a finished run: refuse."""

@@ -19,16 +19,16 @@ from flwr.serverapp import Grid, ServerApp
 from compression.runtime.artifact import read_artifact
 from compression.runtime.model import DeviceModel
 from edgefleet.config import Config
-from edgefleet.results import SIM_CONFIG, Results
+from edgefleet.results import Results
+from edgefleet.rundir import FLEET_DIR, MODEL, POPULATION, SIM_CONFIG
 from edgefleet.tasks.movielens.bundle import load_task
 from edgefleet.tasks.movielens.device_head import shared_params
-from edgefleet.tasks.movielens.fleet import FLEET_DIR, POPULATION, load_item_texts
+from edgefleet.tasks.movielens.fleet import load_item_texts
 from server.evaluate import GlobalEvaluator
 from server.privacy import Ledger, Mechanism, PoissonSampler, ledger_for, mechanism_for, slots_for
 from server.recorder import RoundRecorder
 from server.strategy import DeviceSampler, FleetFedAvg
 
-MODEL = "model.eflt"
 app = ServerApp()
 
 

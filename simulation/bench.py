@@ -17,8 +17,8 @@ from rich.table import Table
 
 from edgefleet.config import Config
 from edgefleet.progress import Reporter
-from edgefleet.results import SUMMARY, Results
-from edgefleet.rundir import prepare, write_json
+from edgefleet.results import Results
+from edgefleet.rundir import BENCH_SIM, SUMMARY, prepare, write_json
 from simulation.launch import FlowerSim, SimulationFailed, write_app
 from simulation.prepare import prepare_fleet
 from simulation.reference import REPLIES, TIMES
@@ -84,7 +84,7 @@ def _edgefleet(cfg: Config, out: Path, reporter: Reporter) -> dict:
 
 def run_bench_sim(cfg: Config, out: Path, reporter: Reporter, devices: int = 10_000, small: int = 1_000,
                   cohort: int = 100, rounds: int = 3) -> dict:
-    out = prepare(out, "bench_sim.json")
+    out = prepare(out, BENCH_SIM)
     model = cfg.sim.model
     if model is None:
         from simulation.prepare import build_model
@@ -108,7 +108,7 @@ def run_bench_sim(cfg: Config, out: Path, reporter: Reporter, devices: int = 10_
     }
     report = {"devices": devices, "small": small, "cohort": cohort, "rounds": rounds, "runs": runs, "ratios": ratios,
               "targets": TARGETS}
-    write_json(out / "bench_sim.json", report)
+    write_json(out / BENCH_SIM, report)
     print_bench_sim(report)
     return report
 

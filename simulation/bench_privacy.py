@@ -18,10 +18,10 @@ from rich.table import Table
 from edgefleet.config import Config
 from edgefleet.progress import Reporter
 from edgefleet.results import Results
+from edgefleet.rundir import PRIVACY_REPORT as REPORT
 from edgefleet.rundir import prepare, write_json
 from simulation.run import run_simulate
 
-REPORT = "privacy_report.json"
 NOISES = (0.3, 0.5, 1.0, 2.0)
 TARGETS = {"epsilon": 8.0, "epsilon_goal": 3.0, "hr_ratio": 0.9}
 

@@ -25,7 +25,7 @@ from typing import Callable
 import psutil
 
 from edgefleet.errors import EdgeFleetError
-from edgefleet.rundir import atomic_write
+from edgefleet.rundir import FLWR_HOME, LOGS, PIDS, TMP, atomic_write
 
 APP_PYPROJECT = """[build-system]
 requires = ["setuptools"]
@@ -47,7 +47,6 @@ run-dir = ""
 """
 
 
-PIDS = "pids.json"
 MAX_RAY_TMPDIR = 40
 
 
@@ -76,7 +75,7 @@ def _terminate(procs: list[psutil.Process], grace_s: float = 10.0) -> None:
 def tmp_link(run_dir: Path) -> Path | None:
     """Ray's temporary directory is reached through this short symlink when the run directory's path is too long:
     Ray's socket paths add ~66 characters and must stay under 108."""
-    real = run_dir / "tmp"
+    real = run_dir / TMP
     if len(str(real)) <= MAX_RAY_TMPDIR:
         return None
     return Path(tempfile.gettempdir()) / f"edgefleet-{hashlib.sha1(str(real).encode()).hexdigest()[:10]}"
@@ -87,7 +86,7 @@ def reap_leftovers(run_dir: Path) -> int:
     link = tmp_link(run_dir)
     if link is not None and link.is_symlink():
         link.unlink()
-    path = run_dir / "logs" / PIDS
+    path = run_dir / LOGS / PIDS
     if not path.exists():
         return 0
     alive = []
@@ -131,7 +130,7 @@ class FlowerSim:
         self.workers = workers
         self.n_supernodes = supernodes
         self.supernodes: list[subprocess.Popen] = []
-        self.home = self.run_dir / "flwr"
+        self.home = self.run_dir / FLWR_HOME
         self.port = _free_port()
         self.bin = Path(sys.executable).parent
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FLWR_"))}
@@ -155,21 +154,21 @@ class FlowerSim:
 
     def _short_tmp(self) -> Path:
         self.link = tmp_link(self.run_dir)  # created in __enter__, removed by `stop`
-        return self.link or self.run_dir / "tmp"
+        return self.link or self.run_dir / TMP
 
     def __enter__(self) -> "FlowerSim":
         reap_leftovers(self.run_dir)
-        for d in (self.home, self.run_dir / "tmp", self.run_dir / "logs"):
+        for d in (self.home, self.run_dir / TMP, self.run_dir / LOGS):
             d.mkdir(parents=True, exist_ok=True)
         if self.link is not None:
             if self.link.is_symlink():
                 self.link.unlink()
-            self.link.symlink_to(self.run_dir / "tmp", target_is_directory=True)
+            self.link.symlink_to(self.run_dir / TMP, target_is_directory=True)
         mode = [] if self.n_supernodes else ["--simulation"]
         self.superlink = self._spawn("superlink", [
             "flower-superlink", "--insecure", *mode, "--isolation", "subprocess", "--host", "127.0.0.1",
             "--port", str(self.port), "--database", str(self.home / "state.db"),
-            "--log-file", str(self.run_dir / "logs" / "superlink.log"), "--disable-runtime-dependency-installation"])
+            "--log-file", str(self.run_dir / LOGS / "superlink.log"), "--disable-runtime-dependency-installation"])
         deadline = time.monotonic() + 60
         while not self._healthy():
             if self.superlink.poll() is not None or time.monotonic() > deadline:
@@ -188,7 +187,7 @@ class FlowerSim:
         self.stop()
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
-        with open(self.run_dir / "logs" / f"{name}.out", "ab") as log:
+        with open(self.run_dir / LOGS / f"{name}.out", "ab") as log:
             proc = subprocess.Popen([str(self.bin / argv[0]), *argv[1:]], env=self.env, cwd=self.run_dir, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                                     preexec_fn=_die_with_parent)
@@ -232,7 +231,7 @@ class FlowerSim:
             return "unknown"
 
     def save_log(self) -> Path:
-        path = self.run_dir / "logs" / "flower-run.log"
+        path = self.run_dir / LOGS / "flower-run.log"
         try:
             done = self._cli("log", str(self.run_id), "edgefleet", "--show", timeout=60)
             path.write_text(done.stdout + done.stderr)
@@ -260,7 +259,7 @@ class FlowerSim:
             except psutil.Error:
                 pass
         if len(self.seen) > known:  # so that a later launcher can stop them if this one is killed
-            path = self.run_dir / "logs" / PIDS
+            path = self.run_dir / LOGS / PIDS
             atomic_write(path, lambda tmp: tmp.write_text(json.dumps(self.seen)))
         self.peak_rss = max(self.peak_rss, rss)
         return rss

@@ -13,15 +13,11 @@ from compression.runtime.model import RUNTIME_KIND
 from edgefleet.config import Config
 from edgefleet.errors import ConfigError, DataError
 from edgefleet.progress import Reporter
-from edgefleet.results import SIM_CONFIG
-from edgefleet.rundir import write_json
+from edgefleet.rundir import COMPRESS_DIR, FLEET_DATA, FLEET_DIR, ITEMS, MODEL, POPULATION, SIM_CONFIG, write_json
 from edgefleet.tasks.movielens.bundle import load_task
-from edgefleet.tasks.movielens.fleet import DATA, FLEET_DIR, ITEMS, POPULATION
 from edgefleet.tasks.movielens.shards import assign_devices
 from simulation.population import draw_population, load_population
 from simulation.variants import deploy_variants
-
-MODEL = "model.eflt"
 
 
 def deployable(path: Path) -> Path:
@@ -36,12 +32,12 @@ def build_model(cfg: Config, out: Path, reporter: Reporter) -> Path:
     """The configured artifact, or one compressed now (cached students make this fast after `make demo`)."""
     if cfg.sim.model is not None:
         return deployable(cfg.sim.model)
-    from compression.pipeline import ARTIFACT, run_compress
+    from compression.pipeline import run_compress
 
     reporter.log("no sim.model given: compressing the teacher first (--set sim.model=PATH deploys an artifact)")
     quiet = cfg.model_copy(update={"distill": cfg.distill.model_copy(update={"ablation": False})})
-    run_compress(quiet, out / "compress", reporter)
-    return out / "compress" / ARTIFACT
+    run_compress(quiet, out / COMPRESS_DIR, reporter)
+    return out / COMPRESS_DIR / MODEL
 
 
 def population_for(cfg: Config) -> pd.DataFrame:
@@ -67,7 +63,7 @@ def prepare_fleet(cfg: Config, out: Path, reporter: Reporter) -> None:
         fleet_dir = out / FLEET_DIR
         fleet_dir.mkdir(exist_ok=True)
         assign_devices(task.split, cfg.sim.devices, cfg.sim.seed, cfg.task.num_negatives,
-                       cfg.sim.min_items).save(fleet_dir / DATA)
+                       cfg.sim.min_items).save(fleet_dir / FLEET_DATA)
         (fleet_dir / ITEMS).write_text(json.dumps(task.catalogue.item_texts()))
         population.to_parquet(fleet_dir / POPULATION, index=False)
     # Absolute, so that a reader elsewhere (the dashboard) finds the model's compression report beside it.

@@ -27,10 +27,9 @@ from client.worker import Worker
 from compression.runtime.artifact import read_artifact
 from compression.runtime.update_codec import decode_update
 from edgefleet.config import Config
-from edgefleet.results import SIM_CONFIG
+from edgefleet.rundir import FLEET_DIR, MODEL, POPULATION, SIM_CONFIG
 from edgefleet.tasks.movielens.device_head import shared_params
-from edgefleet.tasks.movielens.fleet import FLEET_DIR, POPULATION
-from server.app import MODEL, device_job
+from server.app import device_job
 
 TIMES = "reference_rounds.jsonl"
 REPLIES = "reference_replies.jsonl"

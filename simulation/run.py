@@ -16,8 +16,8 @@ import pandas as pd
 from edgefleet.config import Config
 from edgefleet.errors import RunDirError
 from edgefleet.progress import Reporter
-from edgefleet.results import SIM_CONFIG, SUMMARY, Results
-from edgefleet.rundir import prepare, write_json
+from edgefleet.results import Results
+from edgefleet.rundir import SIM_CONFIG, SUMMARY, prepare, write_json
 from server.privacy import slots_for
 from simulation.launch import FlowerSim, SimulationFailed, write_app
 from simulation.prepare import prepare_fleet

@@ -34,14 +34,14 @@ from compression.runtime.variants import write_variant
 from edgefleet.config import Config
 from edgefleet.errors import ConfigError
 from edgefleet.progress import Reporter
-from edgefleet.results import SUMMARY, Results
-from edgefleet.rundir import prepare, write_json
+from edgefleet.results import Results
+from edgefleet.rundir import MODEL, SUMMARY, prepare, write_json
+from edgefleet.rundir import STRESS_REPORT as REPORT
 from edgefleet.tasks.movielens.device_head import shared_params
 from simulation.population import draw_population
 from simulation.prepare import prepare_fleet
 from simulation.variants import artifact_changes
 
-REPORT = "stress_report.json"
 TRAINING_PLANS = {p.name for p in LADDER if p.train} | {"micro-batch"}
 MB = 2**20
 
@@ -257,7 +257,7 @@ def run_stress(cfg: Config, out: Path, reporter: Reporter) -> dict:
     fleet_dir.mkdir()
     sweep_cfg = _fleet_cfg(cfg, devices=cfg.stress.devices, cohort=min(cfg.sim.cohort, cfg.stress.devices))
     prepare_fleet(sweep_cfg, fleet_dir, reporter)  # the model (sim.model, or compressed now) and the fleet's data
-    model = fleet_dir / "model.eflt"
+    model = fleet_dir / MODEL
     report = {"config": cfg.stress.model_dump(mode="json"), "model": str(cfg.sim.model or model)}
     report.update(sweep(cfg, model, fleet_dir, out, reporter))
     if cfg.stress.fleet:

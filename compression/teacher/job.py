@@ -8,12 +8,11 @@ from pathlib import Path
 from compression.teacher.two_tower import MeanEmbeddingScorer, build_teacher
 from edgefleet.config import Config
 from edgefleet.progress import Reporter
+from edgefleet.rundir import TEACHER_REPORT as REPORT
 from edgefleet.rundir import prepare, write_json
 from edgefleet.tasks.movielens.baselines import BPRMF, ItemKNN, Popularity
 from edgefleet.tasks.movielens.bundle import load_task
 from edgefleet.tasks.movielens.protocol import evaluate
-
-REPORT = "teacher_report.json"
 
 
 def run_teacher(cfg: Config, out: Path, reporter: Reporter) -> dict:

@@ -43,11 +43,11 @@ from compression.vocab.prune import prune_vocab, token_stats
 from edgefleet.config import Config, DistillConfig, TeacherConfig
 from edgefleet.errors import ConfigError
 from edgefleet.progress import Reporter
+from edgefleet.rundir import COMPRESSION_REPORT as REPORT
+from edgefleet.rundir import MODEL as ARTIFACT
 from edgefleet.rundir import prepare, write_json
 from edgefleet.tasks.textclf.data import TextTask, load_text_task
 
-REPORT = "compression_report.json"
-ARTIFACT = "model.eflt"
 RUNTIME_KIND = "text-classifier"
 TEACHER_FORMAT = 1  # bump when a change here changes what a cached teacher would contain
 

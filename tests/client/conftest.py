@@ -12,7 +12,7 @@ from compression.runtime.model import RUNTIME_KIND
 from compression.runtime.tokenizer import SPECIALS
 from compression.student.models import build_encoder
 from edgefleet.config import StudentConfig
-from edgefleet.tasks.movielens.fleet import DATA, FLEET_DIR, ITEMS, POPULATION
+from edgefleet.rundir import FLEET_DATA, FLEET_DIR, ITEMS, POPULATION
 from edgefleet.tasks.movielens.shards import assign_devices
 from edgefleet.tasks.movielens.split import make_split
 from edgefleet.tasks.movielens.teacher_head import RecHead
@@ -32,7 +32,7 @@ def toy_run(tmp_path, toy_catalogue):
     fleet_dir = tmp_path / FLEET_DIR
     fleet_dir.mkdir()
     split = make_split(toy_catalogue, 0.2, seed=0)
-    assign_devices(split, 10, seed=0, num_negatives=5, min_items=3).save(fleet_dir / DATA)
+    assign_devices(split, 10, seed=0, num_negatives=5, min_items=3).save(fleet_dir / FLEET_DATA)
     (fleet_dir / ITEMS).write_text(json.dumps(toy_catalogue.titles))
     draw_population(10, seed=0).to_parquet(fleet_dir / POPULATION)
     return tmp_path

@@ -8,7 +8,8 @@ import pytest
 
 from client.device import DeviceReport
 from edgefleet.config import Config
-from edgefleet.results import SIM_CONFIG, SUMMARY, Results
+from edgefleet.results import Results
+from edgefleet.rundir import SIM_CONFIG, SUMMARY
 from server.recorder import round_row
 from simulation.run import summarize
 

@@ -14,12 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefleet.rundir import save_npz
-
-FLEET_DIR = "fleet"
-DATA = "data.npz"
-ITEMS = "items.json"
-POPULATION = "population.parquet"
+from edgefleet.rundir import ITEMS, save_npz
 
 
 @dataclass(frozen=True)
