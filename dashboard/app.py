@@ -15,7 +15,8 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import loaders
-from dashboard.pages import PAGES, View
+from dashboard.screens import PAGES
+from dashboard.view import View
 
 REFRESH_S = 3
 

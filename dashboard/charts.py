@@ -81,28 +81,29 @@ def line(frame: pd.DataFrame, x: str, y: str, color: str, title: str) -> alt.Cha
         tooltip=[x, y, color])
 
 
-def privacy_utility(points: pd.DataFrame, reference: float | None) -> alt.Chart:
-    """HR@10 against epsilon: the noise sweep as a line (sorted by epsilon), other settings as labelled points, and
-    the non-private run and the deployed model (before any round) as horizontal rules."""
+def privacy_utility(points: pd.DataFrame, reference: float | None, metric: str, title: str,
+                    tooltip: list[str]) -> alt.Chart:
+    """`metric` (the task's headline, `title` on the axis) against epsilon: the noise sweep as a line (sorted by
+    epsilon), other settings as labelled points, and the non-private run and the deployed model (before any round,
+    `<metric>_start`) as horizontal rules."""
     kind = np.where(points.get("secagg", False), "DP + SecAgg+",
                     np.where(points.get("adaptive", False), "adaptive clipping", "fixed clipping"))
     frame = points.assign(setting=kind).sort_values("epsilon")
     sweep = frame[frame["setting"] == "fixed clipping"]
     scale = alt.Scale(zero=False, type="log")
+    y = alt.Y(f"{metric}:Q", scale=alt.Scale(zero=False), title=title)
     chart = alt.Chart(sweep).mark_line(point=True).encode(
-        x=alt.X("epsilon:Q", scale=scale, title="epsilon (log)"), y=alt.Y("hr@10:Q", scale=alt.Scale(zero=False)),
-        tooltip=["label", "epsilon", "hr@10", "ndcg@10"])
+        x=alt.X("epsilon:Q", scale=scale, title="epsilon (log)"), y=y, tooltip=tooltip)
     others = alt.Chart(frame[frame["setting"] != "fixed clipping"]).mark_point(size=90, filled=True).encode(
-        x=alt.X("epsilon:Q", scale=scale), y="hr@10:Q", color="setting:N",
-        tooltip=["label", "epsilon", "hr@10", "ndcg@10"])
+        x=alt.X("epsilon:Q", scale=scale), y=y, color="setting:N", tooltip=tooltip)
     layers = [chart, others]
     rules = [("non-private federated run", reference)]
-    if "hr@10_start" in frame:
-        rules.append(("deployed model, before any round", float(frame["hr@10_start"].iloc[0])))
-    rules = pd.DataFrame([{"reference": name, "hr@10": v} for name, v in rules if v is not None])
+    if f"{metric}_start" in frame:
+        rules.append(("deployed model, before any round", float(frame[f"{metric}_start"].iloc[0])))
+    rules = pd.DataFrame([{"reference": name, metric: v} for name, v in rules if v is not None])
     if len(rules):
-        layers.append(alt.Chart(rules).mark_rule(strokeDash=[4, 4]).encode(y="hr@10:Q", strokeDash="reference:N",
-                                                                           tooltip=["reference", "hr@10"]))
+        layers.append(alt.Chart(rules).mark_rule(strokeDash=[4, 4]).encode(y=y, strokeDash="reference:N",
+                                                                           tooltip=["reference", metric]))
     return alt.layer(*layers)
 
 

@@ -24,12 +24,71 @@ from edgefleet.rundir import (
     SIM_CONFIG,
     STRESS_REPORT,
     SUMMARY,
+    TASK,
     TEACHER_REPORT,
 )
 
 REPORTS = {"compression": COMPRESSION_REPORT, "teacher": TEACHER_REPORT, "stress": STRESS_REPORT,
            "privacy": PRIVACY_REPORT, "bench_sim": BENCH_SIM}
 MARKERS = (SUMMARY, SIM_CONFIG, RESULTS, *REPORTS.values())
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure of a task: its key in result files and what people call it."""
+
+    key: str
+    label: str
+    round_key: str | None = None  # device metrics only: the round row's column holding their mean over devices
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a run's task calls its figures, read from its task.json: pages ask this and never spell a metric."""
+
+    name: str
+    title: str
+    headline: str  # the key runs are compared on
+    metrics: tuple[Metric, ...]  # global metrics: round-row columns, summary and report keys
+    device_metrics: tuple[Metric, ...] = ()  # the first is the device's own measure of the headline
+
+    @property
+    def headline_label(self) -> str:
+        return self.label(self.headline)
+
+    @property
+    def device_headline(self) -> Metric | None:
+        return self.device_metrics[0] if self.device_metrics else None
+
+    def label(self, key: str) -> str:
+        """The printed name of a column: a metric, its full-ranking variant, a device metric or its round mean."""
+        for m in self.metrics:
+            if key == m.key:
+                return m.label
+            if key == f"full_{m.key}":
+                return f"{m.label} (full ranking)"
+        return next((m.label for m in self.device_metrics if key in (m.key, m.round_key)), key)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Task:
+        """The task.json a job wrote; KeyError, TypeError or ValueError when it is not one."""
+        def metrics(items: list) -> tuple[Metric, ...]:
+            return tuple(Metric(str(m["key"]), str(m.get("label") or m["key"]), m.get("round_key")) for m in items)
+
+        task = cls(str(data["name"]), str(data.get("title") or data["name"]), str(data["headline"]),
+                   metrics(data["metrics"]), metrics(data.get("device_metrics") or []))
+        if task.headline not in {m.key for m in task.metrics}:
+            raise ValueError(f"headline {task.headline!r} is not one of its metrics")
+        return task
+
+
+# Runs written before jobs wrote task.json were all MovieLens runs; this is the only place the dashboard names
+# that task's metrics.
+LEGACY_TASK = Task(
+    name="movielens", title="MovieLens-100K recommendation", headline="hr@10",
+    metrics=(Metric("hr@10", "HR@10"), Metric("ndcg@10", "NDCG@10"), Metric("mrr", "MRR")),
+    device_metrics=(Metric("hit", "HR@10 on the device", "device_hr@10"),
+                    Metric("ndcg", "NDCG@10 on the device", "device_ndcg@10")))
 
 
 @dataclass
@@ -43,6 +102,7 @@ class Run:
     summary: dict | None = None
     config: dict | None = None
     reports: dict[str, dict] = field(default_factory=dict)
+    task: Task = LEGACY_TASK
 
     @property
     def is_simulation(self) -> bool:
@@ -59,6 +119,16 @@ def read_json(path: Path) -> tuple[dict | None, str | None]:
     if not isinstance(data, dict):
         return None, f"{path.name} is not a JSON object"
     return data, None
+
+
+def read_task(folder: Path) -> tuple[Task | None, str | None]:
+    data, err = read_json(folder / TASK)
+    if data is None:
+        return None, err
+    try:
+        return Task.from_json(data), None
+    except (KeyError, TypeError, ValueError) as exc:
+        return None, f"{TASK} does not describe a task ({type(exc).__name__}: {exc})"
 
 
 def signature(path: Path) -> tuple:
@@ -98,6 +168,13 @@ def load_run(path: Path, root: Path) -> Run:
             if data is not None:
                 run.reports.setdefault(kind, data)
             problems += [err] if err else []
+    # The task is the run's own; a run without one takes it from the model it deployed, else it predates task.json.
+    for where in sources:
+        task, err = read_task(where)
+        problems += [err] if err else []
+        if task is not None:
+            run.task = task
+            break
     run.problems = problems
     finished = (path / RESULTS / FINISHED).exists()
     if problems:

@@ -1,4 +1,9 @@
-"""Run directories in the formats the simulation, compression and stress jobs write, built from their own code."""
+"""Run directories in the formats the simulation, compression and stress jobs write, built from their own code.
+
+task.json is written here from the dicts below (the form Task.describe() writes) rather than by the jobs, so these
+fixtures do not depend on how a job picks its task. The text-classification run is written by hand: that task
+cannot run on a fleet yet, and the run stands for what one will write, to show that no page assumes MovieLens.
+"""
 
 import json
 
@@ -9,33 +14,55 @@ import pytest
 from client.device import DeviceReport
 from edgefleet.config import Config
 from edgefleet.results import Results
-from edgefleet.rundir import SIM_CONFIG, SUMMARY
+from edgefleet.rundir import SIM_CONFIG, SUMMARY, TASK
+from edgefleet.tasks.base import Metric
 from server.recorder import round_row
 from simulation.run import summarize
 
 TIERS = ["ram-2gb", "ram-4gb", "ram-6gb"]
+MOVIELENS = {"name": "movielens", "title": "MovieLens-100K recommendation", "headline": "hr@10",
+             "metrics": [{"key": "hr@10", "label": "HR@10"}, {"key": "ndcg@10", "label": "NDCG@10"},
+                         {"key": "mrr", "label": "MRR"}],
+             "device_metrics": [{"key": "hit", "label": "HR@10 on the device", "round_key": "device_hr@10"},
+                                {"key": "ndcg", "label": "NDCG@10 on the device", "round_key": "device_ndcg@10"}]}
+TEXTCLF = {"name": "textclf", "title": "Text classification", "headline": "accuracy",
+           "metrics": [{"key": "accuracy", "label": "Accuracy"}, {"key": "macro_f1", "label": "Macro-F1"}],
+           "device_metrics": [{"key": "correct", "label": "Accuracy on the device", "round_key": "device_accuracy"}]}
 
 
-def device_rows(r: int, rng) -> pd.DataFrame:
+def write_task(path, task=MOVIELENS):
+    (path / TASK).write_text(json.dumps(task))
+
+
+def device_metrics(task=MOVIELENS) -> list[Metric]:
+    return [Metric(**m) for m in task["device_metrics"]]
+
+
+def recommendation(d: int) -> dict:
+    return {"hit": float(d % 2), "ndcg": 0.3 * (d % 2)}
+
+
+def device_rows(r: int, rng, measure=recommendation) -> pd.DataFrame:
     rows = []
     for d in range(12):
         outcome = ["ok", "ok", "ok", "oom", "dropout", "straggler"][d % 6]
         rep = DeviceReport(outcome, plan="full" if d % 2 else "small-batch", peak_bytes=int(rng.integers(1e5, 3e6)),
                            allowance_bytes=3_000_000, host_infer_ms=50.0, host_train_ms=5.0, infer_ms=120.0 + d,
                            train_ms=10.0 + d, comm_ms=300.0, virtual_ms=430.0 + d, bytes_down=396_496,
-                           bytes_up=396_496 if outcome == "ok" else 0, examples=9, loss=1.5, hit=float(d % 2),
-                           ndcg=0.3 * (d % 2), error="an allocation failed under the memory cap" if outcome == "oom"
-                           else "")
+                           bytes_up=396_496 if outcome == "ok" else 0, examples=9, loss=1.5, measured=measure(d),
+                           error="an allocation failed under the memory cap" if outcome == "oom" else "")
         rows.append({"round": r, "device": d, **rep.metrics(), "tier": TIERS[d % 3],
                      "budget_bytes": 5_200_000, "cpu_factor": 2.0})
     return pd.DataFrame(rows)
 
 
-def write_sim(path, rounds=2, finish=True, private=False):
+def write_sim(path, rounds=2, finish=True, private=False, task=MOVIELENS):
     cfg = Config.model_validate({"sim": {"devices": 50, "rounds": 3, "cohort": 12},
                                  "privacy": {"noise": 1.0, "clip": 0.1, "adaptive": True} if private else {}})
     path.mkdir(parents=True)
     (path / SIM_CONFIG).write_text(cfg.model_dump_json())
+    if task is not None:
+        write_task(path, task)
     res = Results(path)
     res.ensure()
     res.write_start({"hr@10": 0.55, "ndcg@10": 0.29, "mrr": 0.24, "full": {"hr@10": 0.08}})
@@ -43,7 +70,7 @@ def write_sim(path, rounds=2, finish=True, private=False):
     for r in range(1, rounds + 1):
         devices = device_rows(r, rng)
         metrics = {"hr@10": 0.55 + 0.01 * r, "ndcg@10": 0.29 + 0.005 * r, "mrr": 0.24, "full": {"hr@10": 0.09}}
-        row = round_row(r, devices, 40, 2.5, metrics, 1.0)
+        row = round_row(r, devices, 40, 2.5, metrics, 1.0, device_metrics())
         if private:  # what server/strategy.py adds to a DP round
             row.update(epsilon=0.4 * r, delta=0.02, dp_noise=1.0, sampling_rate=0.3, noise_std=0.1 / 12 * r,
                        clip_norm=0.1 * r, next_clip_norm=0.1 * (r + 1), unclipped_fraction=0.5, contributed=7)
@@ -56,20 +83,46 @@ def write_sim(path, rounds=2, finish=True, private=False):
     return path
 
 
+def write_text_sim(path, rounds=2):
+    """A finished text-classification simulation: its own metrics in round rows, device rows and summary."""
+    cfg = Config.model_validate({"sim": {"devices": 50, "rounds": rounds, "cohort": 12}})
+    path.mkdir(parents=True)
+    (path / SIM_CONFIG).write_text(cfg.model_dump_json())
+    write_task(path, TEXTCLF)
+    res = Results(path)
+    res.ensure()
+    res.write_start({"accuracy": 0.70, "macro_f1": 0.60})
+    rng = np.random.default_rng(0)
+    for r in range(1, rounds + 1):
+        devices = device_rows(r, rng, lambda d: {"correct": float(d % 3 != 0)})
+        metrics = {"accuracy": 0.70 + 0.02 * r, "macro_f1": 0.60 + 0.02 * r}
+        res.commit_round(r, devices, round_row(r, devices, 40, 2.5, metrics, 1.0, device_metrics(TEXTCLF)),
+                         {"w": np.zeros(2)})
+    (path / "fleet").mkdir()
+    pd.DataFrame({"tier": TIERS * 4}).to_parquet(path / "fleet" / "population.parquet")
+    res.finish({"rounds": rounds})
+    (path / SUMMARY).write_text(json.dumps({"devices": 50, "rounds": rounds, "cohort": 12, "accuracy": 0.74,
+                                            "accuracy_start": 0.70, "accuracy_delta": 0.04, "epsilon": None}))
+    return path
+
+
 @pytest.fixture
 def runs_root(tmp_path):
     root = tmp_path / "runs"
     write_sim(root / "sim-a")
-    write_sim(root / "sim-dp", private=True)
+    write_sim(root / "sim-dp", private=True, task=None)  # written before jobs wrote task.json
+    write_text_sim(root / "sim-text")
     write_sim(root / "sim-live", rounds=1, finish=False)  # the newest: what the dashboard selects first
     curve = root / "bench-privacy-a"
     curve.mkdir()
+    write_task(curve)
     (curve / "privacy_report.json").write_text(json.dumps({
         "non_private": {"hr@10": 0.57},
         "points": [{"label": f"dp-z{z}", "noise": z, "epsilon": e, "hr@10": h, "ndcg@10": h / 2}
                    for z, e, h in ((0.5, 9.1, 0.56), (1.0, 2.2, 0.55), (2.0, 0.6, 0.52))]}))
     comp = root / "compress-a"
     comp.mkdir()
+    write_task(comp)
     (comp / "compression_report.json").write_text(json.dumps({
         "artifact_bytes": 755188, "artifact_path": "model.eflt",
         "teacher": {"hr@10": 0.51, "ndcg@10": 0.27, "latency_ms_b1": 12.0, "params": 22877876},

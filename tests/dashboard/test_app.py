@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.pages import PAGES
+from dashboard.screens import PAGES
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
@@ -112,3 +112,50 @@ def test_the_tier_filter_narrows_device_figures(monkeypatch, runs_root):
     assert not at.exception
     fallback = at.dataframe[-1].value
     assert set(fallback["tier"]) == {"ram-2gb"}
+
+
+def test_a_text_classification_run_shows_its_own_metrics(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, ["sim-text"])
+    assert at.dataframe[0].value.set_index("run").loc["sim-text", "accuracy"] == pytest.approx(0.74)
+    assert "Compare: global Accuracy per round" in texts(at)
+    at.sidebar.radio[0].set_value("Accuracy").run()
+    assert not at.exception, at.exception
+    shown = texts(at)
+    for expect in ("Global Accuracy and Macro-F1 per round", "On-device vs global Accuracy",
+                   "Accuracy on the device per tier"):
+        assert expect in shown
+    assert "HR@10" not in shown and [c.value for c in at.caption] == ["Text classification: sim-text"]
+    assert len(at.get("vega_lite_chart")) == 3
+    rounds = at.dataframe[0].value
+    assert list(rounds.columns) == ["run", "round", "accuracy", "macro_f1", "device_accuracy", "train_loss"]
+    assert list(rounds["device_accuracy"]) == pytest.approx([2 / 3, 2 / 3])  # devices 1 and 2 of the ok 0, 1, 2
+    for page in PAGES:
+        at.sidebar.radio[0].set_value(page).run()
+        assert not at.exception, page
+
+
+def test_runs_of_different_tasks_are_compared_on_their_own_headline(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, ["sim-a", "sim-text"])
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "Compare: global HR@10 per round" in shown and "Compare: global Accuracy per round" in shown
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["sim-a", "task"] == "movielens" and table.loc["sim-text", "task"] == "textclf"
+    assert table.loc["sim-text", "accuracy start"] == pytest.approx(0.70)
+    at.sidebar.radio[0].set_value("Accuracy").run()
+    assert not at.exception, at.exception
+    # A section per task (in the sidebar's order of runs, newest first), each with its own table.
+    assert sorted(c.value for c in at.caption) == ["MovieLens-100K recommendation: sim-a",
+                                                   "Text classification: sim-text"]
+    assert "On-device vs global HR@10" in texts(at) and "On-device vs global Accuracy" in texts(at)
+    assert sorted(tuple(set(d.value["run"])) for d in at.dataframe) == [("sim-a",), ("sim-text",)]
+
+
+def test_a_run_without_task_json_reads_as_the_movielens_task(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, ["sim-dp"])
+    at.sidebar.radio[0].set_value("Accuracy").run()
+    assert not at.exception, at.exception
+    assert "Global HR@10, NDCG@10 and MRR per round (round 0 = the deployed model)" in texts(at)
+    assert "On-device vs global HR@10" in texts(at)
+    assert list(at.dataframe[0].value.columns) == ["run", "round", "hr@10", "ndcg@10", "mrr", "full_hr@10",
+                                                   "device_hr@10", "device_ndcg@10", "train_loss"]

@@ -14,7 +14,7 @@ import pytest
 
 from edgefleet.results import Results
 from server.recorder import round_row
-from tests.dashboard.conftest import device_rows
+from tests.dashboard.conftest import device_metrics, device_rows
 
 pytestmark = pytest.mark.slow
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -78,14 +78,23 @@ def test_dashboard_renders_charts_in_chromium(served, runs_root, tmp_path):
         assert "1 round(s) committed" in browser.page_source
         live = runs_root / "sim-live"
         devices = device_rows(2, np.random.default_rng(1))
-        Results(live).commit_round(2, devices, round_row(2, devices, 40, 2.5, {"hr@10": 0.6, "ndcg@10": 0.3}, 1.0),
-                                   {"w": np.zeros(2)})
+        row = round_row(2, devices, 40, 2.5, {"hr@10": 0.6, "ndcg@10": 0.3}, 1.0, device_metrics())
+        Results(live).commit_round(2, devices, row, {"w": np.zeros(2)})
         WebDriverWait(browser, 30).until(lambda b: "2 round(s) committed" in b.page_source)
         time.sleep(2)  # let the chart redraw too before the screenshot
         browser.save_screenshot(str(tmp_path / "live.png"))
+
+        # Another page: the Accuracy page draws the run's metrics under its task's labels.
+        browser.find_element(By.XPATH, "//*[@data-testid='stSidebar']//label[.//p[text()='Accuracy']]").click()
+        wait.until(lambda b: "Accuracy" in [h.text for h in b.find_elements(By.CSS_SELECTOR, "h2")])
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "[data-testid='stVegaLiteChart'] canvas, "
+                                                                   "[data-testid='stVegaLiteChart'] svg")) >= 3)
+        assert "On-device vs global HR@10" in browser.page_source
+        time.sleep(2)
+        browser.save_screenshot(str(tmp_path / "accuracy.png"))
         keep = os.environ.get("EDGEFLEET_SCREENSHOT_DIR")  # to look at them after the test
         if keep:
-            for name in ("runs.png", "live.png"):
+            for name in ("runs.png", "live.png", "accuracy.png"):
                 shutil.copy(tmp_path / name, keep)
     finally:
         browser.quit()

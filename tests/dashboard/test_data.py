@@ -1,0 +1,41 @@
+"""Reading a run's task: its task.json, the task of the model it deployed, or (older runs) the MovieLens task."""
+
+import json
+
+from dashboard import data
+from edgefleet.rundir import SIM_CONFIG, TASK
+from tests.dashboard.conftest import MOVIELENS, TEXTCLF, write_task
+
+
+def test_the_fallback_is_what_the_movielens_task_writes():
+    assert data.Task.from_json(MOVIELENS) == data.LEGACY_TASK
+
+
+def test_labels_of_metrics_their_full_ranking_and_device_columns():
+    task = data.Task.from_json(TEXTCLF)
+    assert task.headline_label == "Accuracy" and task.device_headline.round_key == "device_accuracy"
+    assert [task.label(k) for k in ("macro_f1", "full_accuracy", "device_accuracy", "correct", "loss")] == \
+        ["Macro-F1", "Accuracy (full ranking)", "Accuracy on the device", "Accuracy on the device", "loss"]
+
+
+def test_a_run_takes_its_own_task_then_its_models_then_the_legacy_one(tmp_path):
+    compress = tmp_path / "compress-t"
+    compress.mkdir()
+    write_task(compress, TEXTCLF)
+    sim = tmp_path / "sim"
+    sim.mkdir()
+    (sim / SIM_CONFIG).write_text(json.dumps({"sim": {"model": str(compress / "model.eflt")}}))
+    assert data.load_run(sim, tmp_path).task.name == "textclf"
+    write_task(sim, MOVIELENS)
+    assert data.load_run(sim, tmp_path).task == data.LEGACY_TASK
+    (sim / TASK).unlink()
+    (sim / SIM_CONFIG).write_text(json.dumps({"sim": {}}))
+    assert data.load_run(sim, tmp_path).task is data.LEGACY_TASK
+
+
+def test_a_task_json_that_is_no_task_is_a_problem_not_a_traceback(tmp_path):
+    (tmp_path / SIM_CONFIG).write_text(json.dumps({"sim": {}}))
+    write_task(tmp_path, {**TEXTCLF, "headline": "f1"})
+    run = data.load_run(tmp_path, tmp_path)
+    assert run.status == "corrupt" and run.task is data.LEGACY_TASK
+    assert run.problems == ["task.json does not describe a task (ValueError: headline 'f1' is not one of its metrics)"]
