@@ -1,5 +1,5 @@
 """The ServerApp: FedAvg of the deployed model's shared head over the emulated fleet, recorded round by round
-(with `privacy.noise`, DP-FedAvg: server/privacy.py; with `privacy.secagg`, server/secure.py runs instead).
+(with `privacy.noise`, DP-FedAvg: server/privacy/; with `privacy.secagg`, server/secure.py runs instead).
 
 Everything it needs is in the run directory that `edgefleet simulate` prepared (`run-dir` in the run config):
 the config, the artifact, the fleet. A run directory that already holds committed rounds is resumed after its
@@ -25,9 +25,10 @@ from edgefleet.tasks.movielens.bundle import load_task
 from edgefleet.tasks.movielens.device_head import shared_params
 from edgefleet.tasks.movielens.fleet import load_item_texts
 from server.evaluate import GlobalEvaluator
-from server.privacy import Ledger, Mechanism, PoissonSampler, ledger_for, mechanism_for, slots_for
+from server.privacy import mechanism_from_config
+from server.privacy.base import PrivacyMechanism
 from server.recorder import RoundRecorder
-from server.strategy import DeviceSampler, FleetFedAvg
+from server.strategy import FleetFedAvg
 
 app = ServerApp()
 
@@ -50,10 +51,7 @@ class Session:
     weights: dict
     population: pd.DataFrame
     recorder: RoundRecorder
-    sampler: DeviceSampler | PoissonSampler
-    slots: int
-    mechanism: Mechanism | None
-    ledger: Ledger | None
+    mechanism: PrivacyMechanism  # with the sampler it needs
 
     @property
     def remaining(self) -> int:
@@ -77,16 +75,10 @@ def open_session(context: Context) -> Session | None:
     task = load_task(cfg.task)
     evaluator = GlobalEvaluator(DeviceModel(artifact), load_item_texts(run_dir / FLEET_DIR), task.test)
     recorder = RoundRecorder(results, population, evaluator, cfg.sim.deadline_s, done)
-    availability = population["availability"].to_numpy()
-    private = cfg.privacy.noise is not None
-    sampler = PoissonSampler(availability, cfg.sim.cohort, cfg.sim.seed) if private else \
-        DeviceSampler(availability, cfg.sim.cohort, cfg.sim.seed)
-    rounds = results.rounds() if done else None
-    # Adaptive clipping resumes from the norm the last committed round left.
-    clip = float(rounds["next_clip_norm"].iloc[-1]) if rounds is not None and "next_clip_norm" in rounds else None
-    mechanism = mechanism_for(cfg, clip)
-    return Session(cfg, results, done, weights, population, recorder, sampler,
-                   slots_for(cfg.sim.cohort, private), mechanism, ledger_for(cfg, sampler, done))
+    mechanism = mechanism_from_config(cfg, population["availability"].to_numpy())
+    if done:  # the privacy spent so far, and the adaptive clipping norm the last committed round left
+        mechanism.resume(done, results.rounds())
+    return Session(cfg, results, done, weights, population, recorder, mechanism)
 
 
 @app.main()
@@ -95,10 +87,9 @@ def main(grid: Grid, context: Context) -> None:
     if session is None:
         return
     cfg, results, done = session.cfg, session.results, session.done
-    strategy = FleetFedAvg(session.population, session.sampler, device_job(cfg), cfg.sim.deadline_s * 1e3,
+    strategy = FleetFedAvg(session.population, session.mechanism, device_job(cfg), cfg.sim.deadline_s * 1e3,
                            session.recorder.on_devices, round_offset=done, server_lr=cfg.sim.server_lr,
-                           server_momentum=cfg.sim.server_momentum, slots=session.slots,
-                           mechanism=session.mechanism, ledger=session.ledger)
+                           server_momentum=cfg.sim.server_momentum)
     session.recorder.strategy = strategy
     if done:
         strategy.momentum_vector = results.momentum(done)

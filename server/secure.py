@@ -3,7 +3,7 @@
 Flower's SecAgg+ works in simulation only on its legacy stack (DESIGN.md §3): a `LegacyContext`, a legacy strategy
 and `DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(...))`, with `secaggplus_mod` on the devices (client/secure.py).
 This module is that stack and nothing else; the round's bookkeeping is the plain app's (server/app.py `Session`,
-server/strategy.py helpers, server/privacy.py, server/recorder.py).
+server/strategy.py helpers, server/privacy/, server/recorder.py).
 
 What the server learns in a round is the sum of the participating devices' clipped, quantized updates, and which
 devices took part. Devices that leave mid-round are SecAgg+ dropouts, recovered from their neighbours' key shares.
@@ -66,12 +66,13 @@ class SecureFleetFedAvg(FedAvgM):
                          server_learning_rate=cfg.sim.server_lr, server_momentum=cfg.sim.server_momentum)
         if session.done:
             self.momentum_vector = session.results.momentum(session.done)
-        p = cfg.privacy
-        self.job = {**device_job(cfg), DEADLINE: cfg.sim.deadline_s * 1e3, ADAPTIVE: int(p.adaptive),
-                    FIELD_BYTES: field_bytes(slots, p.secagg_bits)}
+        # With adaptive clipping the devices say whether they clipped: only they see their update.
+        self.job = {**device_job(cfg), DEADLINE: cfg.sim.deadline_s * 1e3,
+                    ADAPTIVE: int(session.mechanism.counts_clipped),
+                    FIELD_BYTES: field_bytes(slots, cfg.privacy.secagg_bits)}
         self._sent: dict[int, int] = {}
         self._unsent: list[int] = []
-        self._base: list[np.ndarray] = []
+        self._base: dict[str, np.ndarray] = {}
         self._started, self._pending = 0.0, False
 
     def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
@@ -83,10 +84,10 @@ class SecureFleetFedAvg(FedAvgM):
         r = server_round + s.done
         client_manager.wait_for(self.slots, timeout=120)
         proxies = {p.node_id: p for p in client_manager.all().values()}
-        devices, self._available = s.sampler.sample(r)
+        devices, self._available = s.mechanism.sampler.sample(r)
         self._sent, self._unsent = assign(list(proxies)[: self.slots], devices)
-        self._base = parameters_to_ndarrays(parameters)
-        clip = s.mechanism.clip if s.mechanism else s.cfg.privacy.clip
+        self._base = dict(zip(self.keys, parameters_to_ndarrays(parameters)))
+        clip = s.mechanism.clip
         # Every coordinate of an update clipped to this L2 norm lies within [-clip, clip]: SecAgg+'s range.
         self.workflow.clipping_range = clip
         self._started, self._pending = time.perf_counter(), True
@@ -116,26 +117,15 @@ class SecureFleetFedAvg(FedAvgM):
         k = sum(res.num_examples for _, res in results)  # devices with an update in the sum (weight 1 each)
         secure_s = time.perf_counter() - self._started
         extra = {"secagg_contributors": k, "secagg_s": secure_s, "field_bytes": self.job[FIELD_BYTES]}
-        new = None
-        if s.mechanism is not None:
-            total = None
-            if k:  # SecAgg+ hands every result the same unmasked average of the k clipped updates
-                total = [m * k for m in parameters_to_ndarrays(results[0][1].parameters)]
-            within = k - sum(int(bool(res.metrics.get(KEY_NORM_BIT, False))) for _, res in results)
-            release = s.mechanism.release(total, [b.shape for b in self._base], within, k)
-            s.ledger.spend()
-            if not s.cfg.privacy.adaptive:  # the devices clip and, without adaptive clipping, do not say whether
-                release["unclipped_fraction"] = math.nan
-            extra.update({key: v for key, v in release.items() if key != "mean"}, **s.ledger.row())
-            if k:
-                new = [(b + m).astype(b.dtype) for b, m in zip(self._base, release["mean"])]
-        elif k:  # FedAvg of the deltas, uniformly weighted
-            mean = parameters_to_ndarrays(results[0][1].parameters)
-            new = [(b + m).astype(b.dtype) for b, m in zip(self._base, mean)]
+        # SecAgg+ hands every result the same unmasked average of the k clipped updates
+        mean = dict(zip(self.keys, parameters_to_ndarrays(results[0][1].parameters))) if k else {}
+        within = k - sum(int(bool(res.metrics.get(KEY_NORM_BIT, False))) for _, res in results)
+        new, released = s.mechanism.aggregate_sum(self._base, mean, k, within)
+        extra.update(released)
         s.recorder.on_devices(r, pd.DataFrame(rows), self._available, extra)
         if new is None:
             return None, {}
-        carrier = FitRes(Status(Code.OK, ""), ndarrays_to_parameters(new), 1, {})
+        carrier = FitRes(Status(Code.OK, ""), ndarrays_to_parameters(list(new.values())), 1, {})
         # Flower's FedAvgM over the one released model: momentum on what was released (numbered across resumes).
         return super().aggregate_fit(r, [(results[0][0], carrier)], [])
 
@@ -145,10 +135,8 @@ class SecureFleetFedAvg(FedAvgM):
             self._pending = False
             rows = [{"round": r, "device": d, "outcome": "error", "error": "secure aggregation halted"}
                     for d in self._sent.values()] + left_out(r, self._unsent)
-            ledger = self.session.ledger
-            extra = {} if ledger is None else ledger.row()
             self.session.recorder.on_devices(r, pd.DataFrame(rows), self._available,
-                                             {"secagg_contributors": 0, **extra})
+                                             {"secagg_contributors": 0, **self.session.mechanism.row()})
         arrays = ArrayRecord({k: Array(v) for k, v in zip(self.keys, parameters_to_ndarrays(parameters))})
         metrics = dict(self.session.recorder.evaluate(server_round, arrays))
         return float(-metrics.get("hr@10", 0.0)), metrics
@@ -171,7 +159,7 @@ def main(grid: Grid, context: Context) -> None:
     if session is None:
         return
     p = session.cfg.privacy
-    slots = session.slots
+    slots = session.mechanism.slots
     workflow = SecAggPlus(
         num_shares=p.secagg_shares, reconstruction_threshold=p.secagg_threshold, max_weight=1.0,
         clipping_range=p.clip, quantization_range=2 ** p.secagg_bits,

@@ -1,13 +1,12 @@
 """FedAvg (with optional server momentum: Flower's FedAvgM) over an emulated device population, through the
 strategy's hooks.
 
-Flower's nodes are the simulation's execution slots (one per cohort member); which device a slot emulates is
-chosen each round by the server: devices are available with their profile's probability, and the cohort is a
-uniform sample without replacement of the available ones. The population therefore costs nothing per round, however
-large it is. `configure_train` sends each slot its device's profile; `aggregate_train` applies the round deadline
-on the virtual clock, averages the updates of devices that finished in time (FedAvg, weighted by examples), and
-hands every device's outcome to the recorder. With differential privacy (server/privacy.py) the devices are
-Poisson-sampled and the average is DP-FedAvg's: clipped updates, a fixed denominator, Gaussian noise, then momentum.
+Flower's nodes are the simulation's execution slots; which device a slot emulates is chosen each round by the
+privacy mechanism's sampler (server/samplers/), so the population costs nothing per round, however large it is.
+`configure_train` sends each slot its device's profile; `aggregate_train` applies the round deadline on the virtual
+clock, hands the updates of devices that finished in time to the privacy mechanism (server/privacy/: FedAvg
+weighted by examples, or DP-FedAvg's clipped, noised release), lets FedAvgM average what it returns, and hands every
+device's outcome to the recorder.
 """
 
 from __future__ import annotations
@@ -22,22 +21,9 @@ from flwr.serverapp.strategy import FedAvgM
 from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
 from compression.runtime.update_codec import decode_update
-from server.privacy import Ledger, Mechanism
+from server.privacy.base import PrivacyMechanism
 
 PROFILE = ("budget_bytes", "cpu_factor", "down_bps", "up_bps", "dropout")
-
-
-class DeviceSampler:
-    """Who is available in a round, and the uniform cohort drawn from them; reproducible per (seed, round)."""
-
-    def __init__(self, availability: np.ndarray, cohort: int, seed: int):
-        self.availability, self.cohort, self.seed = availability, cohort, seed
-
-    def sample(self, server_round: int) -> tuple[np.ndarray, int]:
-        rng = np.random.default_rng([self.seed, server_round, 0xA7A1])
-        available = np.flatnonzero(rng.random(len(self.availability)) < self.availability)
-        chosen = rng.choice(available, size=min(self.cohort, len(available)), replace=False)
-        return np.sort(chosen), len(available)
 
 
 def device_config(population: pd.DataFrame, device: int, server_round: int, job: dict) -> dict:
@@ -58,17 +44,15 @@ def left_out(r: int, devices: list[int]) -> list[dict]:
 
 
 class FleetFedAvg(FedAvgM):
-    def __init__(self, population: pd.DataFrame, sampler: DeviceSampler, job: dict, deadline_ms: float,
+    def __init__(self, population: pd.DataFrame, mechanism: PrivacyMechanism, job: dict, deadline_ms: float,
                  on_devices: Callable[[int, pd.DataFrame, int, dict], None], round_offset: int = 0,
-                 server_lr: float = 1.0, server_momentum: float = 0.0, slots: int | None = None,
-                 mechanism: Mechanism | None = None, ledger: Ledger | None = None):
-        self.slots = slots or sampler.cohort
+                 server_lr: float = 1.0, server_momentum: float = 0.0):
+        self.slots = mechanism.slots
         super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=self.slots,
                          min_available_nodes=self.slots, server_learning_rate=server_lr,
                          server_momentum=server_momentum)
-        self.population, self.sampler, self.job = population, sampler, job
+        self.population, self.mechanism, self.job = population, mechanism, job
         self.deadline_ms, self.on_devices, self.round_offset = deadline_ms, on_devices, round_offset
-        self.mechanism, self.ledger = mechanism, ledger
         self._sent: dict[int, int] = {}
         self._unsent: list[int] = []
         self._base: dict[str, np.ndarray] = {}
@@ -77,7 +61,7 @@ class FleetFedAvg(FedAvgM):
                         grid: Grid) -> Iterable[Message]:
         r = server_round + self.round_offset
         nodes, _ = sample_nodes(grid, self.slots, self.slots)
-        devices, self._available = self.sampler.sample(r)
+        devices, self._available = self.mechanism.sampler.sample(r)
         self._base = {k: a.numpy() for k, a in arrays.items()}
         if self.current_arrays is None:  # what FedAvgM's own configure_train does
             self.current_arrays = arrays
@@ -109,7 +93,7 @@ class FleetFedAvg(FedAvgM):
                     weights = decode_update(update, self._base)
                     if all(np.isfinite(v).all() for v in weights.values()):
                         msg.content["arrays"] = ArrayRecord({k: Array(v) for k, v in weights.items()})
-                        accepted.append(msg)
+                        accepted.append((row, msg))
                     else:  # never let one device poison the model
                         row.update(outcome="error", error="non-finite update")
             rows.append(row)
@@ -117,34 +101,6 @@ class FleetFedAvg(FedAvgM):
             if node not in answered:
                 rows.append({"round": r, "device": device, "outcome": "error", "error": "no reply"})
         rows += left_out(r, self._unsent)
-        if self.mechanism is None:
-            self.on_devices(r, pd.DataFrame(rows), self._available, {})
-            return super().aggregate_train(server_round, accepted) if accepted else (None, None)
-        return self._private_aggregate(server_round, r, rows, accepted)
-
-    def _private_aggregate(self, server_round: int, r: int, rows: list[dict],
-                           accepted: list[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """DP-FedAvg: clip each update here (the server is trusted with them without SecAgg), release the noised
-        average, then let FedAvgM's momentum act on the released model."""
-        keys = list(self._base)
-        total, within, norms = None, 0, {}
-        for msg in accepted:
-            delta = [msg.content["arrays"][k].numpy().astype(np.float64) - self._base[k] for k in keys]
-            norm, unclipped = self.mechanism.clip_update(delta)
-            norms[msg.metadata.src_node_id] = norm
-            within += unclipped
-            total = delta if total is None else [t + d for t, d in zip(total, delta)]
-        release = self.mechanism.release(total, [self._base[k].shape for k in keys], within, len(accepted))
-        self.ledger.spend()
-        device_of = {d: n for n, d in self._sent.items()}
-        for row in rows:
-            if device_of.get(row["device"]) in norms:
-                row["update_norm"] = norms[device_of[row["device"]]]
-        extra = {k: v for k, v in release.items() if k != "mean"}
-        self.on_devices(r, pd.DataFrame(rows), self._available, {**extra, **self.ledger.row()})
-        if not accepted:  # nothing to move the model with; the (noise-only) release is not applied
-            return None, None
-        released = {k: (self._base[k] + m).astype(self._base[k].dtype) for k, m in zip(keys, release["mean"])}
-        carrier = accepted[0]  # FedAvgM over one reply holding the release: Flower's momentum, on the noised model
-        carrier.content["arrays"] = ArrayRecord({k: Array(v) for k, v in released.items()})
-        return super().aggregate_train(server_round, [carrier])
+        replies, extra = self.mechanism.aggregate(self._base, accepted)
+        self.on_devices(r, pd.DataFrame(rows), self._available, extra)
+        return super().aggregate_train(server_round, replies) if replies else (None, None)

@@ -50,7 +50,7 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
     app_dir = write_app(out / "app", "edgefleet", *(SECURE_APPS if cfg.privacy.secagg else (SERVERAPP, CLIENTAPP)))
     with FlowerSim(out, cfg.sim.workers) as sim:
         run_started = time.perf_counter()
-        sim.submit(app_dir, slots_for(cfg.sim.cohort, cfg.privacy.noise is not None), {"run-dir": str(out.resolve())})
+        sim.submit(app_dir, slots_for(cfg), {"run-dir": str(out.resolve())})
         with reporter.stage(f"federated rounds ({cfg.sim.devices:,} devices, cohort {cfg.sim.cohort})",
                             total=cfg.sim.rounds) as advance:
             shown = [results.completed_rounds()]

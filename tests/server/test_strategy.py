@@ -1,12 +1,19 @@
 """FleetFedAvg through Flower's hooks: who is asked, what is averaged, and what is recorded."""
 
+import math
+
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
 from compression.runtime.update_codec import encode_update
-from server.strategy import DeviceSampler, FleetFedAvg
+from server.privacy.accounting import Ledger
+from server.privacy.dp_fedavg import DPFedAvg
+from server.privacy.none import NoPrivacy
+from server.samplers.poisson import PoissonSampler
+from server.samplers.uniform import UniformSampler
+from server.strategy import FleetFedAvg
 from simulation.population import draw_population
 
 
@@ -25,17 +32,6 @@ class FakeGrid:
         return self.nodes
 
 
-def test_sampler_draws_available_devices_reproducibly():
-    availability = np.where(np.arange(1000) % 2 == 0, 0.9, 0.0)  # odd devices are never available
-    sampler = DeviceSampler(availability, cohort=50, seed=7)
-    chosen, available = sampler.sample(3)
-    assert len(chosen) == 50 and len(set(chosen)) == 50 and (chosen % 2 == 0).all()
-    assert 400 < available < 500
-    assert (sampler.sample(3)[0] == chosen).all() and not (sampler.sample(4)[0] == chosen).all()
-    few = DeviceSampler(np.full(10, 0.3), cohort=8, seed=0).sample(1)[0]
-    assert len(few) < 8  # never more than the available devices
-
-
 def _reply(request, weights, examples, outcome="ok", virtual_ms=100.0, bits=32, base=None):
     metrics = {"num-examples": examples, "virtual_ms": virtual_ms, "peak_bytes": 1000, "examples": examples}
     content = RecordDict({"metrics": MetricRecord(metrics), "outcome": ConfigRecord({"outcome": outcome})})
@@ -49,9 +45,9 @@ def _reply(request, weights, examples, outcome="ok", virtual_ms=100.0, bits=32, 
 def strategy():
     population = draw_population(40, seed=0).assign(availability=1.0)
     seen = []
-    s = FleetFedAvg(population, DeviceSampler(population["availability"].to_numpy(), 4, 0), {"lr": 0.1},
-                    deadline_ms=1000.0, on_devices=lambda r, frame, available, _: seen.append((r, frame, available)),
-                    round_offset=2)
+    s = FleetFedAvg(population, NoPrivacy(UniformSampler(population["availability"].to_numpy(), 4, 0), clip=0.1),
+                    {"lr": 0.1}, deadline_ms=1000.0,
+                    on_devices=lambda r, frame, available, _: seen.append((r, frame, available)), round_offset=2)
     return s, seen, population
 
 
@@ -106,3 +102,24 @@ def test_a_non_finite_update_is_an_error_not_aggregated(strategy):
     arrays, _ = s.aggregate_train(1, replies)
     np.testing.assert_allclose(arrays["w"].numpy(), 1.0)
     assert list(seen[0][1]["outcome"][:2]) == ["ok", "error"]
+
+
+def test_a_dp_round_releases_one_clipped_noised_model_and_records_what_it_spent():
+    population = draw_population(40, seed=0).assign(availability=1.0)
+    sampler = PoissonSampler(population["availability"].to_numpy(), 4, 0)
+    mechanism = DPFedAvg(sampler, Ledger(0.0, sampler.rate, 40, 1e-3), clip=1.0, seed=0)  # noise 0: exact values
+    seen = []
+    s = FleetFedAvg(population, mechanism, {"lr": 0.1}, deadline_ms=1000.0,
+                    on_devices=lambda r, frame, available, extra: seen.append((frame, extra)))
+    base = {"w": np.zeros(2, np.float32)}
+    messages = list(s.configure_train(1, ArrayRecord({"w": Array(base["w"])}), ConfigRecord(),
+                                      FakeGrid(mechanism.slots)))
+    replies = [_reply(messages[0], {"w": np.array([3.0, 4.0], np.float32)}, 1),  # norm 5: clipped to 1
+               _reply(messages[1], {"w": np.array([0.3, 0.4], np.float32)}, 9)]  # within the norm; not weighted
+    arrays, _ = s.aggregate_train(1, replies)
+    # the sum of the clipped updates over the expected cohort (4), not over the 2 that arrived
+    np.testing.assert_allclose(arrays["w"].numpy(), (np.array([0.6, 0.8]) + np.array([0.3, 0.4])) / 4, rtol=1e-6)
+    frame, extra = seen[0]
+    assert frame["update_norm"].iloc[:2].tolist() == pytest.approx([5.0, 0.5])
+    assert extra["contributed"] == 2 and extra["unclipped_fraction"] == 0.5 and extra["clip_norm"] == 1.0
+    assert extra["noise_std"] == 0.0 and math.isinf(extra["epsilon"]) and extra["sampling_rate"] == sampler.rate

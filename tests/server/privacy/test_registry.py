@@ -1,0 +1,38 @@
+"""Choosing the privacy mechanism (server/privacy/__init__.py): by name from the config, with the sampler it needs."""
+
+import numpy as np
+import pytest
+
+from edgefleet.config import load_config
+from edgefleet.errors import ConfigError
+from server.privacy import MECHANISMS, mechanism_class, mechanism_from_config, mechanism_name, slots_for
+from server.privacy.dp_fedavg import AdaptiveDPFedAvg, DPFedAvg
+from server.privacy.none import NoPrivacy
+from server.samplers.poisson import PoissonSampler
+from server.samplers.uniform import UniformSampler
+
+
+@pytest.mark.parametrize("settings, name, mechanism, sampler, slots", [
+    ([], "none", NoPrivacy, UniformSampler, 100),
+    (["privacy.noise=1.0"], "dp-fedavg", DPFedAvg, PoissonSampler, 150),  # 100 + ceil(5 * sqrt(100))
+    (["privacy.noise=1.0", "privacy.adaptive=true"], "dp-fedavg-adaptive", AdaptiveDPFedAvg, PoissonSampler, 150),
+])
+def test_the_config_picks_the_mechanism_and_its_sampler(settings, name, mechanism, sampler, slots):
+    cfg = load_config(None, "default", ["sim.devices=1000", "sim.cohort=100", "privacy.clip=0.3", *settings])
+    assert mechanism_name(cfg) == name and MECHANISMS[name] is mechanism
+    chosen = mechanism_from_config(cfg, np.full(1000, 0.5))
+    assert type(chosen) is mechanism and type(chosen.sampler) is sampler
+    assert chosen.sampler.cohort == 100 and chosen.clip == 0.3
+    assert chosen.slots == slots_for(cfg) == slots
+
+
+def test_no_privacy_without_noise():
+    cfg = load_config(None, "default", [])
+    mechanism = mechanism_from_config(cfg, np.ones(cfg.sim.devices))
+    assert mechanism.row() == {}  # nothing accounted, nothing in the round rows
+    assert not mechanism.counts_clipped
+
+
+def test_an_unknown_mechanism_is_one_clear_error():
+    with pytest.raises(ConfigError, match="unknown privacy mechanism 'laplace' .*none, dp-fedavg, dp-fedavg-adaptive"):
+        mechanism_class("laplace")
