@@ -1,12 +1,21 @@
-"""One typed configuration, built from a preset, an optional TOML file and CLI overrides, validated once."""
+"""One typed configuration, built from a preset, an optional TOML file and CLI overrides, validated once.
+
+Every default lives in this schema. A preset is a TOML file in `configs/` that overrides a few of them (a user copies
+one to start a config of their own); `python -m edgefleet.config > docs/configuration.md` writes the reference page
+of every key from the schema.
+"""
 
 from __future__ import annotations
 
+import inspect
+import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 from edgefleet.errors import ConfigError
 
@@ -20,63 +29,73 @@ class _Section(BaseModel):
 class TaskConfig(_Section):
     """The recommendation task: split, ownership and evaluation protocol (DESIGN.md §1)."""
 
-    seed: int = 0
-    server_fraction: float = Field(0.10, gt=0.0, lt=1.0)
-    num_negatives: int = Field(99, ge=1, le=1000)
-    k: int = Field(10, ge=1, le=100)
-    min_train_items: int = Field(1, ge=1)
-    max_eval_users: int | None = Field(None, ge=1)
+    seed: int = Field(0, description="seeds the ownership split, the evaluation's negatives and its capped users")
+    server_fraction: float = Field(0.10, gt=0.0, lt=1.0,
+                                   description="share of users (opted in) whose data the server holds")
+    num_negatives: int = Field(99, ge=1, le=1000,
+                               description="sampled items ranked against each held-out item in evaluation")
+    k: int = Field(10, ge=1, le=100, description="the cut-off of HR@k and NDCG@k")
+    min_train_items: int = Field(1, ge=1, description="train items every user needs besides the two held out")
+    max_eval_users: int | None = Field(None, ge=1,
+                                       description="evaluate a seeded subset of this many device-owned users; "
+                                                   "unset: all of them")
 
 
 class TeacherConfig(_Section):
     """The MiniLM two-tower teacher trained on server-owned data."""
 
-    max_len: int = Field(32, ge=8, le=128)
-    freeze_layers: int = Field(4, ge=0, le=6)
-    dim: int = Field(256, ge=8, le=1024)
-    history_len: int = Field(50, ge=1, le=500)
-    batch_size: int = Field(64, ge=1)
-    negatives: int = Field(256, ge=1)
-    epochs: int = Field(5, ge=1)
-    max_steps_per_epoch: int | None = Field(None, ge=1)
-    lr: float = Field(1e-4, gt=0)
-    head_lr: float = Field(2e-3, gt=0)
-    temperature: float = Field(0.05, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    seed: int = 0
+    max_len: int = Field(32, ge=8, le=128, description="wordpiece tokens per item text (the student's too)")
+    freeze_layers: int = Field(4, ge=0, le=6, description="bottom MiniLM layers kept frozen")
+    dim: int = Field(256, ge=8, le=1024, description="size of the head's item and user vectors (the student's too)")
+    history_len: int = Field(50, ge=1, le=500, description="history items (the most recent) a user vector reads")
+    batch_size: int = Field(64, ge=1, description="training examples per step")
+    negatives: int = Field(256, ge=1, description="uniform negatives per step, shared by the batch; at least "
+                                                  "batch_size / 4")
+    epochs: int = Field(5, ge=1, description="training epochs; the one with the best validation HR@k is kept")
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="unset: a full pass over the server's data")
+    lr: float = Field(1e-4, gt=0, description="AdamW learning rate of the unfrozen MiniLM layers")
+    head_lr: float = Field(2e-3, gt=0, description="AdamW learning rate of the two-tower head")
+    temperature: float = Field(0.05, gt=0, description="initial temperature of the head's scores (the scale is "
+                                                       "learned)")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
+    seed: int = Field(0, description="seeds the head's initialisation and the batches")
 
 
 class BaselineConfig(_Section):
     """Classical recommenders trained on the same server-owned data as the teacher."""
 
-    bpr_dim: int = Field(64, ge=1)
-    bpr_epochs: int = Field(60, ge=1)
-    bpr_lr: float = Field(0.01, gt=0)
-    bpr_reg: float = Field(1e-4, ge=0)
-    bpr_foldin_steps: int = Field(100, ge=1)
-    knn_shrink: float = Field(10.0, ge=0)
-    seed: int = 0
+    bpr_dim: int = Field(64, ge=1, description="BPR-MF factor size")
+    bpr_epochs: int = Field(60, ge=1, description="BPR-MF epochs over the server users' interactions")
+    bpr_lr: float = Field(0.01, gt=0, description="BPR-MF's Adam learning rate (five times it to fold a user in)")
+    bpr_reg: float = Field(1e-4, ge=0, description="L2 weight on BPR-MF's factors")
+    bpr_foldin_steps: int = Field(100, ge=1, description="steps fitting a device user's vector to their history, "
+                                                        "item factors fixed")
+    knn_shrink: float = Field(10.0, ge=0, description="shrinkage of ItemKNN's cosine similarity")
+    seed: int = Field(0, description="seeds BPR-MF's initialisation and sampling")
 
 
 class VocabConfig(_Section):
     """Hard token pruning: how many vocabulary tokens the student keeps, scored by teacher attention."""
 
-    size: int = Field(4096, ge=128, le=30522)
-    attention_weight: float = Field(0.5, ge=0.0, le=1.0)
+    size: int = Field(4096, ge=128, le=30522, description="wordpieces the student keeps, of MiniLM's 30,522")
+    attention_weight: float = Field(0.5, ge=0.0, le=1.0, description="weight of teacher attention against "
+                                                                     "frequency in a token's score")
 
 
 class StudentConfig(_Section):
     """The compact student: a small BERT with factorized embeddings, or an XtremeDistil BiLSTM."""
 
-    kind: Literal["bert", "bilstm"] = "bert"
-    embed_dim: int = Field(64, ge=8, le=384)
-    hidden: int = Field(128, ge=16, le=384)
-    layers: int = Field(2, ge=1, le=6)
-    heads: int = Field(4, ge=1, le=12)
-    ffn: int = Field(512, ge=16, le=1536)
-    lstm_hidden: int = Field(96, ge=8, le=512)
-    keep_ratio: float = Field(1.0, gt=0.0, le=1.0)
-    prune_after: int = Field(1, ge=1)
+    kind: Literal["bert", "bilstm"] = Field("bert", description="bert: a small BERT with factorized embeddings; "
+                                                               "bilstm: XtremeDistil's BiLSTM")
+    embed_dim: int = Field(64, ge=8, le=384, description="word embedding size (the BERT projects it to hidden)")
+    hidden: int = Field(128, ge=16, le=384, description="the BERT's hidden size; a multiple of heads")
+    layers: int = Field(2, ge=1, le=6, description="the BERT's transformer blocks")
+    heads: int = Field(4, ge=1, le=12, description="the BERT's attention heads per block")
+    ffn: int = Field(512, ge=16, le=1536, description="the BERT's feed-forward width")
+    lstm_hidden: int = Field(96, ge=8, le=512, description="the BiLSTM's hidden size per direction")
+    keep_ratio: float = Field(1.0, gt=0.0, le=1.0, description="input-token pruning: the share of tokens the BERT "
+                                                               "keeps after block prune_after (1.0: no pruning)")
+    prune_after: int = Field(1, ge=1, description="the block after which tokens are pruned; at most layers")
 
     @model_validator(mode="after")
     def _check(self) -> "StudentConfig":
@@ -90,52 +109,58 @@ class StudentConfig(_Section):
 class DistillConfig(_Section):
     """Student training: pre-training on the transfer set, then cross-distillation (or plain KD) on the task."""
 
-    method: Literal["cross", "kd", "xtremedistil"] = "cross"
-    pretrain_epochs: int = Field(4, ge=0)
-    epochs: int = Field(3, ge=1)
-    max_steps_per_epoch: int | None = Field(None, ge=1)
-    batch_size: int = Field(64, ge=1)
-    negatives: int = Field(256, ge=1)
-    lr: float = Field(2e-3, gt=0)
-    teacher_lr: float = Field(1e-5, ge=0)
-    temperature: float = Field(2.0, gt=0)
-    w_task: float = Field(1.0, ge=0)
-    w_kd: float = Field(1.0, ge=0)
-    w_hidden: float = Field(1.0, ge=0)
-    w_attn: float = Field(0.5, ge=0)
-    w_agree: float = Field(0.5, ge=0)
-    w_genre: float = Field(0.5, ge=0)
-    ablation: bool = True
-    transfer_size: int = Field(20000, ge=100)
-    seed: int = 0
+    method: Literal["cross", "kd", "xtremedistil"] = Field(
+        "cross", description="cross: cross-distillation, the teacher trained alongside; kd: plain knowledge "
+                             "distillation; xtremedistil: score matching with gradual unfreezing, then the labels")
+    pretrain_epochs: int = Field(4, ge=0, description="epochs matching the teacher's pooled states on the transfer "
+                                                      "set before the task (0: none)")
+    epochs: int = Field(3, ge=1, description="task epochs; the one with the best validation HR@k is kept")
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="unset: a full pass over the server's data")
+    batch_size: int = Field(64, ge=1, description="training examples per step")
+    negatives: int = Field(256, ge=1, description="uniform negatives per step, shared by the batch")
+    lr: float = Field(2e-3, gt=0, description="AdamW learning rate of the student (a quarter of it in QAT)")
+    teacher_lr: float = Field(1e-5, ge=0, description="cross: AdamW learning rate of the teacher")
+    temperature: float = Field(2.0, gt=0, description="softening temperature of the distillation KL")
+    w_task: float = Field(1.0, ge=0, description="weight of the task loss (sampled softmax)")
+    w_kd: float = Field(1.0, ge=0, description="weight of the KL to the teacher's scores")
+    w_hidden: float = Field(1.0, ge=0, description="cross: weight of matching the teacher's pooled states")
+    w_attn: float = Field(0.5, ge=0, description="cross: weight of matching the teacher's attention")
+    w_agree: float = Field(0.5, ge=0, description="cross: weight of the teacher's KL to the student's scores")
+    w_genre: float = Field(0.5, ge=0, description="weight of the multi-task genre head's loss")
+    ablation: bool = Field(True, description="also train bert/cross, bert/kd and bilstm/xtremedistil to compare")
+    transfer_size: int = Field(20000, ge=100, description="texts in the transfer set of pre-training")
+    seed: int = Field(0, description="seeds the student's initialisation, the transfer set and the batches")
 
 
 class QuantConfig(_Section):
     """Weight quantization of the deployed artifact."""
 
-    bits: Literal[4, 8] = 8
-    int4_group: int = Field(32, ge=8)
-    qat_steps: int = Field(60, ge=0)
+    bits: Literal[4, 8] = Field(8, description="weight bits of the deployed artifact (both are evaluated)")
+    int4_group: int = Field(32, ge=8, description="weights that share one INT4 scale")
+    qat_steps: int = Field(60, ge=0, description="quantization-aware fine-tuning steps, kept if they beat "
+                                                 "post-training quantization on validation (0: none)")
 
 
 class MeasureConfig(_Section):
     """How latency is sampled: batch-1 encodes of this many catalogue texts, each repeated."""
 
-    latency_texts: int = Field(200, ge=1)
-    latency_repeats: int = Field(3, ge=1)
+    latency_texts: int = Field(200, ge=1, description="catalogue texts, encoded one at a time")
+    latency_repeats: int = Field(3, ge=1, description="encodes of each text")
 
 
 class VariantConfig(_Section):
     """A leaner deployment of the same trained student (compression/runtime/variants.py); unset fields keep
     sim.model's."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    bits: Literal[4, 8] | None = None
-    vocab: int | None = Field(None, ge=8)  # keep the first (best-scored) tokens
-    keep_ratio: float | None = Field(None, gt=0.0, le=1.0)  # input-token pruning
-    max_len: int | None = Field(None, ge=4, le=128)  # tokens per text
-    # Micro-batch: gradient accumulation over sim.batch_size (the same update, fewer activations alive at once).
-    batch_size: int | None = Field(None, ge=1)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
+                      description="letters, digits, `_`, `.` and `-`; distinct within a list")
+    bits: Literal[4, 8] | None = Field(None, description="weight bits")
+    vocab: int | None = Field(None, ge=8, description="keep the first (best-scored) tokens")
+    keep_ratio: float | None = Field(None, gt=0.0, le=1.0, description="input-token pruning")
+    max_len: int | None = Field(None, ge=4, le=128, description="tokens per text")
+    batch_size: int | None = Field(None, ge=1, description="micro-batch: gradient accumulation over "
+                                                           "sim.batch_size (the same update, fewer activations "
+                                                           "alive at once)")
 
 
 # Richest first. Memory falls mostly with the batch (activations of the head's backward); INT4 and a smaller
@@ -150,39 +175,47 @@ STRESS_VARIANTS = (VariantConfig(name="int8"), VariantConfig(name="int4", bits=4
                    VariantConfig(name="keep-0.5", keep_ratio=0.5), VariantConfig(name="len-16", max_len=16),
                    VariantConfig(name="batch-8", batch_size=8), VariantConfig(name="batch-2", batch_size=2),
                    *ADAPTIVE_VARIANTS[2:])
-QUICK_VARIANTS = tuple(v for v in STRESS_VARIANTS if v.name not in ("vocab-512", "batch-2"))
 
 
 class SimConfig(_Section):
     """The federated simulation (DESIGN.md §3, §4): the fleet, the rounds, and each device's local work."""
 
-    devices: int = Field(1000, ge=1, le=1_000_000)
-    rounds: int = Field(10, ge=1, le=10_000)
-    cohort: int = Field(100, ge=1, le=10_000)
-    seed: int = 0
-    model: Path | None = None  # a model.eflt to deploy; unset: `compress` builds one into the run directory
-    population: Path | None = None  # a CSV/Parquet of device profiles; unset: drawn from the phone tiers
-    min_items: int = Field(4, ge=2)  # shortest window of a user's history one device holds
-    local_epochs: int = Field(1, ge=1)
-    batch_size: int = Field(32, ge=1)
-    negatives: int = Field(32, ge=1)
-    lr: float = Field(2e-4, gt=0)  # the device's Adam on the shared head
-    personal_lr: float = Field(0.5, ge=0)  # SGD on the personal vector
-    server_lr: float = Field(1.0, gt=0)  # FedAvgM; 1.0 and momentum 0 is plain FedAvg
-    server_momentum: float = Field(0.5, ge=0, lt=1)
-    fallback: Literal["ladder", "none"] = "ladder"
-    update_bits: Literal[32, 8] = 32
-    deadline_s: float = Field(2.5, gt=0)  # on the virtual clock; devices later than this are stragglers
-    workers: int = Field(2, ge=1, le=64)  # Ray actors running ClientApp calls (one CPU each)
-    encoder_cache: bool = True  # reuse the frozen encoder's outputs within a worker (client/device.py EncoderCache)
-    # Which model each device runs: "fixed" deploys sim.model to every device; "adaptive" deploys `variants` of it
-    # (richest first) and each device picks the richest its budget fits by the memory model (client/device.py).
-    policy: Literal["fixed", "adaptive"] = "fixed"
-    variants: tuple[VariantConfig, ...] = ()  # empty: ADAPTIVE_VARIANTS
-    # A device picks a variant whose predicted bytes times (1 + fit_margin) fit its budget. The cap in a long-lived
-    # worker can fail an allocation before the traced peak reaches the allowance (allocator fragmentation): up to
-    # ~13% short of it in `edgefleet stress --preset quick`; a device that guessed wrong steps down the variants.
-    fit_margin: float = Field(0.10, ge=0.0, le=1.0)
+    devices: int = Field(1000, ge=1, le=1_000_000, description="emulated devices in the fleet")
+    rounds: int = Field(10, ge=1, le=10_000, description="federated rounds")
+    cohort: int = Field(100, ge=1, le=10_000, description="devices sampled per round; at most devices")
+    seed: int = Field(0, description="seeds the population, the devices' data, the sampling and the devices' work")
+    model: Path | None = Field(None, description="a model.eflt to deploy; unset: `compress` builds one into the run "
+                                                 "directory")
+    population: Path | None = Field(None, description="a CSV/Parquet of device profiles; unset: drawn from the "
+                                                      "phone tiers")
+    min_items: int = Field(4, ge=2, description="shortest window of a user's history one device holds")
+    local_epochs: int = Field(1, ge=1, description="a device's epochs over its data in one round")
+    batch_size: int = Field(32, ge=1, description="a device's training batch")
+    negatives: int = Field(32, ge=1, description="negatives per training step on a device")
+    lr: float = Field(2e-4, gt=0, description="the device's Adam on the shared head")
+    personal_lr: float = Field(0.5, ge=0, description="SGD on the personal vector (0: none)")
+    server_lr: float = Field(1.0, gt=0, description="FedAvgM; 1.0 and momentum 0 is plain FedAvg")
+    server_momentum: float = Field(0.5, ge=0, lt=1, description="FedAvgM's momentum")
+    fallback: Literal["ladder", "none"] = Field(
+        "ladder", description="ladder: a device out of memory retries with a smaller batch, shorter texts, then "
+                              "inference only; none: it reports oom")
+    update_bits: Literal[32, 8] = Field(32, description="bits per coordinate of a device's update (32 with "
+                                                        "privacy.secagg, which quantizes itself)")
+    deadline_s: float = Field(2.5, gt=0, description="on the virtual clock; devices later than this are stragglers")
+    workers: int = Field(2, ge=1, le=64, description="Ray actors running ClientApp calls (one CPU each)")
+    encoder_cache: bool = Field(True, description="reuse the frozen encoder's outputs within a worker "
+                                                  "(client/worker.py EncoderCache)")
+    policy: Literal["fixed", "adaptive"] = Field(
+        "fixed", description="fixed: sim.model on every device; adaptive: each device runs the richest of "
+                             "`variants` its budget fits by the memory model (client/device.py)")
+    variants: tuple[VariantConfig, ...] = Field(
+        (), description="the variants of sim.model an adaptive run deploys, richest first; empty: "
+                        f"{', '.join(v.name for v in ADAPTIVE_VARIANTS)}")
+    # The cap in a long-lived worker can fail an allocation before the traced peak reaches the allowance (allocator
+    # fragmentation): up to ~13% short of it in `edgefleet stress --preset quick`; a device that guessed wrong steps
+    # down the variants.
+    fit_margin: float = Field(0.10, ge=0.0, le=1.0, description="a device picks a variant whose predicted bytes "
+                                                                "times (1 + fit_margin) fit its budget")
 
     @model_validator(mode="after")
     def _check_variants(self) -> "SimConfig":
@@ -201,19 +234,24 @@ class StressConfig(_Section):
     """`edgefleet stress`: device budgets x model variants x workloads under the real memory cap, then fleet runs
     that compare the fixed and adaptive policies, and a fleet under tight caps (simulation/stress.py)."""
 
-    budgets_mb: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64)  # measured for every variant and workload
-    resolution_kb: int = Field(16, ge=1)  # the bisection stops when fits and fails are this close
-    timeout_s: float = Field(20.0, gt=0)  # a capped run that takes longer counts as out of memory (client/memcap.py)
-    variants: tuple[VariantConfig, ...] = ()  # empty: STRESS_VARIANTS
-    history_quantile: float = Field(0.9, ge=0.0, le=1.0)  # the reference device's history length, in the fleet
-    devices: int = Field(300, ge=1)  # the policy comparison's fleet
-    rounds: int = Field(2, ge=1)
-    cohort: int = Field(40, ge=1)
-    load_devices: int = Field(1000, ge=1)  # the load run: a fleet whose budgets are scaled down
-    load_cohort: int = Field(100, ge=1)
-    load_rounds: int = Field(1, ge=1)
-    load_budget_scale: float = Field(0.5, gt=0.0, le=1.0)
-    fleet: bool = True  # false: the sweep only, no simulations
+    budgets_mb: tuple[float, ...] = Field((1, 2, 4, 8, 16, 32, 64), description="budgets (MiB, increasing) "
+                                                                              "measured for every variant and "
+                                                                              "workload")
+    resolution_kb: int = Field(16, ge=1, description="the bisection stops when fits and fails are this close")
+    timeout_s: float = Field(20.0, gt=0, description="a capped run that takes longer counts as out of memory "
+                                                     "(client/memcap.py)")
+    variants: tuple[VariantConfig, ...] = Field(
+        (), description=f"the variants swept; empty: {', '.join(v.name for v in STRESS_VARIANTS)}")
+    history_quantile: float = Field(0.9, ge=0.0, le=1.0, description="the reference device's history length, as a "
+                                                                     "quantile over the fleet")
+    devices: int = Field(300, ge=1, description="the policy comparison's fleet")
+    rounds: int = Field(2, ge=1, description="the policy comparison's rounds")
+    cohort: int = Field(40, ge=1, description="the policy comparison's cohort; at most devices")
+    load_devices: int = Field(1000, ge=1, description="the load run: a fleet whose budgets are scaled down")
+    load_cohort: int = Field(100, ge=1, description="the load run's cohort; at most load_devices")
+    load_rounds: int = Field(1, ge=1, description="the load run's rounds")
+    load_budget_scale: float = Field(0.5, gt=0.0, le=1.0, description="factor on the load fleet's budgets")
+    fleet: bool = Field(True, description="false: the sweep only, no simulations")
 
     @model_validator(mode="after")
     def _check(self) -> "StressConfig":
@@ -241,24 +279,34 @@ class PrivacyConfig(_Section):
     the sum (Flower's SecAgg+), the devices clip their own updates and quantize them into SecAgg's field.
     """
 
-    noise: float | None = Field(None, ge=0)  # noise multiplier z; unset: no differential privacy
-    clip: float = Field(0.1, gt=0)  # L2 clipping norm of one device's update (the initial one when adaptive)
-    adaptive: bool = False  # adaptive clipping (Andrew et al. 2021): the norm tracks a quantile of update norms
-    target_quantile: float = Field(0.5, gt=0, lt=1)
-    clip_lr: float = Field(0.2, gt=0)
-    delta: float | None = Field(None, gt=0, lt=1)
-    secagg: bool = False
-    secagg_shares: float = Field(0.3, gt=0, le=1)  # neighbours of a device, as a fraction of the sampled devices
-    secagg_threshold: float = Field(0.5, gt=0, le=1)  # shares needed to reconstruct, as a fraction of the shares
-    secagg_bits: int = Field(8, ge=2, le=24)  # quantization levels of each update coordinate: 2**bits
-    secagg_timeout_s: float | None = Field(None, gt=0)
+    noise: float | None = Field(None, ge=0, description="noise multiplier z; unset: no differential privacy")
+    clip: float = Field(0.1, gt=0, description="L2 clipping norm of one device's update (the initial one when "
+                                               "adaptive)")
+    adaptive: bool = Field(False, description="adaptive clipping (Andrew et al. 2021): the norm tracks a quantile "
+                                              "of update norms; needs noise")
+    target_quantile: float = Field(0.5, gt=0, lt=1, description="adaptive: the quantile of update norms the "
+                                                                "clipping norm tracks")
+    clip_lr: float = Field(0.2, gt=0, description="adaptive: the clipping norm's geometric learning rate")
+    delta: float | None = Field(None, gt=0, lt=1, description="the delta epsilon is reported at; unset: "
+                                                              "1/sim.devices")
+    secagg: bool = Field(False, description="SecAgg+: the server sees only the sum of the updates; needs a cohort "
+                                            "of at least 3")
+    secagg_shares: float = Field(0.3, gt=0, le=1, description="neighbours of a device, as a fraction of the "
+                                                              "sampled devices")
+    secagg_threshold: float = Field(0.5, gt=0, le=1, description="shares needed to reconstruct, as a fraction of "
+                                                                 "the shares")
+    secagg_bits: int = Field(8, ge=2, le=24, description="quantization levels of each update coordinate: `2**bits`")
+    secagg_timeout_s: float | None = Field(None, gt=0, description="seconds SecAgg+ waits for the replies of each "
+                                                                   "stage; unset: it waits for all of them")
 
 
 class Config(_Section):
     """Everything one EdgeFleet command needs."""
 
-    preset: PresetName = "default"
-    artifacts_dir: Path = Path("artifacts")
+    preset: PresetName = Field("default", description="the preset the rest refines, `configs/<preset>.toml`; "
+                                                       "`--preset` wins over this key")
+    artifacts_dir: Path = Field(Path("artifacts"), description="cache of trained teachers and students, keyed by "
+                                                               "everything that determines them")
     task: TaskConfig = TaskConfig()
     teacher: TeacherConfig = TeacherConfig()
     baselines: BaselineConfig = BaselineConfig()
@@ -286,28 +334,21 @@ class Config(_Section):
         return self
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    # Real data and the real MiniLM, a few optimisation steps and a capped evaluation: for tests.
-    "tiny": {
-        "task": {"max_eval_users": 120},
-        "teacher": {"epochs": 1, "max_steps_per_epoch": 6, "batch_size": 16, "negatives": 64, "history_len": 20},
-        "baselines": {"bpr_epochs": 5, "bpr_foldin_steps": 10, "bpr_dim": 16},
-        "distill": {"pretrain_epochs": 1, "epochs": 1, "max_steps_per_epoch": 4, "batch_size": 16, "negatives": 64,
-                    "transfer_size": 400},
-        "quant": {"qat_steps": 2},
-        "measure": {"latency_texts": 40, "latency_repeats": 1},
-        "sim": {"devices": 200, "rounds": 2, "cohort": 16},
-    },
-    # `edgefleet stress`: 8 variants on the median device at 64 KB resolution, three 2-round fleets of 300 and a
-    # load round of 1,000 devices.
-    "quick": {"stress": {"resolution_kb": 64, "history_quantile": 0.5, "variants": [v.model_dump() for v in
-                                                                                      QUICK_VARIANTS]}},
-    # Every variant on the 90th-percentile device at 16 KB, fleets of 1,000 devices for 5 rounds, a load run of
-    # 10,000 devices in cohorts of 200.
-    "full": {"stress": {"devices": 1000, "rounds": 5, "cohort": 100, "load_devices": 10000, "load_cohort": 200,
-                        "load_rounds": 2}},
-}
+# The presets: one TOML file each, beside the package (installed editable), so a user can copy one.
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in CONFIGS.glob("*.toml"))
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -351,19 +392,13 @@ def load_config(
     preset: str | None = None,
     overrides: list[str] | None = None,
 ) -> Config:
-    """Build the config: preset defaults, then the TOML file, then `--set` overrides; raise ConfigError on bad input."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    """Build the config: the preset's file, then the TOML file, then `--set` overrides; raise ConfigError on bad
+    input."""
+    data = {} if path is None else _read_toml(Path(path), "config file")
     chosen = preset or data.get("preset", "default")
-    if chosen not in PRESETS:
-        raise ConfigError(f"unknown preset {chosen!r} (choose from {', '.join(PRESETS)})")
-    merged = _merge(PRESETS[chosen], data)
+    if chosen not in preset_names():
+        raise ConfigError(f"unknown preset {chosen!r} (choose from {', '.join(preset_names())})")
+    merged = _merge(_read_toml(CONFIGS / f"{chosen}.toml", "preset"), data)
     for item in overrides or []:
         merged = _merge(merged, _parse_override(item))
     merged["preset"] = chosen
@@ -371,3 +406,94 @@ def load_config(
         return Config.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc)) from None
+
+
+_INTRO = """\
+# Configuration
+
+Every EdgeFleet command builds one typed config (`edgefleet/config.py`), each layer over the one before:
+
+1. a preset, `configs/<name>.toml`, chosen with `--preset <name>` or `preset = "<name>"` in the config file
+   (`edgefleet stress` offers `quick` and `full`, the other commands `default` and `tiny`);
+2. the TOML file given with `--config`;
+3. `--set section.key=value`, repeatable; the value is read as TOML (`--set 'sim.model="m.eflt"'`), a bare word as
+   a string.
+
+It is validated once: bad input is one error line and exit status 2. To write your own config, copy a preset
+(`cp configs/tiny.toml my.toml`) and pass `--config my.toml`; a key you leave out keeps its default below. A default
+shown as *unset* means no value: TOML has no null, so leave the key out.
+
+This page is generated from the schema. After changing the schema or a preset, run
+`.venv/bin/python -m edgefleet.config > docs/configuration.md`; `tests/test_config.py` fails until the two agree.
+"""
+
+
+def reference_markdown() -> str:
+    """docs/configuration.md: the presets, then every key of every section with its type, default and meaning."""
+    lines = [_INTRO, "## Presets", "", "| preset | what it is for |", "| --- | --- |"]
+    lines += [f"| `configs/{name}.toml` | {_purpose(CONFIGS / f'{name}.toml')} |" for name in preset_names()]
+    top = {key: f for key, f in Config.model_fields.items() if not _is_section(f)}
+    lines += _section("Top level", Config, top)
+    lines += [line for key, f in Config.model_fields.items() if _is_section(f)
+              for line in _section(f"`[{key}]`", f.annotation, f.annotation.model_fields)]
+    lines += _section("`[[sim.variants]]` and `[[stress.variants]]`", VariantConfig, VariantConfig.model_fields)
+    return "\n".join(lines) + "\n"
+
+
+def _purpose(preset: Path) -> str:
+    """A preset file's opening comment (`# name: what it is for`), up to its first blank comment line."""
+    words = []
+    for line in preset.read_text().splitlines():
+        if line.strip() in ("#", "") or not line.startswith("#"):
+            break
+        words.append(line.lstrip("# ").rstrip())
+    return " ".join(words).removeprefix(f"{preset.stem}: ")
+
+
+def _is_section(f: FieldInfo) -> bool:
+    return isinstance(f.annotation, type) and issubclass(f.annotation, _Section)
+
+
+def _section(title: str, model: type[BaseModel], fields: dict[str, FieldInfo]) -> list[str]:
+    rows = [f"| `{key}` | {_type_name(f.annotation)}{_bounds(f)} | {_default(f)} | {f.description or ''} |"
+            for key, f in fields.items()]
+    return ["", f"## {title}", "", inspect.cleandoc(model.__doc__ or ""), "", "| key | type | default | meaning |",
+            "| --- | --- | --- | --- |", *rows]
+
+
+def _type_name(annotation: Any) -> str:
+    """The type as a TOML user writes it."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return " or ".join(f"`{_toml(a)}`" for a in args)
+    if origin in (Union, UnionType):
+        return " or ".join(_type_name(a) for a in args if a is not type(None))
+    if origin is tuple:
+        return "array of variants (below)" if args[0] is VariantConfig else f"array of {_type_name(args[0])}s"
+    return {bool: "boolean", int: "integer", float: "float", str: "string", Path: "path"}[annotation]
+
+
+def _bounds(f: FieldInfo) -> str:
+    signs = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+    found = [f"{sign} {_toml(getattr(m, key))}" for m in f.metadata for key, sign in signs.items() if hasattr(m, key)]
+    return f" ({', '.join(found)})" if found else ""
+
+
+def _default(f: FieldInfo) -> str:
+    if f.is_required():
+        return "required"
+    return "*unset*" if f.default is None else f"`{_toml(f.default)}`"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, Path)):
+        return json.dumps(str(value))
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")
