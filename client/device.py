@@ -41,7 +41,9 @@ from edgefleet.tasks.movielens.metrics import expected_metrics, rank_counts
 
 @dataclass(frozen=True)
 class DeviceJob:
-    """What the server asks of one device in one round (sent in the message's config record)."""
+    """What the server asks of one device in one round (sent in the message's config record): the device's profile
+    and round, then the local work of `sim` (server/app.py `device_job`). No field has a default: they all live in
+    the config schema."""
 
     device: int
     server_round: int
@@ -51,14 +53,14 @@ class DeviceJob:
     down_bps: float
     up_bps: float
     dropout: float
-    epochs: int = 1
-    batch_size: int = 32
-    negatives: int = 32
-    lr: float = 2e-4
-    personal_lr: float = 0.5
-    fallback: str = "ladder"
-    update_bits: int = 32
-    encoder_cache: int = 1
+    epochs: int
+    batch_size: int
+    negatives: int
+    lr: float
+    personal_lr: float
+    fallback: str
+    update_bits: int
+    encoder_cache: int
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "DeviceJob":

@@ -38,6 +38,7 @@ from edgefleet.results import Results
 from edgefleet.rundir import MODEL, SUMMARY, prepare, write_json
 from edgefleet.rundir import STRESS_REPORT as REPORT
 from edgefleet.tasks.movielens.device_head import shared_params
+from server.app import device_job
 from simulation.population import draw_population
 from simulation.prepare import prepare_fleet
 from simulation.variants import artifact_changes
@@ -115,6 +116,14 @@ def reference_device(w: Worker, quantile: float) -> int:
     return int(order[min(int(round(quantile * (len(order) - 1))), len(order) - 1)])
 
 
+def probe_job(cfg: Config, device: int) -> DeviceJob:
+    """One device measured on its own: the sim's local work without the fallback ladder (the caller sets the
+    budget), on a fast link, never dropping out."""
+    return DeviceJob.from_config({**device_job(cfg), "device": device, "server-round": 1, "budget-bytes": 0,
+                                  "cpu-factor": 1.0, "down-bps": 1e9, "up-bps": 1e9, "dropout": 0.0,
+                                  "fallback": "none"})
+
+
 def sweep(cfg: Config, model: Path, fleet_dir: Path, out: Path, reporter: Reporter) -> dict:
     s = cfg.stress
     budgets = [int(round(b * MB)) for b in s.budgets_mb]
@@ -128,11 +137,7 @@ def sweep(cfg: Config, model: Path, fleet_dir: Path, out: Path, reporter: Report
             artifact_bytes = write_variant(model, path, v.name, **artifact_changes(v))
             w = Worker(fleet_dir, model=path)
             device = reference_device(w, s.history_quantile)
-            job = DeviceJob(device=device, server_round=1, seed=cfg.sim.seed, budget_bytes=0, cpu_factor=1.0,
-                            down_bps=1e9, up_bps=1e9, dropout=0.0, epochs=cfg.sim.local_epochs,
-                            batch_size=cfg.sim.batch_size, negatives=cfg.sim.negatives,
-                            lr=cfg.sim.lr, personal_lr=cfg.sim.personal_lr, fallback="none")
-            probe = Probe(v.name, w, job, shared, s.timeout_s, v.batch_size)
+            probe = Probe(v.name, w, probe_job(cfg, device), shared, s.timeout_s, v.batch_size)
             dep = w.deployments[0]
             variants.append({"name": v.name, **{k: x for k, x in v.model_dump().items() if k != "name"},
                              "artifact_bytes": artifact_bytes,
@@ -155,15 +160,15 @@ def _fleet_cfg(cfg: Config, **sim) -> Config:
     return cfg.model_copy(update={"sim": cfg.sim.model_copy(update=sim)})
 
 
-def fits_smallest(run_dir: Path, devices: pd.DataFrame, negatives: int) -> np.ndarray:
+def fits_smallest(run_dir: Path, devices: pd.DataFrame, cfg: Config) -> np.ndarray:
     """Per device row: does the leanest deployed variant's inference fit the device's budget, by the memory model?"""
     w = Worker(run_dir)
     dep = w.deployments[-1]
     f = w.fleet
     n_eval = 1 + f.negatives.shape[1]
     sizes = np.diff(f.offsets)
-    job = DeviceJob(device=0, server_round=1, seed=0, budget_bytes=0, cpu_factor=1.0, down_bps=1.0, up_bps=1.0,
-                    dropout=0.0, negatives=negatives)
+    job = probe_job(cfg, 0)
+    negatives = job.negatives
     return np.array([predict(dep.dims, shapes_of(job, dep, INFERENCE, n_eval, int(sizes[d]) + 1, negatives), False)
                      <= budget for d, budget in zip(devices["device"], devices["budget_bytes"])])
 
@@ -198,8 +203,7 @@ def policies(cfg: Config, model: Path, out: Path, reporter: Reporter) -> dict:
         reporter.log(f"policy {name}: {s.devices} devices, {s.rounds} rounds, cohort {s.cohort}")
         summaries[name] = run_simulate(run_cfg, out / "fleet" / name, reporter)
         tables[name] = Results(out / "fleet" / name).devices()
-    figures = {name: policy_figures(t, summaries[name], fits_smallest(out / "fleet" / "adaptive", t,
-                                                                      cfg.sim.negatives))
+    figures = {name: policy_figures(t, summaries[name], fits_smallest(out / "fleet" / "adaptive", t, cfg))
                for name, t in tables.items()}
     # HR@10 on the devices that took part under the fixed policy: the same (round, device) pairs in each run.
     key = ["round", "device"]

@@ -1,5 +1,7 @@
 """One device's round: outcomes, the fallback ladder, the personal state, and what leaves the device."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -8,13 +10,18 @@ from client.storage import PersonalState
 from client.worker import worker
 from compression.runtime.artifact import read_artifact
 from compression.runtime.update_codec import decode_update
+from edgefleet.config import load_config
 from edgefleet.tasks.movielens.device_head import shared_params
+from server.app import device_job
 
 
 def job(**kw):
-    base = dict(device=2, server_round=1, seed=0, budget_bytes=64 << 20, cpu_factor=3.0, down_bps=8e6, up_bps=1e6,
-                dropout=0.0, negatives=4, batch_size=4, lr=1e-2)
-    return DeviceJob(**{**base, **kw})
+    """Device 2 of the toy fleet, roomy, on a slow phone and link; small batches and a fast head, as the server sends
+    them."""
+    cfg = load_config(overrides=["sim.negatives=4", "sim.batch_size=4", "sim.lr=0.01"])
+    profile = {"device": 2, "server-round": 1, "budget-bytes": 64 << 20, "cpu-factor": 3.0, "down-bps": 8e6,
+               "up-bps": 1e6, "dropout": 0.0}
+    return replace(DeviceJob.from_config({**device_job(cfg), **profile}), **kw)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from client.device import INFERENCE, LADDER, DeviceJob, choose, run_device, shapes_of, training_plan
+from client.device import INFERENCE, LADDER, choose, run_device, shapes_of, training_plan
 from client.worker import Worker
 from compression.runtime.artifact import read_artifact
 from compression.runtime.memory_model import predict
@@ -15,7 +15,7 @@ from edgefleet.cli import main
 from edgefleet.config import VariantConfig, load_config
 from edgefleet.progress import Reporter
 from edgefleet.tasks.movielens.device_head import shared_params
-from simulation.stress import REPORT, Probe, min_budget, reference_device, run_stress
+from simulation.stress import REPORT, Probe, min_budget, probe_job, reference_device, run_stress
 from simulation.variants import deploy_variants
 
 MB = 2**20
@@ -23,8 +23,8 @@ MB = 2**20
 
 def probe(run, batch=8, quantile=0.5):
     w = Worker(run)
-    job = DeviceJob(device=reference_device(w, quantile), server_round=1, seed=0, budget_bytes=0, cpu_factor=1.0,
-                    down_bps=1e9, up_bps=1e9, dropout=0.0, batch_size=batch, negatives=16, fallback="none")
+    cfg = load_config(overrides=[f"sim.batch_size={batch}", "sim.negatives=16"])
+    job = probe_job(cfg, reference_device(w, quantile))
     return Probe("small", w, job, shared_params(read_artifact(run / "model.eflt").tensors), 20.0)
 
 
@@ -83,8 +83,7 @@ def test_the_adaptive_policy_picks_the_richest_variant_that_fits(adaptive_run):
     assert w.deployments[2].model_bytes < w.deployments[0].model_bytes
     device = reference_device(w, 0.7)
     n_eval, n_hist, n_neg = 1 + w.fleet.negatives.shape[1], len(w.fleet.device_items(device)) + 1, 8
-    job = DeviceJob(device=device, server_round=1, seed=0, budget_bytes=0, cpu_factor=1.0, down_bps=1e9,
-                    up_bps=1e9, dropout=0.0, negatives=n_neg, fallback="none")
+    job = probe_job(load_config(overrides=[f"sim.negatives={n_neg}"]), device)
 
     def need(i, plan):
         dep = w.deployments[i]
@@ -170,8 +169,7 @@ def test_a_device_whose_pick_does_not_fit_steps_down_the_variants(adaptive_run):
     w = Worker(adaptive_run)
     shared = shared_params(read_artifact(adaptive_run / "model.eflt").tensors)
     device = reference_device(w, 0.7)
-    job = DeviceJob(device=device, server_round=1, seed=0, budget_bytes=0, cpu_factor=1.0, down_bps=1e9,
-                    up_bps=1e9, dropout=0.0, negatives=8, fallback="none")
+    job = probe_job(load_config(overrides=["sim.negatives=8"]), device)
     roomy = run_device(w, replace(job, budget_bytes=64 * MB), shared)
     assert roomy.variant == 0 and roomy.attempts == 1
     lean = w.deployments[2]
