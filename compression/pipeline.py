@@ -27,8 +27,8 @@ from compression.quant.export import SIZE_GROUPS, exported_state, fake_quantized
 from compression.runtime.artifact import read_artifact, size_breakdown, write_artifact
 from compression.runtime.model import RUNTIME_KIND, DeviceModel
 from compression.runtime.tokenizer import build_wordpiece
+from compression.student import build_encoder
 from compression.student.integrate import integrate, pca_basis
-from compression.student.models import CompactBert, build_encoder
 from compression.teacher.two_tower import ItemTokens, Teacher, build_teacher, encode_texts, teacher_key
 from compression.vocab.prune import prune_vocab, token_stats
 from edgefleet.config import Config, StudentConfig
@@ -43,6 +43,9 @@ from edgefleet.tasks.movielens.protocol import evaluate
 from edgefleet.tasks.movielens.teacher_head import RecHead
 
 STUDENT_FORMAT = 2
+# Trained beside the main student when distill.ablation is on: plain KD vs cross-distillation at equal budget, and
+# the XtremeDistil BiLSTM.
+ABLATION = (("bert", "cross"), ("bert", "kd"), ("bilstm", "xtremedistil"))
 
 
 def make_student(cfg: Config, student_cfg: StudentConfig, vocab_size: int, teacher: Teacher,
@@ -180,12 +183,9 @@ def run_compress(cfg: Config, out: Path, reporter: Reporter) -> dict:
 
     main_name = f"{cfg.student.kind}/{cfg.distill.method}"
     variants = {main_name: (cfg.student, cfg.distill.method)}
-    if cfg.distill.ablation:  # plain KD vs cross-distillation at equal budget, and the XtremeDistil BiLSTM
-        bert = cfg.student.model_copy(update={"kind": "bert"})
-        lstm = cfg.student.model_copy(update={"kind": "bilstm"})
-        for name, spec in {"bert/cross": (bert, "cross"), "bert/kd": (bert, "kd"),
-                           "bilstm/xtremedistil": (lstm, "xtremedistil")}.items():
-            variants.setdefault(name, spec)
+    if cfg.distill.ablation:
+        for kind, method in ABLATION:
+            variants.setdefault(f"{kind}/{method}", (cfg.student.model_copy(update={"kind": kind}), method))
     students, logs, ablation = {}, {}, {}
     for name, (scfg, method) in variants.items():
         students[name], logs[name] = c.train(name, scfg, method)
@@ -242,7 +242,7 @@ def token_pruning(cfg: Config, student: StudentRec, c: Compressor, device: Devic
     """PoWER-BERT/LTP trade-off of the float student (accuracy) and the runtime (latency) at several keep ratios.
 
     Accuracy comes from the float student so that the effect of pruning is not mixed with quantization."""
-    if not isinstance(student.encoder, CompactBert):
+    if not student.encoder.prunes_tokens:
         return {}
     rows, configured = [], device.encoder.keep_ratio
     for ratio in sorted({1.0, 0.75, 0.5, cfg.student.keep_ratio}, reverse=True):

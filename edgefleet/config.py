@@ -82,11 +82,16 @@ class VocabConfig(_Section):
                                                                      "frequency in a token's score")
 
 
+# The student encoders, by name: compression/student/ and compression/runtime/encoders/ register one class each under
+# these names (tests/compression/test_student.py holds the three lists equal).
+STUDENT_KINDS = ("bert", "bilstm")
+
+
 class StudentConfig(_Section):
     """The compact student: a small BERT with factorized embeddings, or an XtremeDistil BiLSTM."""
 
-    kind: Literal["bert", "bilstm"] = Field("bert", description="bert: a small BERT with factorized embeddings; "
-                                                               "bilstm: XtremeDistil's BiLSTM")
+    kind: Literal[STUDENT_KINDS] = Field("bert", description="bert: a small BERT with factorized embeddings; "
+                                                             "bilstm: XtremeDistil's BiLSTM")
     embed_dim: int = Field(64, ge=8, le=384, description="word embedding size (the BERT projects it to hidden)")
     hidden: int = Field(128, ge=16, le=384, description="the BERT's hidden size; a multiple of heads")
     layers: int = Field(2, ge=1, le=6, description="the BERT's transformer blocks")
@@ -101,7 +106,7 @@ class StudentConfig(_Section):
     def _check(self) -> "StudentConfig":
         if self.hidden % self.heads:
             raise ValueError(f"student.hidden ({self.hidden}) must be a multiple of student.heads ({self.heads})")
-        if self.kind == "bert" and self.prune_after > self.layers:
+        if self.prune_after > self.layers:  # checked for every kind: the ablation trains a BERT from this section
             raise ValueError("student.prune_after must not exceed student.layers")
         return self
 

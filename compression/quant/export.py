@@ -17,7 +17,6 @@ from torch.nn.utils import parametrize
 
 from compression.runtime.quantize import QTensor, keep_f32, quantize_int4, quantize_int8
 
-KINDS = {8: "int8", 4: "int4"}
 SIZE_GROUPS = {"encoder.word.": "embeddings", "encoder.embed_proj.": "embeddings", "encoder.pos.": "embeddings",
                "encoder.embed_ln.": "embeddings", "encoder.blocks.": "encoder", "encoder.lstm.": "encoder",
                "head.": "heads", "genre.": "heads"}

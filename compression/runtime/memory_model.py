@@ -2,15 +2,11 @@
 
 Counted from what the code allocates (float32 = 4 bytes, int64 indices = 8, bool = 1):
 
-- **Resident model** (compression/runtime/model.py `DeviceModel`, what client/worker.py counts as `model_bytes`): the
-word
-  table stays quantized (INT8: 1 byte per weight + one float32 scale per row; INT4: half a byte per weight + one
-  scale per group); every other weight is dequantized once to float32; plus the vocabulary's characters.
-- **One encode** (runtime `BertEncoder.encode_ids`, batch 1, T tokens, hidden H, FFN F, A heads): the worst layer
-  holds its input and output (2TH), the fused QKV output (3TH, kept alive by the q/k/v views), the attention
-  probabilities (A T^2), the attention context (TH), the residual sum and LayerNorm temporaries (TH), and the GELU
-  chain at its widest: its input, `0.5 x`, and two live intermediates (4TF). Input-token pruning acts after the
-  first `prune_after` layers, so the first layer, at full length, sets the peak.
+- **Resident model** (compression/runtime/model.py `DeviceModel`, what client/worker.py counts as `model_bytes`):
+  the word table stays quantized (INT8: 1 byte per weight + one float32 scale per row; INT4: half a byte per weight
+  + one scale per group); every other weight is dequantized once to float32; plus the vocabulary's characters. The
+  encoder's weights are its own term: `resident_bytes` of its class in compression/runtime/encoders/.
+- **One encode** (batch 1, T tokens): the encoder's own term as well, `encode_bytes` of its class.
 - **Inference** (client/device.py `_work`, first part) over the local table of N items (evaluation candidates,
   history, negatives): the device's copy of the pooled table (NH), and inside `heads.item_table` the projected
   vectors and the squared values of `np.linalg.norm` (2ND).
@@ -29,7 +25,9 @@ devices), and the allocator's reuse of freed blocks, which tracemalloc does not 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+
+from compression.runtime.encoders import encoder_class
 
 F32, I64 = 4, 8
 # numpy reuses a temporary operand's buffer for the result of an elementwise operation once it is this large
@@ -44,7 +42,7 @@ UFUNC_BUFFER = 8192 * F32
 class ModelDims:
     """What the memory of a deployed model depends on."""
 
-    kind: str  # "bert" or "bilstm"
+    kind: str  # the encoder's name in compression/runtime/encoders/
     vocab: int
     vocab_chars: int  # characters of every token, +1 each (how client/worker.py counts the vocabulary)
     embed: int
@@ -63,14 +61,12 @@ class ModelDims:
     @classmethod
     def from_artifact(cls, config: dict, vocab: list[str], shapes: dict[str, tuple[int, ...]]) -> "ModelDims":
         s = config["student"]
-        kind = s["kind"]
-        hidden = int(s["hidden"]) if kind == "bert" else 2 * int(s["lstm_hidden"])
-        return cls(kind=kind, vocab=len(vocab), vocab_chars=sum(len(t) + 1 for t in vocab),
-                   embed=int(shapes["encoder.word.weight"][1]), hidden=hidden, ffn=int(s["ffn"]),
-                   heads=int(s["heads"]), layers=int(s["layers"]), lstm_hidden=int(s["lstm_hidden"]),
-                   max_len=int(config["max_len"]), dim=int(config["dim"]), history_len=int(config["history_len"]),
-                   genres=int(shapes.get("genre.weight", (0,))[0]), bits=int(config.get("bits", 8)),
-                   group=int(config.get("int4_group", 32)))
+        return cls(kind=s["kind"], vocab=len(vocab), vocab_chars=sum(len(t) + 1 for t in vocab),
+                   embed=int(shapes["encoder.word.weight"][1]), hidden=encoder_class(s["kind"]).width(s),
+                   ffn=int(s["ffn"]), heads=int(s["heads"]), layers=int(s["layers"]),
+                   lstm_hidden=int(s["lstm_hidden"]), max_len=int(config["max_len"]), dim=int(config["dim"]),
+                   history_len=int(config["history_len"]), genres=int(shapes.get("genre.weight", (0,))[0]),
+                   bits=int(config.get("bits", 8)), group=int(config.get("int4_group", 32)))
 
     @property
     def head_params(self) -> int:
@@ -107,25 +103,13 @@ def resident_bytes(m: ModelDims) -> int:
         word = m.vocab * groups * m.group // 2 + m.vocab * groups * F32
     else:
         word = m.vocab * m.embed + m.vocab * F32
-    h = m.hidden
-    if m.kind == "bert":
-        encoder = m.embed * h + m.max_len * h + 2 * h + m.layers * (4 * h * h + 4 * h + 2 * h * m.ffn + m.ffn + h
-                                                                   + 4 * h)
-    else:
-        n = m.lstm_hidden
-        encoder = 2 * (m.embed * 4 * n + n * 4 * n + 4 * n)
-    head = m.head_params
-    genre = m.genres * h + m.genres
-    return word + F32 * (encoder + head + genre) + m.vocab_chars
+    genre = m.genres * m.hidden + m.genres
+    return word + encoder_class(m.kind).resident_bytes(m) + F32 * (m.head_params + genre) + m.vocab_chars
 
 
 def encode_bytes(m: ModelDims, tokens: int) -> int:
     """Transient of one batch-1 encode of a `tokens`-long text."""
-    t = max(min(tokens, m.max_len), 1)
-    if m.kind == "bert":
-        return F32 * (7 * t * m.hidden + m.heads * t * t + 4 * t * m.ffn)
-    n = m.lstm_hidden  # gathered embeddings, the input gates of both directions, their outputs, the concatenation
-    return F32 * (t * m.embed + 2 * t * 4 * n + 2 * t * n + t * 2 * n)
+    return encoder_class(m.kind).encode_bytes(m, max(min(tokens, m.max_len), 1))
 
 
 def inference_bytes(m: ModelDims, d: DeviceShapes) -> int:
@@ -162,7 +146,3 @@ def predict(m: ModelDims, d: DeviceShapes, train: bool) -> int:
 def min_budget(m: ModelDims, d: DeviceShapes, train: bool) -> int:
     """The smallest budget the prediction says fits (rounded up to a KiB)."""
     return int(math.ceil(predict(m, d, train) / 1024) * 1024)
-
-
-def with_batch(d: DeviceShapes, batch: int) -> DeviceShapes:
-    return replace(d, batch=batch)

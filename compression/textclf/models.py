@@ -1,7 +1,7 @@
 """The text-classification teacher and student of compression/textclf/job.py, and how to run and connect them.
 
 The teacher is MiniLM with its bottom `freeze_layers` frozen (their output is computed once per text and reused),
-mean pooling and a linear head. The student is a compact encoder (compression/student/models.py) and a linear head,
+mean pooling and a linear head. The student is a compact encoder (compression/student/) and a linear head,
 initialised from the fine-tuned teacher by parameter integration (compression/student/integrate.py).
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from compression.student import build_encoder
 from compression.student.integrate import integrate_encoder, pca_basis
-from compression.student.models import build_encoder
 from compression.teacher.minilm import length_buckets, lower_states, mean_pool, run_layers
 from compression.teacher.two_tower import ItemTokens
 from compression.vocab.prune import PrunedVocab

@@ -10,7 +10,7 @@ from compression.quant.export import exported_state, quantize_state
 from compression.runtime.artifact import write_artifact
 from compression.runtime.model import RUNTIME_KIND
 from compression.runtime.tokenizer import SPECIALS
-from compression.student.models import build_encoder
+from compression.student import build_encoder
 from edgefleet.config import StudentConfig
 from edgefleet.rundir import FLEET_DATA, FLEET_DIR, ITEMS, POPULATION
 from edgefleet.tasks.movielens.shards import assign_devices

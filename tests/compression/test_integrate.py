@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
+from compression.student.bert import CompactBert
 from compression.student.integrate import integrate, pca_basis, teacher_layers_for
-from compression.student.models import CompactBert
 from compression.teacher.minilm import mean_pool
 from edgefleet.config import StudentConfig
 from edgefleet.tasks.movielens.teacher_head import RecHead

@@ -6,10 +6,12 @@ import torch
 
 from compression.distill.stages import StudentRec
 from compression.quant.export import exported_state, load_quantized, quantize_state
-from compression.runtime.artifact import ArtifactError, write_artifact
+from compression.runtime.artifact import ArtifactError, read_artifact, write_artifact
+from compression.runtime.encoders import encoder_class
+from compression.runtime.memory_model import ModelDims
 from compression.runtime.model import RUNTIME_KIND, DeviceModel, measure_inference
 from compression.runtime.tokenizer import build_wordpiece
-from compression.student.models import build_encoder
+from compression.student import build_encoder
 from edgefleet.config import StudentConfig
 from edgefleet.tasks.movielens.teacher_head import RecHead, pad_histories
 
@@ -99,3 +101,24 @@ def test_unknown_encoder_kind_is_refused(tmp_path, toy_vocab):
     write_artifact(path, config, toy_vocab, quantize_state(exported_state(student), 8, 16))
     with pytest.raises(ArtifactError, match="gru"):
         DeviceModel.load(path)
+
+
+def test_an_unknown_encoder_name_is_one_clear_error():
+    with pytest.raises(ValueError, match=r"^unknown student encoder 'gru'; known: bert, bilstm$"):
+        encoder_class("gru")
+
+
+def _arrays(x) -> list[np.ndarray]:
+    if isinstance(x, np.ndarray):
+        return [x]
+    items = x.values() if isinstance(x, dict) else x if isinstance(x, (list, tuple)) else ()
+    return [a for item in items for a in _arrays(item)]
+
+
+@pytest.mark.parametrize("kind", ["bert", "bilstm"])
+def test_resident_bytes_are_what_the_loaded_encoder_holds_beyond_the_word_table(tmp_path, toy_vocab, kind):
+    _, device = make(tmp_path, toy_vocab, 8, kind=kind)
+    artifact = read_artifact(tmp_path / "m8.eflt")
+    dims = ModelDims.from_artifact(artifact.config, artifact.vocab, {n: q.shape for n, q in artifact.tensors.items()})
+    held = sum(a.nbytes for a in _arrays(vars(device.encoder)))
+    assert type(device.encoder).resident_bytes(dims) == held

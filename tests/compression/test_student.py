@@ -1,9 +1,13 @@
-"""Students: shapes, and PoWER-BERT/LTP-style input-token pruning."""
+"""Students: shapes, PoWER-BERT/LTP-style input-token pruning, and the registry of encoders by name."""
 
+import pytest
 import torch
 
-from compression.student.models import BiLSTMStudent, CompactBert, keep_important
-from edgefleet.config import StudentConfig
+from compression.runtime.encoders import ENCODERS as DEVICE_ENCODERS
+from compression.student import ENCODERS, build_encoder, encoder_class
+from compression.student.bert import CompactBert, keep_important
+from compression.student.bilstm import BiLSTMStudent
+from edgefleet.config import STUDENT_KINDS, StudentConfig
 
 
 def test_keep_important_keeps_the_most_attended_tokens():
@@ -41,3 +45,14 @@ def test_bilstm_ignores_padding():
     a = model(ids, torch.ones(1, 6, dtype=torch.long)).pooled
     b = model(padded, mask).pooled
     assert a.shape == (1, 16) and torch.allclose(a, b, atol=1e-5)
+
+
+def test_the_config_and_both_registries_name_the_same_encoders():
+    assert tuple(ENCODERS) == tuple(DEVICE_ENCODERS) == STUDENT_KINDS
+    for kind in STUDENT_KINDS:  # each name builds the encoder registered under it
+        assert type(build_encoder(StudentConfig(kind=kind), vocab_size=30, max_len=16)) is ENCODERS[kind]
+
+
+def test_an_unknown_encoder_name_is_one_clear_error():
+    with pytest.raises(ValueError, match=r"^unknown student encoder 'gru'; known: bert, bilstm$"):
+        encoder_class("gru")

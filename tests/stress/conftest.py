@@ -8,7 +8,7 @@ from compression.quant.export import exported_state, quantize_state
 from compression.runtime.artifact import write_artifact
 from compression.runtime.model import RUNTIME_KIND
 from compression.runtime.tokenizer import SPECIALS
-from compression.student.models import build_encoder
+from compression.student import build_encoder
 from edgefleet.config import StudentConfig
 from edgefleet.tasks.movielens.teacher_head import RecHead
 

@@ -1,28 +1,20 @@
-"""Compact students: a small BERT with factorized embeddings, and an XtremeDistil BiLSTM.
+"""CompactBert: a small BERT with factorized embeddings, and how it takes the teacher's weights.
 
-Both read token ids of the pruned vocabulary and return a mean-pooled text vector that the shared two-tower head
-(edgefleet/tasks/movielens/teacher_head.py) turns into item vectors. The BERT student is written out layer by layer
-(no transformers)
-so that the numpy device runtime can mirror it operation for operation; GELU is the tanh form in both.
+Written out layer by layer (no transformers) so that the numpy device runtime (compression/runtime/encoders/bert.py)
+can mirror it operation for operation; GELU is the tanh form in both.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compression.student.base import EncoderOut, StudentEncoder
+from compression.student.integrate import project_layer_norm, teacher_layers_for
 from edgefleet.config import StudentConfig
-
-
-@dataclass
-class EncoderOut:
-    pooled: torch.Tensor  # (B, out_dim)
-    attention: torch.Tensor | None  # (B, L, L) last layer's attention averaged over heads
-    mask: torch.Tensor  # (B, L) tokens that survived input-token pruning
 
 
 class Block(nn.Module):
@@ -53,6 +45,38 @@ class Block(nn.Module):
         x = self.ln2(x + self.ff2(F.gelu(self.ff1(x), approximate="tanh")))
         return x, probs
 
+    @torch.no_grad()
+    def carry_layer(self, layer: nn.Module, u: torch.Tensor) -> None:
+        """Take a teacher layer through `u`: whole heads by how much they can move the residual stream, the
+        feed-forward's most used neurons (head sizes must match: 384/12 = 128/4 = 32)."""
+        attn, out = layer.attention.self, layer.attention.output
+        t_heads = attn.num_attention_heads
+        size = attn.attention_head_size
+        if self.q.out_features // self.heads != size:
+            raise ValueError(f"student head size {self.q.out_features // self.heads} != teacher's {size}")
+        wv = attn.value.weight.view(t_heads, size, -1)
+        wo = out.dense.weight.view(-1, t_heads, size)
+        importance = wv.norm(dim=(1, 2)) * wo.norm(dim=(0, 2))
+        heads = _pick(importance, self.heads)
+        rows = (heads[:, None] * size + torch.arange(size)).reshape(-1)
+        for mine, theirs in ((self.q, attn.query), (self.k, attn.key), (self.v, attn.value)):
+            mine.weight.copy_(theirs.weight[rows] @ u)
+            mine.bias.copy_(theirs.bias[rows])
+        self.o.weight.copy_(u.T @ out.dense.weight[:, rows])
+        self.o.bias.copy_(u.T @ out.dense.bias)
+        project_layer_norm(self.ln1, out.LayerNorm, u)
+        w1, w2 = layer.intermediate.dense, layer.output.dense
+        neurons = _pick(w1.weight.norm(dim=1) * w2.weight.norm(dim=0), self.ff1.out_features)
+        self.ff1.weight.copy_(w1.weight[neurons] @ u)
+        self.ff1.bias.copy_(w1.bias[neurons])
+        self.ff2.weight.copy_(u.T @ w2.weight[:, neurons])
+        self.ff2.bias.copy_(u.T @ w2.bias)
+        project_layer_norm(self.ln2, layer.output.LayerNorm, u)
+
+
+def _pick(scores: torch.Tensor, n: int) -> torch.Tensor:
+    return torch.sort(torch.topk(scores, n).indices).values
+
 
 def keep_important(probs: torch.Tensor, mask: torch.Tensor, ratio: float) -> torch.Tensor:
     """PoWER-BERT/LTP-style pruning: keep the `ratio` of each text's tokens that receive the most attention.
@@ -68,8 +92,10 @@ def keep_important(probs: torch.Tensor, mask: torch.Tensor, ratio: float) -> tor
     return mask & (rank < keep_n[:, None])
 
 
-class CompactBert(nn.Module):
+class CompactBert(StudentEncoder):
     """vocab x E embeddings -> E x H projection (+ positions, LayerNorm) -> `layers` blocks -> mean pool."""
+
+    prunes_tokens = True
 
     def __init__(self, cfg: StudentConfig, vocab_size: int, max_len: int):
         super().__init__()
@@ -95,30 +121,21 @@ class CompactBert(nn.Module):
         pooled = (x * live).sum(1) / live.sum(1).clamp(min=1.0)
         return EncoderOut(pooled, probs.mean(1) if probs is not None else None, mask)
 
-
-class BiLSTMStudent(nn.Module):
-    """XtremeDistil student: compressed teacher word embeddings -> one BiLSTM layer -> mean pool."""
-
-    def __init__(self, cfg: StudentConfig, vocab_size: int, max_len: int):
-        super().__init__()
-        del max_len  # an LSTM needs no position table
-        self.cfg = cfg
-        self.out_dim = 2 * cfg.lstm_hidden
-        self.word = nn.Embedding(vocab_size, cfg.embed_dim)
-        self.lstm = nn.LSTM(cfg.embed_dim, cfg.lstm_hidden, batch_first=True, bidirectional=True)
-
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor, keep_ratio: float | None = None) -> EncoderOut:
-        mask = mask.bool()
-        lengths = mask.sum(1).clamp(min=1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(self.word(ids), lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
-        live = mask.unsqueeze(-1).float()
-        return EncoderOut((out * live).sum(1) / live.sum(1).clamp(min=1.0), None, mask)
-
-
-ENCODERS = {"bert": CompactBert, "bilstm": BiLSTMStudent}
-
-
-def build_encoder(cfg: StudentConfig, vocab_size: int, max_len: int) -> nn.Module:
-    return ENCODERS[cfg.kind](cfg, vocab_size, max_len)
+    @torch.no_grad()
+    def carry_teacher(self, bert: nn.Module, table: torch.Tensor, u: torch.Tensor) -> list[str]:
+        """Embeddings by a truncated SVD of the kept rows seen through `u`, positions through `u`; block i takes
+        teacher layer t_i, evenly spaced with the last block from the teacher's fine-tuned top layer."""
+        a, s, vt = torch.linalg.svd(table @ u, full_matrices=False)
+        r = min(self.word.embedding_dim, len(s))  # a factor wider than the table's rank gets zero columns
+        self.word.weight.zero_()
+        self.embed_proj.weight.zero_()
+        self.word.weight[:, :r] = a[:, :r] * s[:r]
+        self.embed_proj.weight[:, :r] = vt[:r].T
+        emb = bert.embeddings
+        positions = emb.position_embeddings.weight[:self.pos.num_embeddings] + emb.token_type_embeddings.weight[0]
+        self.pos.weight.copy_(positions @ u)
+        project_layer_norm(self.embed_ln, emb.LayerNorm, u)
+        layers = teacher_layers_for(len(self.blocks), len(bert.encoder.layer))
+        for block, t in zip(self.blocks, layers):
+            block.carry_layer(bert.encoder.layer[t], u)
+        return ["embeddings", "positions", *(f"block{i}<-teacher{t}" for i, t in enumerate(layers))]
