@@ -1,10 +1,10 @@
-"""One emulated phone's round: rank candidates for its user, fine-tune the shared head, keep a personal vector.
+"""One emulated phone's round, whatever the task: dropout, the memory cap, the fallback ladder or the adaptive
+variants, the device's clock, its personal state and the update it sends.
 
-The deployed artifact's encoder is frozen INT8 on the device (client/worker.py loads it once per worker process);
-only the recommendation head (edgefleet/tasks/movielens/device_head.py) is trained and shared. The personal vector,
-added to the user
-representation, is trained on top of it and stays in the device's own storage (client/storage.py), across rounds
-and restarts.
+The deployed artifact's encoder is frozen INT8 on the device (client/worker.py loads it once per worker process
+and encodes each text once); the task's device side (edgefleet/tasks/base.py `DeviceSide`) does the rest of the
+work on the encoded texts: inference, and training of the shared weights plus a personal part that stays in the
+device's own storage (client/storage.py), across rounds and restarts.
 
 Everything a device does runs under its memory budget (client/memcap.py, in a forked child). If it does not fit,
 the fallback policy walks down a ladder (smaller batch, shorter texts, inference only) before the device gives up
@@ -14,29 +14,18 @@ CPU factor.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 import numpy as np
 
 from client.memcap import run_capped
-from client.optim import Adam
 from client.storage import PersonalState
 from client.worker import Deployment, Worker
-from compression.runtime.memory_model import DeviceShapes, predict
+from compression.runtime.memory_model import predict
 from compression.runtime.update_codec import encode_update
 from edgefleet.rundir import STATE_DIR
-from edgefleet.tasks.movielens.device_head import (
-    Examples,
-    Params,
-    item_table,
-    loss_and_grads,
-    right_aligned,
-    scores,
-    user_vectors,
-)
-from edgefleet.tasks.movielens.metrics import expected_metrics, rank_counts
+from edgefleet.tasks.base import Params
 
 
 @dataclass(frozen=True)
@@ -109,8 +98,7 @@ class DeviceReport:
     bytes_up: int = 0
     examples: int = 0
     loss: float = float("nan")
-    hit: float = float("nan")
-    ndcg: float = float("nan")
+    measured: dict[str, float] = field(default_factory=dict)  # the task's device metrics (Task.device_metrics)
     attempts: int = 0
     variant: int = 0  # which deployment ran (client/worker.py Worker.deployments; 0 is the deployed model)
     predicted_bytes: int = 0  # the memory model's bytes (model + work) for the last rung tried
@@ -124,66 +112,9 @@ class DeviceReport:
         self.virtual_ms = self.infer_ms + self.train_ms + self.comm_ms
 
     def metrics(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "update"}
-
-
-def _work(w: Worker, job: DeviceJob, shared: Params, personal: np.ndarray, plan: Plan, encoded: np.ndarray,
-          n_eval: int, n_hist: int, rng: np.random.Generator) -> tuple[dict, Params | None, np.ndarray]:
-    """The capped part. `encoded` is the local item table: `n_eval` evaluation candidates (the held-out test item
-    first), then the history (oldest first, ending with the held-out validation item), then negatives."""
-    t0 = time.thread_time()
-    pooled = encoded.copy()  # the device's own table, allocated under its cap
-    items, prior = item_table(shared, pooled)
-    ctx, mask = right_aligned([np.arange(n_eval, n_eval + n_hist)], w.history_len)
-    user = user_vectors(shared, items, ctx, mask, personal)[0]
-    s = scores(shared, user, items[:n_eval], prior[:n_eval])
-    top = np.argsort(-s, kind="stable")[:10]  # the user's top-10, what the app would show
-    ranked = expected_metrics(*rank_counts(s[:1], s[None, 1:]), k=10)  # the protocol's tie-aware metrics
-    hit, ndcg = float(ranked["hr@10"][0]), float(ranked["ndcg@10"][0])
-    out = {"infer_s": time.thread_time() - t0, "hit": hit, "ndcg": ndcg, "top": top, "loss": float("nan"),
-           "examples": 0, "train_s": 0.0}
-    if not plan.train:
-        return out, None, personal
-    t1 = time.thread_time()
-    del items, prior
-    pooled = pooled[n_eval:]  # training sees the device's own items and the negatives only
-    seq = np.arange(n_hist - 1)  # its train items, without the held-out validation item
-    neg = np.arange(n_hist, len(pooled))
-    positions = np.arange(1, len(seq))
-    if len(positions) == 0:
-        return out, None, personal
-    ctx, mask = right_aligned([seq[:t] for t in positions], w.history_len)
-    cand = np.concatenate([seq[positions][:, None], np.broadcast_to(neg, (len(positions), len(neg)))], axis=1)
-    ex = Examples(ctx, mask, cand, np.ones(cand.shape, dtype=bool))
-    new = {k: v.copy() for k, v in shared.items()}
-    personal = personal.copy()
-    # A smaller batch is gradient accumulation: micro-batches of batch / batch_div, one step per batch, so a device
-    # short of memory sends the same update as one with room (fewer activations alive at once, same optimization).
-    micro = max(1, job.batch_size // plan.batch_div)
-    opt = Adam(new, job.lr)
-    losses = []
-    for _ in range(job.epochs):
-        order = rng.permutation(len(positions))
-        for start in range(0, len(order), job.batch_size):
-            rows = order[start:start + job.batch_size]
-            total, d_personal = None, np.zeros_like(personal)
-            for m in range(0, len(rows), micro):
-                part = ex.take(rows[m:m + micro])
-                # The shared head learns what serves a user without a personal vector (how the global model is
-                # used); the personal vector fits what is left, on top of it. Trained jointly, the shared head
-                # leans on personal vectors that other users do not have, and the global model gets worse.
-                loss, grads, _ = loss_and_grads(new, pooled, part)
-                w_part = len(part.cand) / len(rows)
-                total = {k: g * w_part for k, g in grads.items()} if total is None else \
-                    {k: total[k] + g * w_part for k, g in grads.items()}
-                if job.personal_lr > 0:
-                    d_personal += loss_and_grads(new, pooled, part, personal)[2] * w_part
-                losses.append(loss)
-            opt.step(new, total)
-            personal -= job.personal_lr * d_personal
-    out.update(loss=float(np.mean(losses[-max(1, len(losses) // job.epochs):])), examples=int(len(positions)),
-               train_s=time.thread_time() - t1)
-    return out, new, personal
+        """Flat scalars for the reply: the report's fields, the task's device metrics as columns of their own."""
+        flat = {k: v for k, v in asdict(self).items() if k not in ("update", "measured")}
+        return {**flat, **self.measured}
 
 
 def _warm_blas() -> None:
@@ -194,14 +125,13 @@ def _warm_blas() -> None:
         (a @ a) @ a[0]
 
 
-def shapes_of(job: DeviceJob, dep: Deployment, plan: Plan, n_eval: int, n_hist: int, n_neg: int) -> DeviceShapes:
+def shapes_of(w: Worker, job: DeviceJob, dep: Deployment, plan: Plan, local: Any):
     """The device's dimensions for the memory model; texts are taken at the longest length the plan allows."""
     tokens = min(dep.dims.max_len, plan.max_tokens or dep.dims.max_len)
-    return DeviceShapes(n_eval, n_hist, n_neg, tokens, batch=job.batch_size, batch_div=plan.batch_div,
-                        personal=job.personal_lr > 0)
+    return w.task.device.shapes(local, tokens, job.batch_size, plan.batch_div, job.personal_lr > 0)
 
 
-def choose(w: Worker, job: DeviceJob, n_eval: int, n_hist: int, n_neg: int) -> list[tuple[int, Plan]]:
+def choose(w: Worker, job: DeviceJob, local: Any) -> list[tuple[int, Plan]]:
     """Adaptive fit: the attempts, as (deployment, plan), of a device that picks by the memory model.
 
     It starts training on the richest deployment whose prediction, plus the deployment's margin, fits the budget;
@@ -212,7 +142,7 @@ def choose(w: Worker, job: DeviceJob, n_eval: int, n_hist: int, n_neg: int) -> l
 
     def fits(i: int, plan: Plan) -> bool:
         dep = w.deployments[i]
-        need = predict(dep.dims, shapes_of(job, dep, plan, n_eval, n_hist, n_neg), plan.train)
+        need = predict(dep.dims, shapes_of(w, job, dep, plan, local), plan.train)
         return need * (1 + w.fit_margin) <= job.budget_bytes
 
     trains = [training_plan(job, dep.batch_size) for dep in w.deployments]
@@ -232,20 +162,12 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
     if rng.random() < job.dropout:
         report.outcome = "dropout"
         return report
-    f = w.fleet
-    user_row = f.user_row(int(f.device_user[job.device]))
-    own = f.device_items(job.device).astype(np.int64)
-    hist = np.append(own, f.valid[user_row])
-    eval_cand = np.concatenate([[f.test[user_row]], f.negatives[user_row]]).astype(np.int64)
-    # Training negatives: items the device has not seen, and not the evaluation candidates, so that the local
-    # table is [evaluation candidates | history and negatives] and training touches only its second part.
-    pool = np.setdiff1d(np.arange(len(w.texts)), np.concatenate([own, [f.valid[user_row]], eval_cand]))
-    neg = rng.choice(pool, size=min(job.negatives, len(pool)), replace=False)
-    local = np.concatenate([eval_cand, hist, neg])
-    state = PersonalState(w.run_dir / STATE_DIR / f"{job.device}.npz", len(shared["head.user_head.bias"]))
+    device = w.task.device
+    local = device.local_data(w.fleet, job.device, len(w.texts), job.negatives, rng)
+    state = PersonalState(w.run_dir / STATE_DIR / f"{job.device}.npz", device.personal_size(shared))
     personal = state.load(job.server_round)
     if plans is None and len(w.deployments) > 1:
-        attempts = choose(w, job, len(eval_cand), len(hist), len(neg))
+        attempts = choose(w, job, local)
     else:
         plans = plans or (LADDER if job.fallback == "ladder" else LADDER[:1])
         attempts = [(0, plan) for plan in plans]
@@ -256,16 +178,16 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
         report.attempts += 1
         report.variant, report.workload = i, "training" if plan.train else "inference"
         report.allowance_bytes = job.budget_bytes - dep.model_bytes
-        report.predicted_bytes = predict(dep.dims, shapes_of(job, dep, plan, len(eval_cand), len(hist), len(neg)),
-                                         plan.train)
+        report.predicted_bytes = predict(dep.dims, shapes_of(w, job, dep, plan, local), plan.train)
         if report.allowance_bytes <= 0:  # the model itself does not fit
             if all(k == i for k, _ in attempts[n:]):
                 break
             continue
-        encoded, encode_s, transient = dep.encodings.table(local, plan.max_tokens, reuse=bool(job.encoder_cache))
+        encoded, encode_s, transient = dep.encodings.table(local.texts, plan.max_tokens,
+                                                           reuse=bool(job.encoder_cache))
         seed = [job.seed, job.server_round, job.device, 0x7EA1]
-        result, cap = run_capped(lambda: _work(w, job, shared, personal, plan, encoded, len(eval_cand), len(hist),
-                                               np.random.default_rng(seed)),
+        result, cap = run_capped(lambda: device.work(shared, personal, encoded, local, plan.train, job,
+                                                     plan.batch_div, w.history_len, np.random.default_rng(seed)),
                                  report.allowance_bytes, timed_rerun=timed, timeout_s=timeout_s)
         # Encoding one text happens while the table fills: at most the whole table plus one encode's transient.
         report.peak_bytes = max(cap.peak_bytes, encoded.nbytes + transient)
@@ -288,7 +210,8 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
     report.host_infer_ms, report.host_train_ms = (encode_s + out["infer_s"]) * 1e3, out["train_s"] * 1e3
     report.infer_ms = report.host_infer_ms * job.cpu_factor
     report.train_ms = report.host_train_ms * job.cpu_factor
-    report.hit, report.ndcg, report.loss, report.examples = out["hit"], out["ndcg"], out["loss"], out["examples"]
+    report.loss, report.examples = out["loss"], out["examples"]
+    report.measured = {m.key: float(out[m.key]) for m in w.task.device_metrics}
     if new is not None and not all(np.isfinite(v).all() for v in new.values()):
         report.outcome, report.error = "error", "local training diverged (non-finite weights)"
         return report

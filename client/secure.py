@@ -1,8 +1,8 @@
 """The ClientApp under SecAgg+ (`privacy.secagg`): the same device round (client/device.py), sent so that the server
 learns only the sum of the cohort's clipped updates.
 
-Flower's SecAgg+ runs only on its legacy stack (DESIGN.md §3), so this app is a `NumPyClient` behind Flower's mods,
-outermost first:
+Flower's SecAgg+ runs only on its legacy stack (docs/privacy.md, SecAgg+), so this app is a `NumPyClient` behind
+Flower's mods, outermost first:
 
 - `device_mod` (here): a device that leaves the round (dropped out, out of memory, past the deadline, failed)
   answers with an error instead of a masked vector, which is what SecAgg+ treats as a dropout and recovers from with
@@ -42,7 +42,6 @@ from client.audit import audit_mod
 from client.device import DeviceJob, DeviceReport, run_device
 from client.worker import worker
 from edgefleet.protocol import ADAPTIVE, DEADLINE, FIELD_BYTES, LEFT
-from edgefleet.tasks.movielens.device_head import SHARED_KEYS
 
 
 class DeviceLeft(Exception):
@@ -61,10 +60,11 @@ class Device(NumPyClient):
 
     def fit(self, parameters: list[np.ndarray], config: dict) -> tuple[list[np.ndarray], int, dict]:
         job = DeviceJob.from_config(config)
-        shared = dict(zip(SHARED_KEYS, parameters))
         try:
+            w = worker(self.run_dir)
+            keys = w.task.device.shared_keys  # the order the server sends and sums them in
             with threadpool_limits(limits=1):
-                report = run_device(worker(self.run_dir), job, shared)
+                report = run_device(w, job, dict(zip(keys, parameters)))
         except Exception as exc:  # a device that raises is an outcome of the round
             report = DeviceReport("error", error=f"{type(exc).__name__}: {exc}"[:500])
         if report.update is not None:  # what actually goes up: one field element per coordinate, plus the weight
@@ -76,8 +76,8 @@ class Device(NumPyClient):
             raise DeviceLeft(json.dumps(telemetry(report, job.device)))
         if report.update is None:  # stays in the secure sum with nothing in it
             return parameters, 0, telemetry(report, job.device)
-        # DP-FedAvg weighs devices uniformly (server/privacy.py): weight 1 each.
-        return [report.update[k] for k in SHARED_KEYS], 1, telemetry(report, job.device)
+        # DP-FedAvg weighs devices uniformly (server/privacy/dp_fedavg.py): weight 1 each.
+        return [report.update[k] for k in keys], 1, telemetry(report, job.device)
 
 
 def device_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:

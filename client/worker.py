@@ -16,8 +16,9 @@ from compression.runtime.artifact import read_artifact
 from compression.runtime.memory_model import ModelDims
 from compression.runtime.model import DeviceModel
 from compression.runtime.quantize import QTensor
-from edgefleet.rundir import FLEET_DATA, FLEET_DIR, MODEL, STATE_DIR, VARIANTS_DIR, VARIANTS_FILE
-from edgefleet.tasks.movielens.fleet import FleetData, load_item_texts
+from edgefleet.config import Config
+from edgefleet.rundir import FLEET_DIR, MODEL, SIM_CONFIG, STATE_DIR, VARIANTS_DIR, VARIANTS_FILE
+from edgefleet.tasks import federated_task
 
 
 def _array_bytes(obj: Any, seen: set[int]) -> int:
@@ -54,7 +55,8 @@ class Deployment:
 
 
 class Worker:
-    """What one worker process loads once and every device it emulates shares: the artifact, catalogue, fleet.
+    """What one worker process loads once and every device it emulates shares: the task, the artifact, the texts
+    devices encode, the fleet.
 
     A run deployed with the adaptive policy (`variants/variants.json`, written by simulation/variants.py) holds
     several variants of the model, richest first; each device picks one (client/device.py). Otherwise the run
@@ -63,8 +65,9 @@ class Worker:
 
     def __init__(self, run_dir: Path, model: Path | None = None):
         self.run_dir = run_dir
-        self.texts = load_item_texts(run_dir / FLEET_DIR)
-        self.fleet = FleetData.load(run_dir / FLEET_DIR / FLEET_DATA)
+        cfg = Config.model_validate(json.loads((run_dir / SIM_CONFIG).read_text()))
+        self.task = federated_task(cfg.task.name)
+        self.fleet, self.texts = self.task.load_fleet(run_dir / FLEET_DIR)
         listed = run_dir / VARIANTS_DIR / VARIANTS_FILE
         self.fit_margin = 0.0
         if model is None and listed.exists():

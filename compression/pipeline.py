@@ -36,6 +36,7 @@ from edgefleet.progress import Reporter
 from edgefleet.rundir import COMPRESSION_REPORT as REPORT
 from edgefleet.rundir import MODEL as ARTIFACT
 from edgefleet.rundir import prepare, write_json
+from edgefleet.tasks import get_task
 from edgefleet.tasks.movielens.bundle import TaskBundle, load_task
 from edgefleet.tasks.movielens.data import GENRES
 from edgefleet.tasks.movielens.genre import GenreTask, evaluate_genres, train_probe
@@ -174,6 +175,7 @@ class Compressor:
 
 def run_compress(cfg: Config, out: Path, reporter: Reporter) -> dict:
     out = prepare(out, REPORT)
+    get_task("movielens").write_description(out)
     started = time.perf_counter()
     c = Compressor(cfg, reporter)
     c.prepare()

@@ -1,4 +1,5 @@
-"""The `edgefleet` command line: one subcommand per job of DESIGN.md §4."""
+"""The `edgefleet` command line, the top floor: one subcommand per job, each dispatched to the module where that
+job lives (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def _load(args: argparse.Namespace):
 def cmd_teacher(args: argparse.Namespace) -> int:
     from compression.teacher.job import run_teacher
     from edgefleet.progress import Reporter
-    from edgefleet.report_view import print_teacher_report
+    from edgefleet.tasks.movielens.report_view import print_teacher_report
 
     cfg = _load(args)
     reporter = Reporter(enabled=not args.quiet)
@@ -96,25 +97,35 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+# Each task's compression job and the view that prints its report ("module:function"), imported when chosen.
+COMPRESS_JOBS = {
+    "movielens": ("compression.pipeline:run_compress",
+                  "edgefleet.tasks.movielens.report_view:print_compression_report"),
+    "textclf": ("compression.textclf.job:run_textclf",
+                "edgefleet.tasks.textclf.report_view:print_textclf_report"),
+}
+
+
+def _function(spec: str) -> Callable:
+    import importlib
+
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
-    from compression.pipeline import run_compress
     from edgefleet.progress import Reporter
-    from edgefleet.report_view import print_compression_report
 
     if (args.train is None) != (args.valid is None):
         given, missing = ("--train", "--valid") if args.train is not None else ("--valid", "--train")
         raise ConfigError(f"compress {given} also needs {missing} (your own text,label task takes both files)")
+    if args.train is not None:  # your own text classification: the textclf task on these two files
+        args.overrides = [*args.overrides, 'task.name="textclf"', f"task.train={_toml(args.train)}",
+                          f"task.valid={_toml(args.valid)}"]
     cfg = _load(args)
-    reporter = Reporter(enabled=not args.quiet)
-    if args.train is not None:
-        from compression.textclf.job import run_textclf
-        from edgefleet.report_view import print_textclf_report
-
-        report = run_textclf(cfg, args.train, args.valid, args.out, reporter)
-        print_textclf_report(report, args.out)
-        return 0
-    report = run_compress(cfg, args.out, reporter)
-    print_compression_report(report, args.out)
+    run, view = (_function(spec) for spec in COMPRESS_JOBS[cfg.task.name])
+    report = run(cfg, args.out, Reporter(enabled=not args.quiet))
+    view(report, args.out)
     return 0
 
 
@@ -140,6 +151,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def _simulate(cfg, out: Path, reporter, resume: bool = False) -> int:
     from edgefleet.report_view import print_sim_summary
     from edgefleet.results import Results
+    from edgefleet.tasks import get_task
     from simulation.run import run_simulate
 
     try:
@@ -149,7 +161,7 @@ def _simulate(cfg, out: Path, reporter, resume: bool = False) -> int:
         print(f"edgefleet: interrupted after {done} committed round(s); every process it started is stopped. "
               f"Continue with: edgefleet simulate --resume {out}", file=sys.stderr)
         return 130
-    print_sim_summary(summary, out)
+    print_sim_summary(summary, out, get_task(summary["task"]))
     return 0
 
 

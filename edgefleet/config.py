@@ -27,8 +27,11 @@ class _Section(BaseModel):
 
 
 class TaskConfig(_Section):
-    """The recommendation task: split, ownership and evaluation protocol (DESIGN.md §1)."""
+    """Which task (edgefleet/tasks) and its data; for MovieLens, the split, ownership and evaluation protocol."""
 
+    name: str = Field("movielens", description="the task, by its name in edgefleet/tasks (`TASKS`)")
+    train: Path | None = Field(None, description="textclf: the text,label training file")
+    valid: Path | None = Field(None, description="textclf: the file that picks each model's best epoch")
     seed: int = Field(0, description="seeds the ownership split, the evaluation's negatives and its capped users")
     server_fraction: float = Field(0.10, gt=0.0, lt=1.0,
                                    description="share of users (opted in) whose data the server holds")
@@ -39,6 +42,14 @@ class TaskConfig(_Section):
     max_eval_users: int | None = Field(None, ge=1,
                                        description="evaluate a seeded subset of this many device-owned users; "
                                                    "unset: all of them")
+
+    @model_validator(mode="after")
+    def _known(self) -> "TaskConfig":
+        from edgefleet.tasks import TASKS  # names only: importing the registry imports no task
+
+        if self.name not in TASKS:
+            raise ValueError(f"unknown task {self.name!r} (choose from {', '.join(TASKS)})")
+        return self
 
 
 class TeacherConfig(_Section):
@@ -183,7 +194,7 @@ STRESS_VARIANTS = (VariantConfig(name="int8"), VariantConfig(name="int4", bits=4
 
 
 class SimConfig(_Section):
-    """The federated simulation (DESIGN.md §3, §4): the fleet, the rounds, and each device's local work."""
+    """The federated simulation (docs/simulation.md): the fleet, the rounds, and each device's local work."""
 
     devices: int = Field(1000, ge=1, le=1_000_000, description="emulated devices in the fleet")
     rounds: int = Field(10, ge=1, le=10_000, description="federated rounds")
@@ -276,7 +287,7 @@ class StressConfig(_Section):
 
 
 class PrivacyConfig(_Section):
-    """Privacy of the devices' updates (server/privacy.py): client-level DP-FedAvg and SecAgg+.
+    """Privacy of the devices' updates (server/privacy/): client-level DP-FedAvg and SecAgg+.
 
     With `noise` set, each round samples devices by Poisson sampling (rate cohort/devices), clips every update to
     `clip` (L2), sums them over the expected cohort and adds Gaussian noise of std noise * clip / cohort; an RDP

@@ -21,10 +21,8 @@ from compression.runtime.model import DeviceModel
 from edgefleet.config import Config
 from edgefleet.results import Results
 from edgefleet.rundir import FLEET_DIR, MODEL, POPULATION, SIM_CONFIG
-from edgefleet.tasks.movielens.bundle import load_task
-from edgefleet.tasks.movielens.device_head import shared_params
-from edgefleet.tasks.movielens.fleet import load_item_texts
-from server.evaluate import GlobalEvaluator
+from edgefleet.tasks import federated_task
+from edgefleet.tasks.base import FederatedTask
 from server.privacy import mechanism_from_config
 from server.privacy.base import PrivacyMechanism
 from server.recorder import RoundRecorder
@@ -52,6 +50,7 @@ class Session:
     population: pd.DataFrame
     recorder: RoundRecorder
     mechanism: PrivacyMechanism  # with the sampler it needs
+    task: FederatedTask
 
     @property
     def remaining(self) -> int:
@@ -70,15 +69,16 @@ def open_session(context: Context) -> Session | None:
         results.finish({"rounds": done})
         return None
     artifact = read_artifact(run_dir / MODEL)
-    weights = results.checkpoint(done) if done else shared_params(artifact.tensors)
+    task = federated_task(cfg.task.name)
+    weights = results.checkpoint(done) if done else task.shared_params(artifact.tensors)
     population = pd.read_parquet(run_dir / FLEET_DIR / POPULATION)
-    task = load_task(cfg.task)
-    evaluator = GlobalEvaluator(DeviceModel(artifact), load_item_texts(run_dir / FLEET_DIR), task.test)
-    recorder = RoundRecorder(results, population, evaluator, cfg.sim.deadline_s, done)
+    _, texts = task.load_fleet(run_dir / FLEET_DIR)
+    evaluator = task.evaluator(DeviceModel(artifact), texts, task.load(cfg.task))
+    recorder = RoundRecorder(results, population, evaluator, cfg.sim.deadline_s, done, task.device_metrics)
     mechanism = mechanism_from_config(cfg, population["availability"].to_numpy())
     if done:  # the privacy spent so far, and the adaptive clipping norm the last committed round left
         mechanism.resume(done, results.rounds())
-    return Session(cfg, results, done, weights, population, recorder, mechanism)
+    return Session(cfg, results, done, weights, population, recorder, mechanism, task)
 
 
 @app.main()

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from flwr.app import ArrayRecord, MetricRecord
 
 from edgefleet.results import OUTCOMES, Results
+from edgefleet.tasks.base import Metric
 
 
-def round_row(r: int, devices: pd.DataFrame, available: int, deadline_s: float, metrics: dict, wall_s: float) -> dict:
+def round_row(r: int, devices: pd.DataFrame, available: int, deadline_s: float, metrics: dict, wall_s: float,
+              device_metrics: Sequence[Metric]) -> dict:
+    """One round's row: outcome counts, the virtual round time, traffic, the global metrics (`metrics`, the task's
+    evaluation) and the mean of each of the task's device metrics over the devices that finished."""
     counts = devices["outcome"].value_counts()
     ok = devices[devices["outcome"] == "ok"]
     replied = devices[devices["outcome"].isin(["ok", "straggler"])]
@@ -25,8 +29,8 @@ def round_row(r: int, devices: pd.DataFrame, available: int, deadline_s: float, 
            "bytes_up": int(devices.get("bytes_up", pd.Series(dtype=float)).fillna(0).sum()),
            "bytes_down": int(devices.get("bytes_down", pd.Series(dtype=float)).fillna(0).sum()),
            "train_loss": float(ok["loss"].mean()) if len(ok) and "loss" in ok else float("nan"),
-           "device_hr@10": float(ok["hit"].mean()) if len(ok) else float("nan"),
-           "device_ndcg@10": float(ok["ndcg"].mean()) if len(ok) else float("nan")}
+           **{m.round_key: float(ok[m.key].mean()) if len(ok) and m.key in ok else float("nan")
+              for m in device_metrics}}
     row.update({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k != "users"})
     row.update({f"full_{k}": float(v) for k, v in metrics.get("full", {}).items()})
     return row
@@ -34,8 +38,9 @@ def round_row(r: int, devices: pd.DataFrame, available: int, deadline_s: float, 
 
 class RoundRecorder:
     def __init__(self, results: Results, population: pd.DataFrame, evaluate: Callable[[dict], dict],
-                 deadline_s: float, round_offset: int):
+                 deadline_s: float, round_offset: int, device_metrics: Sequence[Metric]):
         self.results, self.population, self.evaluate_params = results, population, evaluate
+        self.device_metrics = tuple(device_metrics)
         self.deadline_s, self.round_offset = deadline_s, round_offset
         self._devices: pd.DataFrame | None = None
         self._available, self._extra = 0, {}
@@ -62,7 +67,8 @@ class RoundRecorder:
         r = server_round + self.round_offset
         wall = time.perf_counter() - self._clock
         devices = self._devices if self._devices is not None else pd.DataFrame({"round": [], "outcome": []})
-        row = {**round_row(r, devices, self._available, self.deadline_s, metrics, wall), **self._extra}
+        row = {**round_row(r, devices, self._available, self.deadline_s, metrics, wall, self.device_metrics),
+               **self._extra}
         momentum = getattr(self.strategy, "momentum_vector", None)
         self.results.commit_round(r, devices, row, params, momentum)
         self._devices, self._extra, self._clock = None, {}, time.perf_counter()

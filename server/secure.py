@@ -1,9 +1,9 @@
 """The ServerApp under SecAgg+ (`privacy.secagg`), composed with client-level DP when `privacy.noise` is set.
 
-Flower's SecAgg+ works in simulation only on its legacy stack (DESIGN.md §3): a `LegacyContext`, a legacy strategy
-and `DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(...))`, with `secaggplus_mod` on the devices (client/secure.py).
-This module is that stack and nothing else; the round's bookkeeping is the plain app's (server/app.py `Session`,
-server/strategy.py helpers, server/privacy/, server/recorder.py).
+Flower's SecAgg+ works in simulation only on its legacy stack (docs/privacy.md, SecAgg+): a `LegacyContext`, a
+legacy strategy and `DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(...))`, with `secaggplus_mod` on the devices
+(client/secure.py). This module is that stack and nothing else; the round's bookkeeping is the plain app's
+(server/app.py `Session`, server/strategy.py helpers, server/privacy/, server/recorder.py).
 
 What the server learns in a round is the sum of the participating devices' clipped, quantized updates, and which
 devices took part. Devices that leave mid-round are SecAgg+ dropouts, recovered from their neighbours' key shares.
@@ -33,7 +33,6 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM, KEY_NORM_BIT
 
 from edgefleet.protocol import ADAPTIVE, DEADLINE, FIELD_BYTES, LEFT
-from edgefleet.tasks.movielens.device_head import SHARED_KEYS
 from server.app import Session, device_job, open_session
 from server.strategy import assign, device_config, left_out
 
@@ -59,7 +58,7 @@ class SecureFleetFedAvg(FedAvgM):
     def __init__(self, session: Session, workflow: SecAggPlusWorkflow, slots: int):
         cfg = session.cfg
         self.session, self.workflow, self.slots = session, workflow, slots
-        self.keys = list(SHARED_KEYS)
+        self.keys = list(session.task.device.shared_keys)
         initial = ndarrays_to_parameters([session.weights[k] for k in self.keys])
         super().__init__(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=slots, min_evaluate_clients=0,
                          min_available_clients=slots, accept_failures=True, initial_parameters=initial,
@@ -139,7 +138,7 @@ class SecureFleetFedAvg(FedAvgM):
                                              {"secagg_contributors": 0, **self.session.mechanism.row()})
         arrays = ArrayRecord({k: Array(v) for k, v in zip(self.keys, parameters_to_ndarrays(parameters))})
         metrics = dict(self.session.recorder.evaluate(server_round, arrays))
-        return float(-metrics.get("hr@10", 0.0)), metrics
+        return float(-metrics.get(self.session.task.headline.key, 0.0)), metrics
 
 
 class SecAggPlus(SecAggPlusWorkflow):

@@ -19,6 +19,7 @@ from edgefleet.config import Config
 from edgefleet.progress import Reporter
 from edgefleet.results import Results
 from edgefleet.rundir import BENCH_SIM, SUMMARY, prepare, write_json
+from edgefleet.tasks import federated_task
 from simulation.launch import FlowerSim, SimulationFailed, write_app
 from simulation.prepare import prepare_fleet
 from simulation.reference import REPLIES, TIMES
@@ -89,7 +90,7 @@ def run_bench_sim(cfg: Config, out: Path, reporter: Reporter, devices: int = 10_
     if model is None:
         from simulation.prepare import build_model
 
-        model = build_model(cfg, out, reporter)
+        model = build_model(cfg, federated_task(cfg.task.name), out, reporter)
 
     def with_sim(n: int) -> Config:
         return cfg.model_copy(update={"sim": cfg.sim.model_copy(update={

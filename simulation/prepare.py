@@ -9,29 +9,29 @@ from pathlib import Path
 import pandas as pd
 
 from compression.runtime.artifact import read_artifact
-from compression.runtime.model import RUNTIME_KIND
 from edgefleet.config import Config
 from edgefleet.errors import ConfigError, DataError
 from edgefleet.progress import Reporter
-from edgefleet.rundir import COMPRESS_DIR, FLEET_DATA, FLEET_DIR, ITEMS, MODEL, POPULATION, SIM_CONFIG, write_json
-from edgefleet.tasks.movielens.bundle import load_task
-from edgefleet.tasks.movielens.shards import assign_devices
+from edgefleet.rundir import COMPRESS_DIR, FLEET_DIR, MODEL, POPULATION, SIM_CONFIG, write_json
+from edgefleet.tasks import federated_task
+from edgefleet.tasks.base import FederatedTask
 from simulation.population import draw_population, load_population
 from simulation.variants import deploy_variants
 
 
-def deployable(path: Path) -> Path:
-    """The artifact, checked before any simulation work: it must be readable and made for the device runtime."""
+def deployable(path: Path, task: FederatedTask) -> Path:
+    """The artifact, checked before any simulation work: it must be readable and made for the task's runtime."""
     artifact = read_artifact(path)  # refuses truncated, corrupt and wrong-version files with one line
-    if artifact.config.get("runtime") != RUNTIME_KIND:
-        raise DataError(f"{path} is a {artifact.config.get('runtime')!r} model; simulate deploys {RUNTIME_KIND!r}")
+    if artifact.config.get("runtime") != task.runtime:
+        raise DataError(f"{path} is a {artifact.config.get('runtime')!r} model; the {task.name} task deploys "
+                        f"{task.runtime!r}")
     return path
 
 
-def build_model(cfg: Config, out: Path, reporter: Reporter) -> Path:
+def build_model(cfg: Config, task: FederatedTask, out: Path, reporter: Reporter) -> Path:
     """The configured artifact, or one compressed now (cached students make this fast after `make demo`)."""
     if cfg.sim.model is not None:
-        return deployable(cfg.sim.model)
+        return deployable(cfg.sim.model, task)
     from compression.pipeline import run_compress
 
     reporter.log("no sim.model given: compressing the teacher first (--set sim.model=PATH deploys an artifact)")
@@ -51,21 +51,20 @@ def population_for(cfg: Config) -> pd.DataFrame:
 
 
 def prepare_fleet(cfg: Config, out: Path, reporter: Reporter) -> None:
+    task = federated_task(cfg.task.name)
     population = population_for(cfg)  # first: a bad profile file fails before any slow work
     with reporter.stage("prepare the model"):
-        model = build_model(cfg, out, reporter)
+        model = build_model(cfg, task, out, reporter)
         if model.resolve() != (out / MODEL).resolve():
             shutil.copyfile(model, out / MODEL)
         if cfg.sim.policy == "adaptive":  # each device picks one of these by its budget (client/device.py)
             deploy_variants(out / MODEL, out, cfg.sim.ladder, cfg.sim.fit_margin)
     with reporter.stage(f"give {cfg.sim.devices:,} devices their data and profiles"):
-        task = load_task(cfg.task)
         fleet_dir = out / FLEET_DIR
         fleet_dir.mkdir(exist_ok=True)
-        assign_devices(task.split, cfg.sim.devices, cfg.sim.seed, cfg.task.num_negatives,
-                       cfg.sim.min_items).save(fleet_dir / FLEET_DATA)
-        (fleet_dir / ITEMS).write_text(json.dumps(task.catalogue.item_texts()))
+        task.prepare_fleet(task.load(cfg.task), cfg.sim, fleet_dir)
         population.to_parquet(fleet_dir / POPULATION, index=False)
+    task.write_description(out)
     # Absolute, so that a reader elsewhere (the dashboard) finds the model's compression report beside it.
     sim = cfg.sim.model_copy(update={"model": model.resolve()})
     write_json(out / SIM_CONFIG, json.loads(cfg.model_copy(update={"sim": sim}).model_dump_json()))

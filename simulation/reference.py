@@ -28,7 +28,7 @@ from compression.runtime.artifact import read_artifact
 from compression.runtime.update_codec import decode_update
 from edgefleet.config import Config
 from edgefleet.rundir import FLEET_DIR, MODEL, POPULATION, SIM_CONFIG
-from edgefleet.tasks.movielens.device_head import shared_params
+from edgefleet.tasks import federated_task
 from server.app import device_job
 
 TIMES = "reference_rounds.jsonl"
@@ -76,6 +76,6 @@ def main(grid: Grid, context: Context) -> None:
     s = cfg.sim
     strategy = FedAvg(fraction_train=s.cohort / s.devices, fraction_evaluate=0.0, min_train_nodes=s.cohort,
                       min_available_nodes=s.devices, train_metrics_aggr_fn=count_replies)
-    weights = shared_params(read_artifact(run_dir / MODEL).tensors)
+    weights = federated_task(cfg.task.name).shared_params(read_artifact(run_dir / MODEL).tensors)
     strategy.start(grid=grid, initial_arrays=ArrayRecord({k: Array(v) for k, v in weights.items()}),
                    num_rounds=s.rounds, train_config=ConfigRecord(device_job(cfg)), evaluate_fn=stamp)

@@ -18,13 +18,14 @@ from edgefleet.errors import RunDirError
 from edgefleet.progress import Reporter
 from edgefleet.results import Results
 from edgefleet.rundir import SIM_CONFIG, SUMMARY, prepare, write_json
+from edgefleet.tasks import get_task
 from server.privacy import slots_for
 from simulation.launch import FlowerSim, SimulationFailed, write_app
 from simulation.prepare import prepare_fleet
 
 SERVERAPP = "server.app:app"
 CLIENTAPP = "client.app:app"
-# SecAgg+ runs on Flower's legacy strategy stack only (DESIGN.md §3): its own pair of apps.
+# SecAgg+ runs on Flower's legacy strategy stack only (docs/privacy.md, SecAgg+): its own pair of apps.
 SECURE_APPS = ("server.secure:app", "client.secure:app")
 
 
@@ -47,6 +48,7 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
             raise RunDirError(f"{out} holds an unfinished simulation; continue it with --resume {out}")
         prepare_fleet(cfg, out, reporter)
     results = Results(out)
+    headline = get_task(cfg.task.name).headline
     app_dir = write_app(out / "app", "edgefleet", *(SECURE_APPS if cfg.privacy.secagg else (SERVERAPP, CLIENTAPP)))
     with FlowerSim(out, cfg.sim.workers) as sim:
         run_started = time.perf_counter()
@@ -61,7 +63,8 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
                 done = results.completed_rounds()
                 if done > shown[0]:
                     last = results.rounds().iloc[-1]
-                    advance(done - shown[0], hr=float(last["hr@10"]), ok=int(last["ok"]), oom=int(last["oom"]),
+                    advance(done - shown[0], **{headline.label: float(last[headline.key])},
+                            ok=int(last["ok"]), oom=int(last["oom"]),
                             dropout=int(last["dropout"]), straggler=int(last["straggler"]))
                     shown[0] = done
 
@@ -91,13 +94,14 @@ def summarize(cfg: Config, results: Results, run_wall: float, wall: float, peak_
     rounds, devices, start = results.rounds(), results.devices(), results.start() or {}
     last = rounds.iloc[-1]
     ok = devices[devices["outcome"] == "ok"]
-    k = cfg.task.k
+    task = get_task(cfg.task.name)
+    figures = {}
+    for m in task.metrics:  # each of the task's metrics after the last round, before the first, and the change
+        figures.update({m.key: float(last[m.key]), f"{m.key}_start": float(start.get(m.key, np.nan)),
+                        f"{m.key}_delta": float(last[m.key] - start.get(m.key, np.nan))})
     return {
-        "devices": cfg.sim.devices, "rounds": int(len(rounds)), "cohort": cfg.sim.cohort,
-        f"hr@{k}": float(last[f"hr@{k}"]), f"ndcg@{k}": float(last[f"ndcg@{k}"]),
-        f"hr@{k}_start": float(start.get(f"hr@{k}", np.nan)), f"ndcg@{k}_start": float(start.get(f"ndcg@{k}", np.nan)),
-        f"hr@{k}_delta": float(last[f"hr@{k}"] - start.get(f"hr@{k}", np.nan)),
-        f"ndcg@{k}_delta": float(last[f"ndcg@{k}"] - start.get(f"ndcg@{k}", np.nan)),
+        "task": task.name, "devices": cfg.sim.devices, "rounds": int(len(rounds)), "cohort": cfg.sim.cohort,
+        **figures,
         "participation_rate": _rate(devices, "ok"), "oom_rate": _rate(devices, "oom"),
         "dropout_rate": _rate(devices, "dropout"), "straggler_rate": _rate(devices, "straggler"),
         "error_rate": _rate(devices, "error"),

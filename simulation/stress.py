@@ -37,7 +37,8 @@ from edgefleet.progress import Reporter
 from edgefleet.results import Results
 from edgefleet.rundir import MODEL, SUMMARY, prepare, write_json
 from edgefleet.rundir import STRESS_REPORT as REPORT
-from edgefleet.tasks.movielens.device_head import shared_params
+from edgefleet.tasks import federated_task, get_task
+from edgefleet.tasks.base import FederatedTask
 from server.app import device_job
 from simulation.population import draw_population
 from simulation.prepare import prepare_fleet
@@ -63,10 +64,10 @@ class Probe:
 
     def predicted(self, workload: str) -> int:
         """The memory model's bytes for this device and workload (what `run_device` reports beside a point)."""
-        f, dep = self.worker.fleet, self.worker.deployments[0]
-        n_hist = len(f.device_items(self.job.device)) + 1
-        shapes = shapes_of(self.job, dep, self.plan(workload), 1 + f.negatives.shape[1], n_hist, self.job.negatives)
-        return predict(dep.dims, shapes, workload == "training")
+        w, dep = self.worker, self.worker.deployments[0]
+        local = w.task.device.local_data(w.fleet, self.job.device, len(w.texts), self.job.negatives,
+                                         np.random.default_rng(0))  # its sizes do not depend on the draw
+        return predict(dep.dims, shapes_of(w, self.job, dep, self.plan(workload), local), workload == "training")
 
     def run(self, workload: str, budget: int, search: str) -> dict:
         report = run_device(self.worker, replace(self.job, budget_bytes=int(budget)), self.shared,
@@ -127,7 +128,7 @@ def probe_job(cfg: Config, device: int) -> DeviceJob:
 def sweep(cfg: Config, model: Path, fleet_dir: Path, out: Path, reporter: Reporter) -> dict:
     s = cfg.stress
     budgets = [int(round(b * MB)) for b in s.budgets_mb]
-    shared = shared_params(read_artifact(model).tensors)
+    shared = federated_task(cfg.task.name).shared_params(read_artifact(model).tensors)
     variants, points, mins, errors = [], [], {}, {}
     with reporter.stage(f"sweep {len(s.sweep)} variants x 2 workloads under the real cap",
                         total=2 * len(s.sweep)) as advance:
@@ -164,27 +165,30 @@ def fits_smallest(run_dir: Path, devices: pd.DataFrame, cfg: Config) -> np.ndarr
     """Per device row: does the leanest deployed variant's inference fit the device's budget, by the memory model?"""
     w = Worker(run_dir)
     dep = w.deployments[-1]
-    f = w.fleet
-    n_eval = 1 + f.negatives.shape[1]
-    sizes = np.diff(f.offsets)
     job = probe_job(cfg, 0)
     negatives = job.negatives
-    return np.array([predict(dep.dims, shapes_of(job, dep, INFERENCE, n_eval, int(sizes[d]) + 1, negatives), False)
-                     <= budget for d, budget in zip(devices["device"], devices["budget_bytes"])])
+    rng = np.random.default_rng(0)  # the sizes of a device's data do not depend on the draw
+
+    def need(d: int) -> int:
+        local = w.task.device.local_data(w.fleet, int(d), len(w.texts), negatives, rng)
+        return predict(dep.dims, shapes_of(w, job, dep, INFERENCE, local), False)
+
+    return np.array([need(d) <= budget for d, budget in zip(devices["device"], devices["budget_bytes"])])
 
 
-def policy_figures(devices: pd.DataFrame, summary: dict, can_fit: np.ndarray) -> dict:
+def policy_figures(devices: pd.DataFrame, summary: dict, can_fit: np.ndarray, task: FederatedTask) -> dict:
     """Participation among the sampled devices whose budget fits the smallest variant (dropouts aside: they
-    leave for reasons memory does not change), OOM rate, the global HR@10 after the last round, p95 latency."""
+    leave for reasons memory does not change), OOM rate, the task's headline after the last round, p95 latency."""
+    head, on_device = task.headline.key, task.device_metrics[0]
     fit = devices[can_fit & (devices["outcome"] != "dropout").to_numpy()]
     ok = devices[devices["outcome"] == "ok"]
     trained = ok[ok["plan"].isin(TRAINING_PLANS)]
     return {"device_rounds": int(len(devices)), "participation_rate": summary["participation_rate"],
-            "oom_rate": summary["oom_rate"], "hr@10": summary["hr@10"], "hr@10_start": summary["hr@10_start"],
+            "oom_rate": summary["oom_rate"], head: summary[head], f"{head}_start": summary[f"{head}_start"],
             "latency_ms_p95": summary["latency_ms_p95"], "train_ms_p95": summary.get("train_ms_p95"),
             "fit_devices": int(len(fit)), "fit_participation": float((fit["outcome"] == "ok").mean()) if len(fit)
             else None, "trained_rate": float(len(trained) / max(len(devices), 1)),
-            "device_hr@10": float(ok["hit"].mean()) if len(ok) else None,
+            on_device.round_key: float(ok[on_device.key].mean()) if len(ok) else None,
             "straggler_rate": summary["straggler_rate"],
             "attempts_mean": float(devices.loc[devices["outcome"] != "dropout", "attempts"].mean())}
 
@@ -203,14 +207,16 @@ def policies(cfg: Config, model: Path, out: Path, reporter: Reporter) -> dict:
         reporter.log(f"policy {name}: {s.devices} devices, {s.rounds} rounds, cohort {s.cohort}")
         summaries[name] = run_simulate(run_cfg, out / "fleet" / name, reporter)
         tables[name] = Results(out / "fleet" / name).devices()
-    figures = {name: policy_figures(t, summaries[name], fits_smallest(out / "fleet" / "adaptive", t, cfg))
+    task = federated_task(cfg.task.name)
+    figures = {name: policy_figures(t, summaries[name], fits_smallest(out / "fleet" / "adaptive", t, cfg), task)
                for name, t in tables.items()}
-    # HR@10 on the devices that took part under the fixed policy: the same (round, device) pairs in each run.
-    key = ["round", "device"]
+    # The headline on the devices that took part under the fixed policy: the same (round, device) pairs in each run.
+    key, on_device = ["round", "device"], task.device_metrics[0]
     fixed_ok = tables["fixed"].loc[tables["fixed"]["outcome"] == "ok", key]
     for name, table in tables.items():
         same = table.merge(fixed_ok, on=key)
-        figures[name]["hr@10_on_fixed_participants"] = float(same["hit"].mean()) if len(same) else None
+        figures[name][f"{task.headline.key}_on_fixed_participants"] = \
+            float(same[on_device.key].mean()) if len(same) else None
         figures[name]["on_fixed_participants_ok"] = int((same["outcome"] == "ok").sum())
     adaptive = tables["adaptive"]
     ladder = [v.name for v in cfg.sim.ladder]
@@ -262,7 +268,8 @@ def run_stress(cfg: Config, out: Path, reporter: Reporter) -> dict:
     sweep_cfg = _fleet_cfg(cfg, devices=cfg.stress.devices, cohort=min(cfg.sim.cohort, cfg.stress.devices))
     prepare_fleet(sweep_cfg, fleet_dir, reporter)  # the model (sim.model, or compressed now) and the fleet's data
     model = fleet_dir / MODEL
-    report = {"config": cfg.stress.model_dump(mode="json"), "model": str(cfg.sim.model or model)}
+    get_task(cfg.task.name).write_description(out)
+    report = {"task": cfg.task.name, "config": cfg.stress.model_dump(mode="json"), "model": str(cfg.sim.model or model)}
     report.update(sweep(cfg, model, fleet_dir, out, reporter))
     if cfg.stress.fleet:
         report["policies"] = policies(cfg, model, out, reporter)
@@ -301,9 +308,10 @@ def print_stress_report(report: dict, out: Path) -> None:
     pol = report.get("policies") or {}
     if pol:
         t = Table(title=f"Policies: fixed vs adaptive (adaptive picks from {', '.join(pol['variants'])})")
+        head = get_task(report["task"]).headline
         cols = {"participation_rate": "participation", "fit_participation": "particip. (fit)",
-                "trained_rate": "trained", "oom_rate": "OOM", "hr@10": "HR@10 global",
-                "hr@10_on_fixed_participants": "HR@10 on fixed's", "latency_ms_p95": "p95 infer ms"}
+                "trained_rate": "trained", "oom_rate": "OOM", head.key: f"{head.label} global",
+                f"{head.key}_on_fixed_participants": f"{head.label} on fixed's", "latency_ms_p95": "p95 infer ms"}
         t.add_column("policy")
         for c in cols.values():
             t.add_column(c, justify="right")

@@ -10,6 +10,7 @@ from edgefleet.config import Config
 from edgefleet.progress import Reporter
 from edgefleet.rundir import TEACHER_REPORT as REPORT
 from edgefleet.rundir import prepare, write_json
+from edgefleet.tasks import get_task
 from edgefleet.tasks.movielens.baselines import BPRMF, ItemKNN, Popularity
 from edgefleet.tasks.movielens.bundle import load_task
 from edgefleet.tasks.movielens.protocol import evaluate
@@ -17,6 +18,7 @@ from edgefleet.tasks.movielens.protocol import evaluate
 
 def run_teacher(cfg: Config, out: Path, reporter: Reporter) -> dict:
     out = prepare(out, REPORT)
+    get_task("movielens").write_description(out)
     started = time.perf_counter()
     task = cfg.task
     with reporter.stage("load MovieLens-100K and split"):

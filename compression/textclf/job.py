@@ -46,7 +46,8 @@ from edgefleet.progress import Reporter
 from edgefleet.rundir import COMPRESSION_REPORT as REPORT
 from edgefleet.rundir import MODEL as ARTIFACT
 from edgefleet.rundir import prepare, write_json
-from edgefleet.tasks.textclf.data import TextTask, load_text_task
+from edgefleet.tasks import get_task
+from edgefleet.tasks.textclf.data import TextTask
 
 RUNTIME_KIND = "text-classifier"
 TEACHER_FORMAT = 1  # bump when a change here changes what a cached teacher would contain
@@ -170,15 +171,18 @@ def distill(student: TextStudent, teacher: TextTeacher, train: Encoded, valid: E
     return log
 
 
-def run_textclf(cfg: Config, train_path: Path, valid_path: Path, out: Path, rep: Reporter) -> dict:
+def run_textclf(cfg: Config, out: Path, rep: Reporter) -> dict:
     """The whole run: data -> teacher -> pruning -> integrated student -> distillation -> int8/int4 artifact."""
     if cfg.distill.method not in ("cross", "kd"):
         raise ConfigError(f"distill.method {cfg.distill.method!r} is for the recommendation students; "
                           "--train/--valid distils with 'cross' or 'kd'")
     started = time.perf_counter()
+    train_path, valid_path = cfg.task.train, cfg.task.valid
+    textclf = get_task("textclf")
     with rep.stage("load and check the data"):
-        task = load_text_task(train_path, valid_path)
+        task = textclf.load(cfg.task)
     out = prepare(out, REPORT)
+    textclf.write_description(out)
     max_len = cfg.teacher.max_len
     with rep.stage("load MiniLM, run its frozen layers"):
         tokenizer, bert = load_minilm()

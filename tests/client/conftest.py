@@ -11,8 +11,8 @@ from compression.runtime.artifact import write_artifact
 from compression.runtime.model import RUNTIME_KIND
 from compression.runtime.tokenizer import SPECIALS
 from compression.student import build_encoder
-from edgefleet.config import StudentConfig
-from edgefleet.rundir import FLEET_DATA, FLEET_DIR, ITEMS, POPULATION
+from edgefleet.config import Config, StudentConfig
+from edgefleet.rundir import FLEET_DATA, FLEET_DIR, ITEMS, POPULATION, SIM_CONFIG, write_json
 from edgefleet.tasks.movielens.shards import assign_devices
 from edgefleet.tasks.movielens.split import make_split
 from edgefleet.tasks.movielens.teacher_head import RecHead
@@ -35,4 +35,5 @@ def toy_run(tmp_path, toy_catalogue):
     assign_devices(split, 10, seed=0, num_negatives=5, min_items=3).save(fleet_dir / FLEET_DATA)
     (fleet_dir / ITEMS).write_text(json.dumps(toy_catalogue.titles))
     draw_population(10, seed=0).to_parquet(fleet_dir / POPULATION)
+    write_json(tmp_path / SIM_CONFIG, json.loads(Config().model_dump_json()))  # the task is the config's (MovieLens)
     return tmp_path

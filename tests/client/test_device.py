@@ -34,7 +34,7 @@ def test_a_roomy_device_trains_and_reports(setup):
     report = run_device(w, job(), shared)
     assert report.outcome == "ok" and report.plan == "full"
     assert report.examples == len(w.fleet.device_items(2)) - 1
-    assert np.isfinite(report.loss) and report.hit in (0.0, 1.0)
+    assert np.isfinite(report.loss) and report.measured["hit"] in (0.0, 1.0)
     assert report.infer_ms == pytest.approx(3.0 * report.host_infer_ms)
     assert report.bytes_down == sum(v.nbytes for v in shared.values())
     assert report.bytes_up == sum(v.nbytes for v in report.update.values())
@@ -84,7 +84,7 @@ def test_the_ladder_falls_back_to_inference_only(setup):
     assert "allowance" in none.error or "failed" in none.error
     assert ladder.outcome == "ok" and ladder.plan != "full" and ladder.attempts > 1
     if ladder.plan == "inference-only":
-        assert ladder.update is None and not np.isnan(ladder.hit)
+        assert ladder.update is None and not np.isnan(ladder.measured["hit"])
     assert [p.name for p in LADDER][-1] == "inference-only"
 
 
@@ -115,7 +115,7 @@ def test_reusing_encoder_outputs_changes_nothing_a_device_reports_but_host_work(
     first = run_device(w, job(), shared)
     again = run_device(w, job(), shared)  # every text of this device is now in the worker's cache
     for other in (first, again):
-        assert (other.hit, other.ndcg, other.loss) == (fresh.hit, fresh.ndcg, fresh.loss)
+        assert (other.measured, other.loss) == (fresh.measured, fresh.loss)
         # numpy serves small buffers from a cache whose state depends on earlier work: a few hundred bytes of noise.
         assert other.peak_bytes == pytest.approx(fresh.peak_bytes, rel=0.03)
         for k in fresh.update:
@@ -125,17 +125,17 @@ def test_reusing_encoder_outputs_changes_nothing_a_device_reports_but_host_work(
 
 
 def test_the_small_batch_rung_accumulates_to_the_same_update(setup):
-    from client.device import _work
+    from edgefleet.tasks.movielens.device import LocalItems
 
     w, shared = setup
     j = job(batch_size=4)
-    local = np.concatenate([[w.fleet.test[0]], w.fleet.negatives[0], w.fleet.device_items(2), [w.fleet.valid[0]],
-                            [0, 1]])
-    encoded, _, _ = w.encodings.table(local, None, reuse=True)
-    n_eval, n_hist = 1 + w.fleet.negatives.shape[1], len(w.fleet.device_items(2)) + 1
-    personal = np.zeros(len(shared["head.user_head.bias"]), np.float32)
-    runs = [_work(w, j, shared, personal, plan, encoded, n_eval, n_hist, np.random.default_rng(0))
-            for plan in LADDER[:2]]
+    own = w.fleet.device_items(2)
+    local = LocalItems(np.concatenate([[w.fleet.test[0]], w.fleet.negatives[0], own, [w.fleet.valid[0]], [0, 1]]),
+                       n_eval=1 + w.fleet.negatives.shape[1], n_hist=len(own) + 1, n_neg=2)
+    encoded, _, _ = w.encodings.table(local.texts, None, reuse=True)
+    personal = np.zeros(w.task.device.personal_size(shared), np.float32)
+    runs = [w.task.device.work(shared, personal, encoded, local, plan.train, j, plan.batch_div, w.history_len,
+                               np.random.default_rng(0)) for plan in LADDER[:2]]
     (_, full, p_full), (_, small, p_small) = runs
     for k in full:
         np.testing.assert_allclose(small[k], full[k], rtol=1e-4, atol=1e-6, err_msg=k)

@@ -69,7 +69,7 @@ def test_a_smaller_batch_needs_less_memory_and_training_more_than_inference(smal
 def adaptive_run(small_fleet, tmp_path_factory):
     """The fleet with the adaptive policy's deployment: three variants, the first the model as it is."""
     run = tmp_path_factory.mktemp("adaptive")
-    for part in ("fleet", "model.eflt"):
+    for part in ("fleet", "model.eflt", "sim_config.json"):
         (run / part).symlink_to(small_fleet / part)
     ladder = (VariantConfig(name="int8"), VariantConfig(name="int8-b4", batch_size=4),
               VariantConfig(name="int4-v20-b2", bits=4, vocab=20, batch_size=2))
@@ -82,12 +82,15 @@ def test_the_adaptive_policy_picks_the_richest_variant_that_fits(adaptive_run):
     assert [d.name for d in w.deployments] == ["int8", "int8-b4", "int4-v20-b2"]
     assert w.deployments[2].model_bytes < w.deployments[0].model_bytes
     device = reference_device(w, 0.7)
-    n_eval, n_hist, n_neg = 1 + w.fleet.negatives.shape[1], len(w.fleet.device_items(device)) + 1, 8
+    n_neg = 8
+    local = w.task.device.local_data(w.fleet, device, len(w.texts), n_neg, np.random.default_rng(0))
+    assert (local.n_eval, local.n_hist, local.n_neg) == (1 + w.fleet.negatives.shape[1],
+                                                         len(w.fleet.device_items(device)) + 1, n_neg)
     job = probe_job(load_config(overrides=[f"sim.negatives={n_neg}"]), device)
 
     def need(i, plan):
         dep = w.deployments[i]
-        return predict(dep.dims, shapes_of(job, dep, plan, n_eval, n_hist, n_neg), plan.train)
+        return predict(dep.dims, shapes_of(w, job, dep, plan, local), plan.train)
 
     trains = [training_plan(job, d.batch_size) for d in w.deployments]
     assert [p.batch_div for p in trains] == [1, 8, 16]  # micro-batches of 4 and 2 out of the batch of 32
@@ -97,18 +100,18 @@ def test_the_adaptive_policy_picks_the_richest_variant_that_fits(adaptive_run):
     assert infer[0] == infer[1] > infer[2]  # the batch is training's only: the same model infers the same
     for budget, want in [(train[0], (0, True)), (train[0] - 1, (1, True)), (train[1] - 1, (2, True)),
                          (train[2] - 1, (0, False)), (infer[0] - 1, (2, False))]:
-        attempts = choose(w, replace(job, budget_bytes=budget), n_eval, n_hist, n_neg)
+        attempts = choose(w, replace(job, budget_bytes=budget), local)
         assert (attempts[0][0], attempts[0][1].train) == want, budget
         # If the real cap disagrees, the device steps down the leaner variants, then infers.
         start = want[0] if want[1] else 3
         assert attempts[:3 - start] == [(i, trains[i]) for i in range(start, 3)]
         assert attempts[-1] == (2, INFERENCE)
     # Nothing is predicted to fit: inference on the leanest only, the real cap decides.
-    assert choose(w, replace(job, budget_bytes=infer[2] - 1), n_eval, n_hist, n_neg) == [(2, INFERENCE)]
+    assert choose(w, replace(job, budget_bytes=infer[2] - 1), local) == [(2, INFERENCE)]
     # With a margin, a device keeps that much room over the prediction.
     w.fit_margin = 0.1
-    assert choose(w, replace(job, budget_bytes=train[0]), n_eval, n_hist, n_neg)[0] == (1, trains[1])
-    assert choose(w, replace(job, budget_bytes=int(train[0] * 1.1) + 1), n_eval, n_hist, n_neg)[0] == (0, LADDER[0])
+    assert choose(w, replace(job, budget_bytes=train[0]), local)[0] == (1, trains[1])
+    assert choose(w, replace(job, budget_bytes=int(train[0] * 1.1) + 1), local)[0] == (0, LADDER[0])
     w.fit_margin = 0.0
     # In a real round under the real cap: the device reports the variant it ran and fits in its budget.
     shared = shared_params(read_artifact(adaptive_run / "model.eflt").tensors)

@@ -1,10 +1,10 @@
-"""The optimizer a device runs on the shared head (numpy, like the rest of the on-device code)."""
+"""The optimizer a device runs on a task's shared weights (numpy, like the rest of the on-device code)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from edgefleet.tasks.movielens.device_head import Params
+from edgefleet.tasks.base import Params
 
 
 class Adam:

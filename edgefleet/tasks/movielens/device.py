@@ -1,0 +1,127 @@
+"""The recommendation task's part of one device's round: rank candidates for the device's user, fine-tune the
+shared head, keep a personal vector.
+
+The device's local item table is [evaluation candidates | its history | training negatives]: the held-out test
+item and the protocol's negatives first, then its own items (oldest first, ending with the held-out validation
+item), then negatives it samples among items it has not seen. Inference ranks the candidates; training sees only
+the second part. Everything here runs inside the device's memory cap (client/memcap.py), numpy only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgefleet.tasks.base import DeviceSide, Params
+from edgefleet.tasks.movielens.device_head import (
+    SHARED_KEYS,
+    Examples,
+    item_table,
+    loss_and_grads,
+    right_aligned,
+    scores,
+    user_vectors,
+)
+from edgefleet.tasks.movielens.fleet import FleetData
+from edgefleet.tasks.movielens.memory import DeviceShapes
+from edgefleet.tasks.movielens.metrics import expected_metrics, rank_counts
+from edgefleet.tasks.optim import Adam
+
+
+@dataclass(frozen=True)
+class LocalItems:
+    texts: np.ndarray  # indices of the item texts the device encodes, in table order
+    n_eval: int
+    n_hist: int
+    n_neg: int
+
+
+class RecommendationDevice(DeviceSide):
+    shared_keys = SHARED_KEYS
+
+    def personal_size(self, shared: Params) -> int:
+        return len(shared["head.user_head.bias"])
+
+    def local_data(self, fleet: FleetData, device: int, n_texts: int, negatives: int,
+                   rng: np.random.Generator) -> LocalItems:
+        user_row = fleet.user_row(int(fleet.device_user[device]))
+        own = fleet.device_items(device).astype(np.int64)
+        hist = np.append(own, fleet.valid[user_row])
+        eval_cand = np.concatenate([[fleet.test[user_row]], fleet.negatives[user_row]]).astype(np.int64)
+        # Training negatives: items the device has not seen, and not the evaluation candidates, so that training
+        # touches only the second part of the table.
+        pool = np.setdiff1d(np.arange(n_texts), np.concatenate([own, [fleet.valid[user_row]], eval_cand]))
+        neg = rng.choice(pool, size=min(negatives, len(pool)), replace=False)
+        return LocalItems(np.concatenate([eval_cand, hist, neg]), len(eval_cand), len(hist), len(neg))
+
+    def shapes(self, local: LocalItems, tokens: int, batch: int, batch_div: int, personal: bool) -> DeviceShapes:
+        return DeviceShapes(local.n_eval, local.n_hist, local.n_neg, tokens, batch=batch, batch_div=batch_div,
+                            personal=personal)
+
+    def work(self, shared: Params, personal: np.ndarray, encoded: np.ndarray, local: LocalItems, train: bool,
+             job, batch_div: int, history_len: int, rng: np.random.Generator) -> tuple[dict, Params | None,
+                                                                                      np.ndarray]:
+        n_eval, n_hist = local.n_eval, local.n_hist
+        t0 = time.thread_time()
+        pooled = encoded.copy()  # the device's own table, allocated under its cap
+        items, prior = item_table(shared, pooled)
+        ctx, mask = right_aligned([np.arange(n_eval, n_eval + n_hist)], history_len)
+        user = user_vectors(shared, items, ctx, mask, personal)[0]
+        s = scores(shared, user, items[:n_eval], prior[:n_eval])
+        top = np.argsort(-s, kind="stable")[:10]  # the user's top-10, what the app would show
+        ranked = expected_metrics(*rank_counts(s[:1], s[None, 1:]), k=10)  # the protocol's tie-aware metrics
+        out = {"infer_s": time.thread_time() - t0, "hit": float(ranked["hr@10"][0]),
+               "ndcg": float(ranked["ndcg@10"][0]), "top": top, "loss": float("nan"), "examples": 0, "train_s": 0.0}
+        if not train:
+            return out, None, personal
+        t1 = time.thread_time()
+        del items, prior
+        pooled = pooled[n_eval:]  # training sees the device's own items and the negatives only
+        seq = np.arange(n_hist - 1)  # its train items, without the held-out validation item
+        neg = np.arange(n_hist, len(pooled))
+        positions = np.arange(1, len(seq))
+        if len(positions) == 0:
+            return out, None, personal
+        ctx, mask = right_aligned([seq[:t] for t in positions], history_len)
+        cand = np.concatenate([seq[positions][:, None], np.broadcast_to(neg, (len(positions), len(neg)))], axis=1)
+        ex = Examples(ctx, mask, cand, np.ones(cand.shape, dtype=bool))
+        new, personal, losses = _train(shared, personal, pooled, ex, job, batch_div, rng)
+        out.update(loss=float(np.mean(losses[-max(1, len(losses) // job.epochs):])), examples=int(len(positions)),
+                   train_s=time.thread_time() - t1)
+        return out, new, personal
+
+
+def _train(shared: Params, personal: np.ndarray, pooled: np.ndarray, ex: Examples, job, batch_div: int,
+           rng: np.random.Generator) -> tuple[Params, np.ndarray, list[float]]:
+    """`job.epochs` of Adam on the shared head, SGD on the personal vector.
+
+    A smaller batch is gradient accumulation: micro-batches of batch / batch_div, one step per batch, so a device
+    short of memory sends the same update as one with room (fewer activations alive at once, same optimization).
+    """
+    new = {k: v.copy() for k, v in shared.items()}
+    personal = personal.copy()
+    micro = max(1, job.batch_size // batch_div)
+    opt = Adam(new, job.lr)
+    losses = []
+    for _ in range(job.epochs):
+        order = rng.permutation(len(ex.cand))
+        for start in range(0, len(order), job.batch_size):
+            rows = order[start:start + job.batch_size]
+            total, d_personal = None, np.zeros_like(personal)
+            for m in range(0, len(rows), micro):
+                part = ex.take(rows[m:m + micro])
+                # The shared head learns what serves a user without a personal vector (how the global model is
+                # used); the personal vector fits what is left, on top of it. Trained jointly, the shared head
+                # leans on personal vectors that other users do not have, and the global model gets worse.
+                loss, grads, _ = loss_and_grads(new, pooled, part)
+                w_part = len(part.cand) / len(rows)
+                total = {k: g * w_part for k, g in grads.items()} if total is None else \
+                    {k: total[k] + g * w_part for k, g in grads.items()}
+                if job.personal_lr > 0:
+                    d_personal += loss_and_grads(new, pooled, part, personal)[2] * w_part
+                losses.append(loss)
+            opt.step(new, total)
+            personal -= job.personal_lr * d_personal
+    return new, personal, losses

@@ -1,0 +1,71 @@
+"""Memory of the recommendation task's work on a device, counted from what edgefleet/tasks/movielens/device.py
+allocates (float32 = 4 bytes, int64 indices = 8, bool = 1). `m` is the deployed model's dimensions
+(compression/runtime/memory_model.py `ModelDims`: hidden, dim, history_len, head_params); the runtime adds the
+resident model and the encoder's transient (docs/stress.md).
+
+- **Inference** over the local table of N items (evaluation candidates, history, negatives): the device's copy of the
+  pooled table (NH), and inside `item_table` the projected vectors and the squared values of `np.linalg.norm` (2ND).
+- **Training** on the M = history + negatives rows, E next-item examples with C candidates each, in micro-batches
+  of b rows: the table (NH, still alive under the view), the examples (E L int64 + bool, E C int64 + bool), the new
+  head, its Adam moments (3P for P head weights), and in `loss_and_grads` at its widest line (`d_v = ...`): six
+  (M, D) arrays (v, n, d_n, and the three of the normalisation backward), the gathered context vectors (b L D), the
+  gathered candidate vectors (b C D), two (M, b) scatter matrices, the user-head gradient (D^2), and the
+  accumulated and previous gradients (2P) held by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+F32, I64 = 4, 8
+# numpy reuses a temporary operand's buffer for the result of an elementwise operation once it is this large
+# (NPY_MIN_ELIDE_BYTES), so one (M, D) array fewer is alive in the widest line of the head's backward.
+ELIDE_BYTES = 256 * 1024
+# A broadcasting ufunc (a (N, D) array plus a bias, or over a (N, 1) norm) iterates through numpy's buffer:
+# np.getbufsize() = 8192 elements of float32.
+UFUNC_BUFFER = 8192 * F32
+
+
+@dataclass(frozen=True)
+class DeviceShapes:
+    """What the memory of one device's work depends on, beyond the model."""
+
+    n_eval: int  # evaluation candidates (the held-out item and the protocol's negatives)
+    n_hist: int  # the device's items plus the held-out validation item
+    n_neg: int  # training negatives
+    tokens: int  # longest tokenised item text in the table (after truncation)
+    batch: int = 32
+    batch_div: int = 1
+    personal: bool = True  # a personal vector is trained (a second loss_and_grads per micro-batch)
+
+    @property
+    def n_local(self) -> int:
+        return self.n_eval + self.n_hist + self.n_neg
+
+    @property
+    def examples(self) -> int:
+        return max(self.n_hist - 2, 0)
+
+    def work_bytes(self, m: Any, train: bool) -> int:
+        return training_bytes(m, self) if train else inference_bytes(m, self)
+
+
+def inference_bytes(m: Any, d: DeviceShapes) -> int:
+    return F32 * (d.n_local * m.hidden + 2 * d.n_local * m.dim) + UFUNC_BUFFER
+
+
+def training_bytes(m: Any, d: DeviceShapes) -> int:
+    e = d.examples
+    if e < 1:
+        return inference_bytes(m, d)
+    rows_m, c, ll, dim, p = d.n_hist + d.n_neg, 1 + d.n_neg, m.history_len, m.dim, m.head_params
+    b = max(1, min(d.batch, e) // d.batch_div)
+    held = (F32 * d.n_local * m.hidden  # the pooled table
+            + (I64 + 1) * e * ll + (I64 + 1) * e * c + 2 * I64 * e  # examples, permutation
+            + F32 * 3 * p  # new head + Adam moments
+            + (I64 + 1) * b * (ll + c))  # the micro-batch's examples
+    wide = 6 if F32 * rows_m * dim < ELIDE_BYTES else 5
+    widest = F32 * (wide * rows_m * dim + b * ll * dim + b * c * dim + 8 * b * dim + 2 * rows_m * b + dim * dim
+                    + 2 * p) + UFUNC_BUFFER
+    return held + widest
