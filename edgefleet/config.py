@@ -202,8 +202,10 @@ class SimConfig(_Section):
     seed: int = Field(0, description="seeds the population, the devices' data, the sampling and the devices' work")
     model: Path | None = Field(None, description="a model.eflt to deploy; unset: `compress` builds one into the run "
                                                  "directory")
-    population: Path | None = Field(None, description="a CSV/Parquet of device profiles; unset: drawn from the "
-                                                      "phone tiers")
+    population: Path | None = Field(None, description="a CSV/Parquet of device profiles (the `file` source)")
+    population_source: str | None = Field(None, description="where device profiles come from "
+                                          "(simulation/population/: `tiers`, `file`); unset: `file` when "
+                                          "sim.population is given, else `tiers`")
     min_items: int = Field(4, ge=2, description="shortest window of a user's history one device holds")
     local_epochs: int = Field(1, ge=1, description="a device's epochs over its data in one round")
     batch_size: int = Field(32, ge=1, description="a device's training batch")

@@ -6,16 +6,14 @@ import json
 import shutil
 from pathlib import Path
 
-import pandas as pd
-
 from compression.runtime.artifact import read_artifact
 from edgefleet.config import Config
-from edgefleet.errors import ConfigError, DataError
+from edgefleet.errors import DataError
 from edgefleet.progress import Reporter
 from edgefleet.rundir import COMPRESS_DIR, FLEET_DIR, MODEL, POPULATION, SIM_CONFIG, write_json
 from edgefleet.tasks import federated_task
 from edgefleet.tasks.base import FederatedTask
-from simulation.population import draw_population, load_population
+from simulation.population import population_for
 from simulation.variants import deploy_variants
 
 
@@ -40,19 +38,9 @@ def build_model(cfg: Config, task: FederatedTask, out: Path, reporter: Reporter)
     return out / COMPRESS_DIR / MODEL
 
 
-def population_for(cfg: Config) -> pd.DataFrame:
-    s = cfg.sim
-    if s.population is None:
-        return draw_population(s.devices, s.seed)
-    frame = load_population(s.population)
-    if len(frame) < s.devices:
-        raise ConfigError(f"population file {s.population} has {len(frame)} devices; sim.devices is {s.devices}")
-    return frame.iloc[: s.devices].reset_index(drop=True)
-
-
 def prepare_fleet(cfg: Config, out: Path, reporter: Reporter) -> None:
     task = federated_task(cfg.task.name)
-    population = population_for(cfg)  # first: a bad profile file fails before any slow work
+    population = population_for(cfg.sim)  # first: a bad profile file fails before any slow work
     with reporter.stage("prepare the model"):
         model = build_model(cfg, task, out, reporter)
         if model.resolve() != (out / MODEL).resolve():

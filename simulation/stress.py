@@ -40,7 +40,7 @@ from edgefleet.rundir import STRESS_REPORT as REPORT
 from edgefleet.tasks import federated_task, get_task
 from edgefleet.tasks.base import FederatedTask
 from server.app import device_job
-from simulation.population import draw_population
+from simulation.population.tiers import draw_population
 from simulation.prepare import prepare_fleet
 from simulation.variants import artifact_changes
 

@@ -16,7 +16,7 @@ from edgefleet.rundir import FLEET_DATA, FLEET_DIR, ITEMS, POPULATION, SIM_CONFI
 from edgefleet.tasks.movielens.shards import assign_devices
 from edgefleet.tasks.movielens.split import make_split
 from edgefleet.tasks.movielens.teacher_head import RecHead
-from simulation.population import draw_population
+from simulation.population.tiers import draw_population
 
 WORDS = ["movie", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "m", "##o", "##v", "##i", "##e"]
 

@@ -14,7 +14,7 @@ from server.privacy.none import NoPrivacy
 from server.samplers.poisson import PoissonSampler
 from server.samplers.uniform import UniformSampler
 from server.strategy import FleetFedAvg
-from simulation.population import draw_population
+from simulation.population.tiers import draw_population
 
 
 @pytest.fixture(autouse=True)

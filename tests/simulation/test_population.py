@@ -1,10 +1,13 @@
 """Device profiles: drawn reproducibly from the tier table, or read from a file with one-line errors."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from edgefleet.errors import DataError
-from simulation.population import COLUMNS, TIERS, draw_population, load_population
+from simulation.population.base import COLUMNS
+from simulation.population.file import load_population
+from simulation.population.tiers import TIERS, draw_population
 
 
 def test_draw_is_reproducible_and_follows_the_shares():
@@ -50,3 +53,20 @@ def test_bad_population_files_are_one_line_errors(tmp_path, edit, message):
 def test_missing_population_file(tmp_path):
     with pytest.raises(DataError, match="not found"):
         load_population(tmp_path / "none.csv")
+
+
+def test_sources_are_chosen_by_name(tmp_path):
+    from edgefleet.config import load_config
+    from edgefleet.errors import ConfigError
+    from simulation.population import population_for, source_name
+
+    drawn = load_config(preset="tiny").sim
+    assert source_name(drawn) == "tiers" and population_for(drawn).equals(draw_population(200, seed=0))
+    draw_population(300, seed=7).to_parquet(tmp_path / "p.parquet")
+    given = load_config(preset="tiny", overrides=[f'sim.population="{tmp_path / "p.parquet"}"'])
+    assert source_name(given.sim) == "file"
+    pd.testing.assert_frame_equal(population_for(given.sim), draw_population(300, seed=7).iloc[:200])
+    with pytest.raises(ConfigError, match="unknown sim.population_source 'trace'.*tiers, file"):
+        population_for(load_config(preset="tiny", overrides=['sim.population_source="trace"']).sim)
+    with pytest.raises(ConfigError, match="needs sim.population"):
+        population_for(load_config(preset="tiny", overrides=['sim.population_source="file"']).sim)

@@ -3,7 +3,7 @@
 `fleet/data.npz` holds, for every emulated device, the MovieLens user it belongs to and the items it holds
 (chronological); for every device-owned user, the held-out validation and test items and the 99 fixed evaluation
 negatives of the task's protocol. `fleet/items.json` is the public catalogue text. `fleet/population.parquet` holds
-the device profiles (simulation/population.py).
+the device profiles (simulation/population/).
 """
 
 from __future__ import annotations

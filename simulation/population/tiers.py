@@ -1,4 +1,5 @@
-"""The emulated device population: phone tiers with published market shares, and per-device profiles drawn from them.
+"""The built-in population source (`tiers`): phone tiers with published market shares, per-device profiles drawn
+from them.
 
 RAM tier shares are AnTuTu's global Android statistics for Q4 2019 (6 GB 36.51%, 4 GB 31.70%, 3 GB 13.58%,
 8 GB 7.47%, 2 GB 7.33%; the remaining 3.41% is put in the >= 12 GB tier). AnTuTu users lean to newer phones, so
@@ -16,12 +17,10 @@ tier, and any of them can be replaced by giving a profile file:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from edgefleet.errors import DataError
+from simulation.population.base import PopulationSource
 
 TIERS = pd.DataFrame(
     [
@@ -36,10 +35,6 @@ TIERS = pd.DataFrame(
     columns=["tier", "share", "budget_mb_low", "budget_mb_high", "cpu_factor", "down_mbps", "up_mbps",
              "availability", "dropout"],
 )
-
-COLUMNS = {"tier": str, "budget_bytes": np.int64, "cpu_factor": np.float64, "down_bps": np.float64,
-           "up_bps": np.float64, "availability": np.float64, "dropout": np.float64}
-
 
 def draw_population(n: int, seed: int, tiers: pd.DataFrame = TIERS) -> pd.DataFrame:
     """`n` device profiles (one row per device id 0..n-1), reproducible from `seed`."""
@@ -64,28 +59,8 @@ def draw_population(n: int, seed: int, tiers: pd.DataFrame = TIERS) -> pd.DataFr
     })
 
 
-def load_population(path: Path) -> pd.DataFrame:
-    """Device profiles from a CSV or Parquet file with the columns of `draw_population`; one row per device."""
-    try:
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except FileNotFoundError:
-        raise DataError(f"population file not found: {path}") from None
-    except Exception as exc:  # pandas raises many parser types; each is one line for the user
-        raise DataError(f"population file {path} cannot be read: {str(exc).splitlines()[0]}") from None
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataError(f"population file {path} lacks column(s): {', '.join(missing)}")
-    if frame.empty:
-        raise DataError(f"population file {path} has no devices")
-    try:
-        frame = frame[list(COLUMNS)].astype(COLUMNS)
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"population file {path}: {exc}") from None
-    checks = {"budget_bytes": frame["budget_bytes"] > 0, "cpu_factor": frame["cpu_factor"] > 0,
-              "down_bps": frame["down_bps"] > 0, "up_bps": frame["up_bps"] > 0,
-              "availability": frame["availability"].between(0, 1), "dropout": frame["dropout"].between(0, 1)}
-    for column, ok in checks.items():
-        if not ok.all():
-            row = int(np.flatnonzero(~ok.to_numpy())[0])
-            raise DataError(f"population file {path}: {column} out of range in row {row + 1}")
-    return frame.reset_index(drop=True)
+class TierSource(PopulationSource):
+    """`sim.devices` profiles drawn from the phone tiers with `sim.seed`."""
+
+    def profiles(self, sim) -> pd.DataFrame:
+        return draw_population(sim.devices, sim.seed)
