@@ -40,9 +40,9 @@ class ModelDims:
     layers: int
     lstm_hidden: int
     max_len: int
-    dim: int  # the head's item/user vector width
-    history_len: int
-    genres: int
+    dim: int  # the recommendation head's item/user vector width (0: no such head)
+    history_len: int  # the recommendation head's recency window (0: no such head)
+    head_floats: int  # every weight outside the encoder (the task's heads), held in float32
     bits: int
     group: int
 
@@ -52,15 +52,11 @@ class ModelDims:
         return cls(kind=s["kind"], vocab=len(vocab), vocab_chars=sum(len(t) + 1 for t in vocab),
                    embed=int(shapes["encoder.word.weight"][1]), hidden=encoder_class(s["kind"]).width(s),
                    ffn=int(s["ffn"]), heads=int(s["heads"]), layers=int(s["layers"]),
-                   lstm_hidden=int(s["lstm_hidden"]), max_len=int(config["max_len"]), dim=int(config["dim"]),
-                   history_len=int(config["history_len"]), genres=int(shapes.get("genre.weight", (0,))[0]),
+                   lstm_hidden=int(s["lstm_hidden"]), max_len=int(config["max_len"]),
+                   dim=int(config.get("dim", 0)), history_len=int(config.get("history_len", 0)),
+                   head_floats=sum(math.prod(shape) for name, shape in shapes.items()
+                                   if not name.startswith("encoder.")),
                    bits=int(config.get("bits", 8)), group=int(config.get("int4_group", 32)))
-
-    @property
-    def head_params(self) -> int:
-        """P: the shared, trained head (edgefleet/tasks/movielens/device_head.py SHARED_KEYS)."""
-        d, h = self.dim, self.hidden
-        return d * h + d + d + 1 + self.history_len + d * d + d + 1
 
 
 def resident_bytes(m: ModelDims) -> int:
@@ -70,8 +66,7 @@ def resident_bytes(m: ModelDims) -> int:
         word = m.vocab * groups * m.group // 2 + m.vocab * groups * F32
     else:
         word = m.vocab * m.embed + m.vocab * F32
-    genre = m.genres * m.hidden + m.genres
-    return word + encoder_class(m.kind).resident_bytes(m) + F32 * (m.head_params + genre) + m.vocab_chars
+    return word + encoder_class(m.kind).resident_bytes(m) + F32 * m.head_floats + m.vocab_chars
 
 
 def encode_bytes(m: ModelDims, tokens: int) -> int:

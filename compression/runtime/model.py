@@ -9,6 +9,7 @@ load.
 
 from __future__ import annotations
 
+import abc
 import time
 import tracemalloc
 from pathlib import Path
@@ -24,13 +25,16 @@ from edgefleet.tasks.movielens.device_head import SHARED_KEYS, item_table, right
 RUNTIME_KIND = "two-tower-rec"
 
 
-class DeviceModel:
-    """Encode item texts, build a user from history item vectors, score and rank candidates."""
+class TextModel(abc.ABC):
+    """What every runtime model does: rebuild the tokenizer from the artifact's vocabulary and encode texts with the
+    encoder its config names. Subclasses add their task's heads."""
+
+    kind: str  # the artifact config's `runtime` this class serves
 
     def __init__(self, artifact: Artifact):
         cfg = artifact.config
-        if cfg.get("runtime") != RUNTIME_KIND:
-            raise ArtifactError(f"artifact is for runtime {cfg.get('runtime')!r}, this runtime runs {RUNTIME_KIND!r}")
+        if cfg.get("runtime") != self.kind:
+            raise ArtifactError(f"artifact is for runtime {cfg.get('runtime')!r}, this runtime runs {self.kind!r}")
         self.config = cfg
         self.tokenizer = build_wordpiece(artifact.vocab, int(cfg["max_len"]))
         t = artifact.tensors
@@ -40,18 +44,35 @@ class DeviceModel:
         except ValueError as e:
             raise ArtifactError(f"artifact's student.kind: {e}") from None
         self.encoder = encoder(cfg["student"], t["encoder.word.weight"], w)
-        self.head = {k: np.ascontiguousarray(w[k], dtype=np.float32) for k in SHARED_KEYS}
-        self.history_len = len(self.head["head.recency"])
-        self.genre_w, self.genre_b = np.ascontiguousarray(w["genre.weight"].T), w["genre.bias"]
-        self.genres = list(cfg.get("genres", []))
+        self.heads(w)  # `w` itself is not kept: what is resident is what the encoder and the heads hold
 
-    @classmethod
-    def load(cls, path: str | Path) -> "DeviceModel":
-        return cls(read_artifact(path))
+    @abc.abstractmethod
+    def heads(self, weights: dict[str, np.ndarray]) -> None:
+        """Take the task's heads from the dequantized weights."""
 
     def encode_ids(self, ids: Sequence[int]) -> np.ndarray:
         """Pooled text vector for one tokenised text."""
         return self.encoder.encode_ids(np.asarray(ids, dtype=np.int64))
+
+    def encode(self, text: str) -> np.ndarray:
+        return self.encode_ids(self.tokenizer.encode(text).ids)
+
+    @classmethod
+    def load(cls, path: str | Path):
+        return cls(read_artifact(path))
+
+
+class DeviceModel(TextModel):
+    """Encode item texts, build a user from history item vectors, score and rank candidates."""
+
+    kind = RUNTIME_KIND
+
+    def heads(self, w: dict[str, np.ndarray]) -> None:
+        cfg = self.config
+        self.head = {k: np.ascontiguousarray(w[k], dtype=np.float32) for k in SHARED_KEYS}
+        self.history_len = len(self.head["head.recency"])
+        self.genre_w, self.genre_b = np.ascontiguousarray(w["genre.weight"].T), w["genre.bias"]
+        self.genres = list(cfg.get("genres", []))
 
     def item_vector(self, text: str) -> tuple[np.ndarray, float]:
         """(normalised item vector, prior) for one item text."""

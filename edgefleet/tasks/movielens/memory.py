@@ -1,6 +1,6 @@
 """Memory of the recommendation task's work on a device, counted from what edgefleet/tasks/movielens/device.py
 allocates (float32 = 4 bytes, int64 indices = 8, bool = 1). `m` is the deployed model's dimensions
-(compression/runtime/memory_model.py `ModelDims`: hidden, dim, history_len, head_params); the runtime adds the
+(compression/runtime/memory_model.py `ModelDims`: hidden, dim, history_len); the runtime adds the
 resident model and the encoder's transient (docs/stress.md).
 
 - **Inference** over the local table of N items (evaluation candidates, history, negatives): the device's copy of the
@@ -25,6 +25,12 @@ ELIDE_BYTES = 256 * 1024
 # A broadcasting ufunc (a (N, D) array plus a bias, or over a (N, 1) norm) iterates through numpy's buffer:
 # np.getbufsize() = 8192 elements of float32.
 UFUNC_BUFFER = 8192 * F32
+
+
+def head_params(m: Any) -> int:
+    """P: the shared, trained recommendation head (device_head.py SHARED_KEYS), from the model's dimensions."""
+    d, h = m.dim, m.hidden
+    return d * h + d + d + 1 + m.history_len + d * d + d + 1
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ def training_bytes(m: Any, d: DeviceShapes) -> int:
     e = d.examples
     if e < 1:
         return inference_bytes(m, d)
-    rows_m, c, ll, dim, p = d.n_hist + d.n_neg, 1 + d.n_neg, m.history_len, m.dim, m.head_params
+    rows_m, c, ll, dim, p = d.n_hist + d.n_neg, 1 + d.n_neg, m.history_len, m.dim, head_params(m)
     b = max(1, min(d.batch, e) // d.batch_div)
     held = (F32 * d.n_local * m.hidden  # the pooled table
             + (I64 + 1) * e * ll + (I64 + 1) * e * c + 2 * I64 * e  # examples, permutation
