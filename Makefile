@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	# Headless Chromium and its driver for the dashboard's real-browser test (Debian packages).
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
+	# WordNet 3.0 (Debian package, WordNet licence): the second real data set, `edgefleet data wordnet`.
+	test -f /usr/share/wordnet/data.noun || \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wordnet-base; }
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -76,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", "the main job on the bundled data and model, figures on screen")
     _config_args(p)
     p.add_argument("--runs", type=Path, default=Path("runs"), help="parent of the new run directory")
+
+    p = add("data", "write a real text-classification data set that a Debian package installs as train, valid and "
+                    "test files (text,label)")
+    p.add_argument("name", metavar="NAME", help="the data set: wordnet (WordNet 3.0 noun definitions, 10 topics)")
+    _config_args(p)  # task.seed, task.valid_fraction and task.test_fraction cut the splits
+    p.add_argument("--per-class", type=int, help="texts per class (default: the data set's own)")
+    p.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    p.add_argument("--out", type=Path, required=True, help="folder for the files and the data's LICENSE")
     return parser
 
 
@@ -249,6 +257,25 @@ def cmd_stress(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    """A real data set from an installed package, as the textclf task's input files, loaded back to check them."""
+    import warnings
+
+    from edgefleet.tasks.textclf.corpora import write_corpus
+    from edgefleet.tasks.textclf.data import DataWarning, report_lines
+
+    task = _load(args).task
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # report_lines prints them
+        written = write_corpus(args.name, args.out, per_class=args.per_class, seed=task.seed,
+                               valid_fraction=task.valid_fraction, test_fraction=task.test_fraction, fmt=args.format)
+    print(f"{written['name']}: {len(written['labels'])} classes ({', '.join(map(str, written['labels']))}), from "
+          f"Debian's {written['package']}; licence: {written['licence']}, in {args.out / 'LICENSE'}")
+    for line in report_lines(written["data"]):
+        print(f"  {line}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "teacher": cmd_teacher,
     "compress": cmd_compress,
@@ -257,6 +284,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "bench": cmd_bench,
     "demo": cmd_demo,
     "stress": cmd_stress,
+    "data": cmd_data,
 }
 
 

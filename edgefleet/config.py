@@ -30,9 +30,22 @@ class TaskConfig(_Section):
     """Which task (edgefleet/tasks) and its data; for MovieLens, the split, ownership and evaluation protocol."""
 
     name: str = Field("movielens", description="the task, by its name in edgefleet/tasks (`TASKS`)")
-    train: Path | None = Field(None, description="textclf: the text,label training file")
-    valid: Path | None = Field(None, description="textclf: the file that picks each model's best epoch")
-    seed: int = Field(0, description="seeds the ownership split, the evaluation's negatives and its capped users")
+    train: Path | None = Field(None, description="textclf: the text,label rows (CSV, JSONL, JSON, Parquet, or a "
+                                                 "`save_to_disk` folder); a `split` column or DatasetDict splits "
+                                                 "may hold the validation and test rows too")
+    valid: Path | None = Field(None, description="textclf: the rows that pick each model's best epoch; unset: the "
+                                                 "training data's splits, else valid_fraction of its rows")
+    test: Path | None = Field(None, description="textclf: the rows every reported score is measured on, never "
+                                                "used to pick an epoch; unset: the training data's splits, else "
+                                                "test_fraction of its rows")
+    valid_fraction: float = Field(0.1, ge=0.0, lt=1.0,
+                                  description="textclf: share of the training rows held out for validation when no "
+                                              "validation rows are given (stratified by label, seeded by seed)")
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0,
+                                 description="textclf: share of the training rows held out for test when no test "
+                                             "rows are given (stratified by label, seeded by seed)")
+    seed: int = Field(0, description="seeds the ownership split, the evaluation's negatives and its capped users; "
+                                     "textclf: the held-out rows")
     server_fraction: float = Field(0.10, gt=0.0, lt=1.0,
                                    description="share of users (opted in) whose data the server holds")
     num_negatives: int = Field(99, ge=1, le=1000,
@@ -49,6 +62,8 @@ class TaskConfig(_Section):
 
         if self.name not in TASKS:
             raise ValueError(f"unknown task {self.name!r} (choose from {', '.join(TASKS)})")
+        if self.valid_fraction + self.test_fraction >= 1.0:
+            raise ValueError("task.valid_fraction + task.test_fraction must leave training rows (sum below 1)")
         return self
 
 

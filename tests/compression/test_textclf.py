@@ -12,7 +12,7 @@ from compression.teacher.two_tower import ItemTokens
 from compression.textclf.job import softened_kl
 from compression.textclf.models import TextTeacher, predict
 from edgefleet.errors import DataError
-from edgefleet.tasks.textclf.data import load_text_task, read_rows
+from edgefleet.tasks.textclf.data import DataWarning, load_text_task, read_rows
 
 
 def write(path, text: str):
@@ -115,12 +115,15 @@ def test_header_without_rows(tmp_path, valid_csv):
 
 
 @pytest.mark.parametrize("name, text", [
-    ("t.csv", "text,label\na,pos\n   ,neg\n"),
-    ("t.jsonl", '{"text": "a", "label": 0}\n{"text": "", "label": 1}\n'),
+    ("t.csv", "text,label\na,pos\n   ,neg\nb,neg\n"),
+    ("t.jsonl", '{"text": "a", "label": "pos"}\n{"text": "", "label": "neg"}\n{"text": "b", "label": "neg"}\n'),
 ])
-def test_empty_text(tmp_path, valid_csv, name, text):
+def test_empty_text_is_dropped_with_one_warning_line(tmp_path, valid_csv, name, text):
     path = write(tmp_path / name, text)
-    assert error_of(path, valid_csv) == f"{path}: row 2 has an empty text"
+    with pytest.warns(DataWarning) as caught:
+        task = load_text_task(path, valid_csv)
+    assert task.train_texts == ["a", "b"]
+    assert [str(w.message) for w in caught] == [f"{path}: dropped 1 row with an empty text"]
 
 
 @pytest.mark.parametrize("line, reason", [
