@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from compression.runtime import load_model
 from compression.runtime.artifact import read_artifact
 from compression.runtime.memory_model import ModelDims
-from compression.runtime.model import DeviceModel
+from compression.runtime.model import TextModel
 from compression.runtime.quantize import QTensor
 from edgefleet.config import Config
 from edgefleet.rundir import FLEET_DIR, MODEL, SIM_CONFIG, STATE_DIR, VARIANTS_DIR, VARIANTS_FILE
@@ -45,7 +46,7 @@ class Deployment:
     def __init__(self, name: str, path: Path, texts: list[str], batch_size: int | None = None):
         self.name, self.batch_size = name, batch_size
         artifact = read_artifact(path)
-        self.model = DeviceModel(artifact)
+        self.model = load_model(artifact)
         self.dims = ModelDims.from_artifact(artifact.config, artifact.vocab,
                                             {k: t.shape for k, t in artifact.tensors.items()})
         # Resident size of the loaded model on a device: its weights as the runtime holds them, and the vocabulary.
@@ -79,7 +80,7 @@ class Worker:
             self.deployments = [Deployment("deployed", model or run_dir / MODEL, self.texts)]
         base = self.deployments[0]
         self.model, self.model_bytes, self.encodings = base.model, base.model_bytes, base.encodings
-        self.history_len = int(self.model.config["history_len"])
+        self.history_len = int(self.model.config.get("history_len", 0))  # the recommender's window
         (run_dir / STATE_DIR).mkdir(exist_ok=True)
 
 
@@ -94,7 +95,7 @@ class EncoderCache:
     aborts the process when an allocation fails.
     """
 
-    def __init__(self, model: DeviceModel, texts: list[str]):
+    def __init__(self, model: TextModel, texts: list[str]):
         self.model, self.texts = model, texts
         # (item, max_tokens) -> (vector, CPU seconds of its encode, transient bytes of one encode at its length)
         self.vectors: dict[tuple[int, int | None], tuple[np.ndarray, float, int]] = {}

@@ -4,6 +4,7 @@ job lives (docs/architecture.md)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, help="federated rounds (sim.rounds)")
     p.add_argument("--cohort", type=int, help="devices sampled per round (sim.cohort)")
     p.add_argument("--model", type=Path, help="model.eflt to deploy (default: compress one into the run directory)")
+    p.add_argument("--data", type=Path, help="your own text,label data: deploy a text classifier (task.train)")
+    p.add_argument("--valid", type=Path, help="with --data: the rows that pick epochs when a model is compressed")
+    p.add_argument("--test", type=Path, help="with --data: the rows every reported figure is measured on")
     p.add_argument("--dp-noise", type=float, metavar="Z", help="client-level DP: noise multiplier (privacy.noise)")
     p.add_argument("--dp-clip", type=float, metavar="C", help="client-level DP: L2 clipping norm (privacy.clip)")
     p.add_argument("--dp-adaptive", action="store_true", help="adaptive clipping from --dp-clip (privacy.adaptive)")
@@ -105,20 +109,11 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
-# Each task's compression job and the view that prints its report ("module:function"), imported when chosen.
-COMPRESS_JOBS = {
-    "movielens": ("compression.pipeline:run_compress",
-                  "edgefleet.tasks.movielens.report_view:print_compression_report"),
-    "textclf": ("compression.textclf.job:run_textclf",
-                "edgefleet.tasks.textclf.report_view:print_textclf_report"),
+# The view that prints each task's compression report ("module:function", imported when chosen).
+REPORT_VIEWS = {
+    "movielens": "edgefleet.tasks.movielens.report_view:print_compression_report",
+    "textclf": "edgefleet.tasks.textclf.report_view:print_textclf_report",
 }
-
-
-def _function(spec: str) -> Callable:
-    import importlib
-
-    module, name = spec.split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
@@ -131,9 +126,11 @@ def cmd_compress(args: argparse.Namespace) -> int:
         args.overrides = [*args.overrides, 'task.name="textclf"', f"task.train={_toml(args.train)}",
                           f"task.valid={_toml(args.valid)}"]
     cfg = _load(args)
-    run, view = (_function(spec) for spec in COMPRESS_JOBS[cfg.task.name])
-    report = run(cfg, args.out, Reporter(enabled=not args.quiet))
-    view(report, args.out)
+    from compression.jobs import compress_job
+
+    report = compress_job(cfg.task.name)(cfg, args.out, Reporter(enabled=not args.quiet))
+    module, name = REPORT_VIEWS[cfg.task.name].split(":")
+    getattr(importlib.import_module(module), name)(report, args.out)
     return 0
 
 
@@ -145,14 +142,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                "secagg": args.secagg or None}
     if args.resume is not None:
         if args.out is not None or args.config or args.preset or args.overrides or args.model or \
-                any(v is not None for v in (args.devices, args.rounds, args.cohort, *privacy.values())):
+                any(v is not None for v in (args.devices, args.rounds, args.cohort, args.data, args.valid, args.test,
+                                            *privacy.values())):
             raise ConfigError("--resume DIR takes its config from DIR; give no other run options with it")
         return _simulate(None, args.resume, reporter, resume=True)
     if args.out is None:
         raise ConfigError("simulate needs --out DIR (or --resume DIR)")
     sim = {"devices": args.devices, "rounds": args.rounds, "cohort": args.cohort, "model": args.model}
+    if args.data is None and (args.valid or args.test):
+        raise ConfigError("--valid and --test go with --data (your own text,label rows)")
+    task = {"train": args.data, "valid": args.valid, "test": args.test}
     args.overrides = [*args.overrides, *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None),
-                      *(f"privacy.{k}={_toml(v)}" for k, v in privacy.items() if v is not None)]
+                      *(f"privacy.{k}={_toml(v)}" for k, v in privacy.items() if v is not None),
+                      *(['task.name="textclf"'] if args.data else []),
+                      *(f"task.{k}={_toml(v)}" for k, v in task.items() if v is not None)]
     return _simulate(_load(args), args.out, reporter)
 
 

@@ -221,6 +221,11 @@ class SimConfig(_Section):
     population_source: str | None = Field(None, description="where device profiles come from "
                                           "(simulation/population/: `tiers`, `file`); unset: `file` when "
                                           "sim.population is given, else `tiers`")
+    partitioner: Literal["user", "dirichlet", "shard", "iid"] | None = Field(
+        None, description="textclf: how training rows are dealt to devices (edgefleet/tasks/textclf/fleet.py); unset: "
+                          "by the data's user column when it has one, else dirichlet")
+    alpha: float = Field(0.5, gt=0, description="textclf: concentration of the Dirichlet partition over labels "
+                                                "(small: few classes per device)")
     min_items: int = Field(4, ge=2, description="shortest window of a user's history one device holds")
     local_epochs: int = Field(1, ge=1, description="a device's epochs over its data in one round")
     batch_size: int = Field(32, ge=1, description="a device's training batch")

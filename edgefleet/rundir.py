@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -52,6 +54,18 @@ def prepare(out: Path, report_name: str) -> Path:
     except OSError as exc:
         raise RunDirError(f"cannot create run directory {out}: {exc.strerror}") from None
     return out
+
+
+@contextmanager
+def removed_on_failure(out: Path, existed: bool) -> Iterator[Path]:
+    """Run the block that fills a new run directory; if it fails, remove the directory, unless it held files
+    before (`existed`): a failed command leaves no half-made run behind and never deletes what it did not make."""
+    try:
+        yield out
+    except BaseException:
+        if not existed:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

@@ -16,8 +16,8 @@ import pandas as pd
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
+from compression.runtime import load_model
 from compression.runtime.artifact import read_artifact
-from compression.runtime.model import DeviceModel
 from edgefleet.config import Config
 from edgefleet.results import Results
 from edgefleet.rundir import FLEET_DIR, MODEL, POPULATION, SIM_CONFIG
@@ -73,7 +73,7 @@ def open_session(context: Context) -> Session | None:
     weights = results.checkpoint(done) if done else task.shared_params(artifact.tensors)
     population = pd.read_parquet(run_dir / FLEET_DIR / POPULATION)
     _, texts = task.load_fleet(run_dir / FLEET_DIR)
-    evaluator = task.evaluator(DeviceModel(artifact), texts, task.load(cfg.task))
+    evaluator = task.evaluator(load_model(artifact), texts, task.load(cfg.task))
     recorder = RoundRecorder(results, population, evaluator, cfg.sim.deadline_s, done, task.device_metrics)
     mechanism = mechanism_from_config(cfg, population["availability"].to_numpy())
     if done:  # the privacy spent so far, and the adaptive clipping norm the last committed round left

@@ -30,19 +30,24 @@ def build_model(cfg: Config, task: FederatedTask, out: Path, reporter: Reporter)
     """The configured artifact, or one compressed now (cached students make this fast after `make demo`)."""
     if cfg.sim.model is not None:
         return deployable(cfg.sim.model, task)
-    from compression.pipeline import run_compress
+    from compression.jobs import compress_job
 
     reporter.log("no sim.model given: compressing the teacher first (--set sim.model=PATH deploys an artifact)")
     quiet = cfg.model_copy(update={"distill": cfg.distill.model_copy(update={"ablation": False})})
-    run_compress(quiet, out / COMPRESS_DIR, reporter)
+    compress_job(task.name)(quiet, out / COMPRESS_DIR, reporter)
     return out / COMPRESS_DIR / MODEL
 
 
 def prepare_fleet(cfg: Config, out: Path, reporter: Reporter) -> None:
     task = federated_task(cfg.task.name)
     population = population_for(cfg.sim)  # first: a bad profile file fails before any slow work
+    if cfg.sim.model is not None:
+        deployable(cfg.sim.model, task)  # a bad model file fails before any slow work too
+    with reporter.stage(f"load the {task.name} data"):
+        data = task.load(cfg.task)  # before the model is built: bad data fails before any training
     with reporter.stage("prepare the model"):
         model = build_model(cfg, task, out, reporter)
+        task.check_artifact(read_artifact(model).config, data)
         if model.resolve() != (out / MODEL).resolve():
             shutil.copyfile(model, out / MODEL)
         if cfg.sim.policy == "adaptive":  # each device picks one of these by its budget (client/device.py)
@@ -50,7 +55,7 @@ def prepare_fleet(cfg: Config, out: Path, reporter: Reporter) -> None:
     with reporter.stage(f"give {cfg.sim.devices:,} devices their data and profiles"):
         fleet_dir = out / FLEET_DIR
         fleet_dir.mkdir(exist_ok=True)
-        task.prepare_fleet(task.load(cfg.task), cfg.sim, fleet_dir)
+        task.prepare_fleet(data, cfg.sim, fleet_dir)
         population.to_parquet(fleet_dir / POPULATION, index=False)
     task.write_description(out)
     # Absolute, so that a reader elsewhere (the dashboard) finds the model's compression report beside it.

@@ -17,7 +17,7 @@ from edgefleet.config import Config
 from edgefleet.errors import RunDirError
 from edgefleet.progress import Reporter
 from edgefleet.results import Results
-from edgefleet.rundir import SIM_CONFIG, SUMMARY, prepare, write_json
+from edgefleet.rundir import SIM_CONFIG, SUMMARY, prepare, removed_on_failure, write_json
 from edgefleet.tasks import get_task
 from server.privacy import slots_for
 from simulation.launch import FlowerSim, SimulationFailed, write_app
@@ -43,10 +43,12 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
         cfg = load_resumable(out)
         reporter.log(f"resuming {out} after round {Results(out).completed_rounds()} of {cfg.sim.rounds}")
     else:
+        existed = Path(out).exists() and any(Path(out).iterdir())
         out = prepare(out, SUMMARY)
         if (out / SIM_CONFIG).exists():
             raise RunDirError(f"{out} holds an unfinished simulation; continue it with --resume {out}")
-        prepare_fleet(cfg, out, reporter)
+        with removed_on_failure(out, existed):  # a failed preparation leaves no half-made run directory
+            prepare_fleet(cfg, out, reporter)
     results = Results(out)
     headline = get_task(cfg.task.name).headline
     app_dir = write_app(out / "app", "edgefleet", *(SECURE_APPS if cfg.privacy.secagg else (SERVERAPP, CLIENTAPP)))

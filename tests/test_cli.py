@@ -114,3 +114,12 @@ def test_dashboard_bad_input_is_one_line(tmp_path, capsys):
     assert main(["dashboard", "--runs", str(tmp_path), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert "no such directory" in err and "not a TCP port" in err and err.count("\n") == 2
+
+
+def test_a_simulation_that_fails_in_preparation_leaves_no_run_directory(tmp_path, capsys):
+    bad = tmp_path / "profiles.csv"
+    bad.write_text("tier,budget_bytes\nram-2gb,1\n")
+    out = tmp_path / "run"
+    code = main(["--quiet", "simulate", "--preset", "tiny", "--set", f'sim.population="{bad}"', "--out", str(out)])
+    assert code == 2 and "lacks column(s)" in capsys.readouterr().err
+    assert not out.exists()

@@ -106,6 +106,9 @@ class FederatedTask(Task):
     def shared_params(self, tensors: Mapping[str, Any]) -> Params:
         """The shared weights as deployed, from the artifact's tensors."""
 
+    def check_artifact(self, config: Mapping[str, Any], data: Any) -> None:
+        """Refuse (one DataError line) a model that cannot serve this data, e.g. trained on other labels."""
+
     @abc.abstractmethod
     def prepare_fleet(self, data: Any, sim: Any, fleet_dir: Path) -> None:
         """Cut every device's data from the population's owners and write what workers read into `fleet_dir`."""

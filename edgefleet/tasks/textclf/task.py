@@ -1,23 +1,58 @@
-"""Your own text classification: `text,label` files (docs/tasks.md). It compresses today (compression/textclf/);
-deploying it to a fleet needs its device side, fleet and evaluator (a `FederatedTask`), which it does not have yet,
-so `simulate` refuses it with one line (edgefleet/tasks/__init__.py `federated_task`)."""
+"""Your own text classification: `text,label` data (docs/tasks.md). It compresses through compression/textclf/ and
+deploys to a fleet: devices hold non-IID shards of the training rows (edgefleet/tasks/textclf/fleet.py), train the
+shared linear head over the frozen encoder and keep a personal bias (device.py); the server scores the shared head
+on the test rows each round (evaluate.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import Any, Mapping
 
-from edgefleet.errors import ConfigError
-from edgefleet.tasks.base import Metric, Task
-from edgefleet.tasks.textclf.data import TextTask, load_text_task
+import numpy as np
+
+from edgefleet.errors import DataError
+from edgefleet.rundir import FLEET_DATA, ITEMS
+from edgefleet.tasks.base import FederatedTask, Metric, Params
+from edgefleet.tasks.textclf.data import TextTask, load_configured
+from edgefleet.tasks.textclf.device import HEAD_KEYS, ClassifierDevice
+from edgefleet.tasks.textclf.evaluate import ClassifierEvaluator
+from edgefleet.tasks.textclf.fleet import TextFleet, partition
 
 
-class TextClassification(Task):
+class TextClassification(FederatedTask):
     name = "textclf"
     title = "Text classification (your data)"
     runtime = "text-classifier"
-    metrics = (Metric("accuracy", "accuracy"),)
+    metrics = (Metric("accuracy", "accuracy"), Metric("macro_f1", "macro-F1"))
+    device_metrics = (Metric("correct", "accuracy on the device", "device_accuracy"),)
+    device = ClassifierDevice()
 
     def load(self, cfg: Any) -> TextTask:
-        if cfg.train is None or cfg.valid is None:
-            raise ConfigError("the textclf task needs task.train and task.valid (compress --train F --valid F)")
-        return load_text_task(cfg.train, cfg.valid)
+        return load_configured(cfg)
+
+    def shared_params(self, tensors: Mapping[str, Any]) -> Params:
+        return {k: np.ascontiguousarray(tensors[k].dequantize(), dtype=np.float32) for k in HEAD_KEYS}
+
+    def check_artifact(self, config: Mapping[str, Any], data: TextTask) -> None:
+        if list(config.get("labels", [])) != list(data.labels):
+            raise DataError(f"the model was trained on labels {config.get('labels')}, the data has {data.labels}: "
+                            "compress the model on this data first")
+
+    def prepare_fleet(self, data: TextTask, sim: Any, fleet_dir: Path) -> None:
+        users = getattr(data, "train_users", None)
+        how = sim.partitioner or ("user" if users is not None else "dirichlet")
+        parts = partition(data.train_y, users, sim.devices, how, sim.alpha, sim.seed)
+        offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(p) for p in parts])
+        n_train = len(data.train_texts)
+        TextFleet(offsets=offsets, rows=np.concatenate(parts).astype(np.int64), train_y=data.train_y,
+                  test_rows=np.arange(n_train, n_train + len(data.test_texts)), test_y=data.test_y,
+                  n_classes=len(data.labels)).save(fleet_dir / FLEET_DATA)
+        (fleet_dir / ITEMS).write_text(json.dumps([*data.train_texts, *data.test_texts]))
+
+    def load_fleet(self, fleet_dir: Path) -> tuple[TextFleet, list[str]]:
+        return TextFleet.load(fleet_dir / FLEET_DATA), json.loads((fleet_dir / ITEMS).read_text())
+
+    def evaluator(self, model: Any, texts: list[str], data: TextTask) -> ClassifierEvaluator:
+        return ClassifierEvaluator(model, data.test_texts, data.test_y, len(data.labels))
