@@ -230,8 +230,11 @@ class SimConfig(_Section):
     local_epochs: int = Field(1, ge=1, description="a device's epochs over its data in one round")
     batch_size: int = Field(32, ge=1, description="a device's training batch")
     negatives: int = Field(32, ge=1, description="negatives per training step on a device")
-    lr: float = Field(2e-4, gt=0, description="the device's Adam on the shared head")
-    personal_lr: float = Field(0.5, ge=0, description="SGD on the personal vector (0: none)")
+    lr: float | None = Field(None, gt=0, description="the device's Adam on the shared weights; unset: the task's "
+                                                     "own (edgefleet/tasks: movielens 2e-4, textclf 1e-2)")
+    personal_lr: float | None = Field(None, ge=0, description="SGD on the personal part that stays on the device "
+                                                               "(0: none); unset: the task's own (movielens 0.5, "
+                                                               "textclf 0.1)")
     server_lr: float = Field(1.0, gt=0, description="FedAvgM; 1.0 and momentum 0 is plain FedAvg")
     server_momentum: float = Field(0.5, ge=0, lt=1, description="FedAvgM's momentum")
     fallback: Literal["ladder", "none"] = Field(

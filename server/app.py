@@ -21,7 +21,7 @@ from compression.runtime.artifact import read_artifact
 from edgefleet.config import Config
 from edgefleet.results import Results
 from edgefleet.rundir import FLEET_DIR, MODEL, POPULATION, SIM_CONFIG
-from edgefleet.tasks import federated_task
+from edgefleet.tasks import federated_task, get_task
 from edgefleet.tasks.base import FederatedTask
 from server.privacy import mechanism_from_config
 from server.privacy.base import PrivacyMechanism
@@ -32,11 +32,13 @@ app = ServerApp()
 
 
 def device_job(cfg: Config) -> dict:
-    """The local-work settings every device receives (client/device.py DeviceJob)."""
-    s = cfg.sim
+    """The local-work settings every device receives (client/device.py DeviceJob); learning rates left unset are
+    the task's own."""
+    s, own = cfg.sim, get_task(cfg.task.name).local_training
     return {"seed": s.seed, "epochs": s.local_epochs, "batch-size": s.batch_size, "negatives": s.negatives,
-            "lr": s.lr, "personal-lr": s.personal_lr, "fallback": s.fallback, "update-bits": s.update_bits,
-            "encoder-cache": int(s.encoder_cache)}
+            "lr": own["lr"] if s.lr is None else s.lr,
+            "personal-lr": own["personal_lr"] if s.personal_lr is None else s.personal_lr,
+            "fallback": s.fallback, "update-bits": s.update_bits, "encoder-cache": int(s.encoder_cache)}
 
 
 @dataclass

@@ -101,6 +101,9 @@ class FederatedTask(Task):
     """A task that can be deployed to a fleet: its fleet data, its device side, its global evaluation."""
 
     device: ClassVar[DeviceSide]
+    # The device's learning rates when sim.lr / sim.personal_lr are unset: a head over 10-100 texts wants other
+    # steps than another task's.
+    local_training: ClassVar[dict[str, float]]
 
     @abc.abstractmethod
     def shared_params(self, tensors: Mapping[str, Any]) -> Params:

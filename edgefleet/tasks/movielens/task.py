@@ -29,6 +29,8 @@ class MovieLens(FederatedTask):
     device_metrics = (Metric("hit", "HR@10 on the device", "device_hr@10"),
                       Metric("ndcg", "NDCG@10 on the device", "device_ndcg@10"))
     device = RecommendationDevice()
+    # Chosen on the device users' validation items (docs/simulation.md).
+    local_training = {"lr": 2e-4, "personal_lr": 0.5}
 
     def load(self, cfg: Any) -> TaskBundle:
         return load_task(cfg)
