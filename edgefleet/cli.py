@@ -29,6 +29,15 @@ def _config_args(p: argparse.ArgumentParser, presets: tuple[str, ...] = ("tiny",
                    help="override one config value (repeatable), e.g. --set teacher.epochs=2")
 
 
+# Each benchmark's job ("module:function", imported when chosen): run(cfg, out, reporter) prints and writes its report.
+BENCHES = {
+    "sim": "simulation.bench:run_bench_sim",
+    "privacy": "simulation.bench_privacy:run_bench_privacy",
+    "compress": "compression.bench:run_bench_compress",
+    "task": "simulation.bench_task:run_bench_task",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="edgefleet", description="Federated edge-simulation testbed for compact on-device NLU.")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
@@ -73,8 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8501)
 
     p = add("bench", "benchmarks with ratios against a reference measured in the same run")
-    p.add_argument("which", choices=("sim", "privacy", "compress"))
+    p.add_argument("which", choices=tuple(BENCHES))
     _config_args(p)
+    p.add_argument("--data", type=Path, help="bench task: your text,label data (task.train)")
+    p.add_argument("--valid", type=Path, help="bench task: the rows that pick epochs")
+    p.add_argument("--test", type=Path, help="bench task: the rows every figure is measured on")
     p.add_argument("--out", type=Path, help="run directory (default: a new runs/bench-<which>-<time>/)")
 
     p = add("demo", "the main job on the bundled data and model, figures on screen")
@@ -149,14 +161,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.out is None:
         raise ConfigError("simulate needs --out DIR (or --resume DIR)")
     sim = {"devices": args.devices, "rounds": args.rounds, "cohort": args.cohort, "model": args.model}
-    if args.data is None and (args.valid or args.test):
-        raise ConfigError("--valid and --test go with --data (your own text,label rows)")
-    task = {"train": args.data, "valid": args.valid, "test": args.test}
-    args.overrides = [*args.overrides, *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None),
-                      *(f"privacy.{k}={_toml(v)}" for k, v in privacy.items() if v is not None),
-                      *(['task.name="textclf"'] if args.data else []),
-                      *(f"task.{k}={_toml(v)}" for k, v in task.items() if v is not None)]
+    args.overrides = [*_data_overrides(args), *args.overrides,
+                      *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None),
+                      *(f"privacy.{k}={_toml(v)}" for k, v in privacy.items() if v is not None)]
     return _simulate(_load(args), args.out, reporter)
+
+
+def _data_overrides(args: argparse.Namespace) -> list[str]:
+    """`--data F [--valid F] [--test F]`: the textclf task on your own rows, as config overrides."""
+    if args.data is None:
+        if args.valid or args.test:
+            raise ConfigError("--valid and --test go with --data (your own text,label rows)")
+        return []
+    files = {"train": args.data, "valid": args.valid, "test": args.test}
+    return ['task.name="textclf"', *(f"task.{k}={_toml(v)}" for k, v in files.items() if v is not None)]
 
 
 def _simulate(cfg, out: Path, reporter, resume: bool = False) -> int:
@@ -211,21 +229,11 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from edgefleet.progress import Reporter
 
+    args.overrides = [*_data_overrides(args), *args.overrides]
     cfg = _load(args)
     out = args.out or Path("runs") / time.strftime(f"bench-{args.which}-%Y%m%d-%H%M%S")
-    if args.which == "sim":
-        from simulation.bench import run_bench_sim
-
-        run_bench_sim(cfg, out, Reporter(enabled=not args.quiet))
-        return 0
-    if args.which == "privacy":
-        from simulation.bench_privacy import run_bench_privacy
-
-        run_bench_privacy(cfg, out, Reporter(enabled=not args.quiet))
-        return 0
-    from compression.bench import run_bench_compress
-
-    run_bench_compress(cfg, out, Reporter(enabled=not args.quiet))
+    module, name = BENCHES[args.which].split(":")
+    getattr(importlib.import_module(module), name)(cfg, out, Reporter(enabled=not args.quiet))
     return 0
 
 

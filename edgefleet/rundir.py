@@ -21,6 +21,7 @@ COMPRESSION_REPORT = "compression_report.json"
 STRESS_REPORT = "stress_report.json"
 PRIVACY_REPORT = "privacy_report.json"
 BENCH_SIM = "bench_sim.json"
+TASK_BENCH = "bench_task.json"
 SUMMARY = "summary.json"
 SIM_CONFIG = "sim_config.json"
 COMPRESS_DIR = "compress"  # where `simulate` compresses a model when it is given none

@@ -1,0 +1,59 @@
+"""Your own text classifier through the whole testbed on real data (WordNet definitions by topic, from Debian's
+wordnet-base): `compress --train/--valid/--test` builds it, `simulate --data` deploys it to a fleet that trains it
+federatedly, with the results the dashboard reads."""
+
+import json
+
+import pytest
+
+from edgefleet.cli import main
+from edgefleet.results import OUTCOMES, Results
+from edgefleet.rundir import TASK
+from edgefleet.tasks.textclf.corpora import write_corpus
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def wordnet(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wordnet")
+    write_corpus("wordnet", out, per_class=60, seed=0, valid_fraction=0.15, test_fraction=0.15)
+    return out
+
+
+def files(wordnet):
+    return [f"--{part}={wordnet / f'{part}.csv'}" for part in ("valid", "test")]
+
+
+@pytest.fixture(scope="module")
+def model(wordnet, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compress")
+    assert main(["--quiet", "compress", "--preset", "tiny", f"--train={wordnet / 'train.csv'}", *files(wordnet),
+                 "--out", str(out)]) == 0
+    return out / "model.eflt"
+
+
+def test_a_users_csv_goes_from_compress_to_simulate(wordnet, model, tmp_path):
+    run = tmp_path / "sim"
+    assert main(["--quiet", "simulate", "--preset", "tiny", "--model", str(model), f"--data={wordnet / 'train.csv'}",
+                 *files(wordnet), "--devices", "60", "--cohort", "12", "--rounds", "3", "--out", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["task"] == "textclf" and summary["rounds"] == 3 and summary["epsilon"] is None
+    for key in ("accuracy", "accuracy_start", "macro_f1", "macro_f1_start", "participation_rate", "oom_rate"):
+        assert summary[key] is not None, key
+    assert 0.0 <= summary["accuracy_start"] <= 1.0 and 0.0 <= summary["macro_f1"] <= 1.0
+    rounds, devices = Results(run).rounds(), Results(run).devices()
+    assert list(rounds["round"]) == [1, 2, 3] and {"accuracy", "macro_f1", "device_accuracy"} <= set(rounds)
+    assert set(devices["outcome"]) <= set(OUTCOMES) and "correct" in devices
+    trained = devices[(devices["outcome"] == "ok") & (devices["examples"] > 0)]
+    assert len(trained) and (trained["bytes_up"] > 0).all()
+    assert json.loads((run / TASK).read_text())["headline"] == "accuracy"
+
+
+def test_a_model_trained_on_other_labels_is_refused(model, tmp_path, capsys):
+    other = tmp_path / "other.csv"
+    other.write_text("text,label\n" + "".join(f"a short text number {i},{'ab'[i % 2]}\n" for i in range(40)))
+    code = main(["--quiet", "simulate", "--preset", "tiny", "--model", str(model), f"--data={other}",
+                 "--out", str(tmp_path / "sim")])
+    err = capsys.readouterr().err
+    assert code == 2 and "trained on labels" in err and err.count("\n") == 1 and not (tmp_path / "sim").exists()
