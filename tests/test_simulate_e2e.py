@@ -21,7 +21,7 @@ from edgefleet.config import load_config
 from edgefleet.progress import Reporter
 from edgefleet.results import OUTCOMES, Results
 from edgefleet.rundir import prepare
-from edgefleet.tasks.movielens.device_head import SHARED_KEYS
+from edgefleet.tasks import federated_task
 from simulation.launch import FlowerSim, write_app
 from simulation.prepare import prepare_fleet
 from simulation.run import CLIENTAPP, SERVERAPP, run_simulate
@@ -65,6 +65,8 @@ def test_simulate_tiny(tiny_run):
     # Round 0 is the deployed model: the same figure `compress` reported for it on the same users.
     report = json.loads((out / "compress" / "compression_report.json").read_text())
     assert summary["hr@10_start"] == pytest.approx(report["student"]["hr@10"])
+    # Genre tagging too, at most a borderline tag apart (the runtime's and the task's sigmoid round differently).
+    assert summary["genre_f1_start"] == pytest.approx(report["genre"]["student"]["micro_f1"], abs=0.005)
     results = Results(out)
     rounds, devices = results.rounds(), results.devices()
     assert list(rounds["round"]) == [1, 2]
@@ -74,7 +76,9 @@ def test_simulate_tiny(tiny_run):
     assert not devices.duplicated(["round", "device"]).any()
     ok = devices[devices["outcome"] == "ok"]
     assert (ok["peak_bytes"] <= ok["allowance_bytes"]).all() and (ok["virtual_ms"] > 0).all()
-    assert {"tier", "budget_bytes", "infer_ms", "train_ms", "bytes_up", "bytes_down", "loss", "hit"} <= set(devices)
+    assert {"tier", "budget_bytes", "infer_ms", "train_ms", "bytes_up", "bytes_down", "loss", "hit",
+            "tag_f1"} <= set(devices)
+    assert rounds["genre_f1"].between(0, 1).all() and rounds["device_genre_f1"].notna().all()
     # Nothing left running, nothing written outside the run directory.
     assert processes_of(out) == []
     for place in before:  # pytest's own directory aside
@@ -190,7 +194,7 @@ def never_sent(vectors: list[np.ndarray], records: list[dict]) -> None:
 
 
 def test_dp_run_sends_only_the_shared_head(tiny_run, tmp_path, monkeypatch):
-    """Client-level DP without SecAgg: every message the devices sent holds the shared head's arrays and scalar
+    """Client-level DP without SecAgg: every message the devices sent holds the shared heads' arrays and scalar
     telemetry, never the personal vector; epsilon is accounted per round."""
     out, records = audited_run(tiny_run, tmp_path, monkeypatch)
     summary = json.loads((out / "summary.json").read_text())
@@ -200,7 +204,7 @@ def test_dp_run_sends_only_the_shared_head(tiny_run, tmp_path, monkeypatch):
     assert rounds["noise_std"].tolist() == pytest.approx([1.0 * 0.1 / 16] * 2)
     for record in records:
         for arrays in record["arrays"].values():
-            assert set(arrays) <= set(SHARED_KEYS)
+            assert set(arrays) <= set(federated_task("movielens").device.shared_keys)  # both heads
     assert any(record["arrays"] for record in records)
     never_sent(personal_vectors(out), records)
 

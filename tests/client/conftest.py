@@ -1,6 +1,7 @@
 """A toy run directory as `edgefleet simulate` prepares it: a tiny artifact, a toy catalogue's fleet, profiles."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,7 +13,9 @@ from compression.runtime.model import RUNTIME_KIND
 from compression.runtime.tokenizer import SPECIALS
 from compression.student import build_encoder
 from edgefleet.config import Config, StudentConfig
-from edgefleet.rundir import FLEET_DATA, FLEET_DIR, ITEMS, POPULATION, SIM_CONFIG, write_json
+from edgefleet.rundir import FLEET_DATA, FLEET_DIR, POPULATION, SIM_CONFIG, write_json
+from edgefleet.tasks.movielens.fleet import save_texts
+from edgefleet.tasks.movielens.genre_head import held_out_items
 from edgefleet.tasks.movielens.shards import assign_devices
 from edgefleet.tasks.movielens.split import make_split
 from edgefleet.tasks.movielens.teacher_head import RecHead
@@ -32,8 +35,9 @@ def toy_run(tmp_path, toy_catalogue):
     fleet_dir = tmp_path / FLEET_DIR
     fleet_dir.mkdir()
     split = make_split(toy_catalogue, 0.2, seed=0)
-    assign_devices(split, 10, seed=0, num_negatives=5, min_items=3).save(fleet_dir / FLEET_DATA)
-    (fleet_dir / ITEMS).write_text(json.dumps(toy_catalogue.titles))
+    fleet = assign_devices(split, 10, seed=0, num_negatives=5, min_items=3)
+    replace(fleet, genres=toy_catalogue.genres, genre_held_out=held_out_items(12, 0)).save(fleet_dir / FLEET_DATA)
+    save_texts(fleet_dir, toy_catalogue.item_texts(), toy_catalogue.titles)
     draw_population(10, seed=0).to_parquet(fleet_dir / POPULATION)
     write_json(tmp_path / SIM_CONFIG, json.loads(Config().model_dump_json()))  # the task is the config's (MovieLens)
     return tmp_path

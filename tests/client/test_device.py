@@ -11,7 +11,7 @@ from client.worker import worker
 from compression.runtime.artifact import read_artifact
 from compression.runtime.update_codec import decode_update
 from edgefleet.config import load_config
-from edgefleet.tasks.movielens.device_head import shared_params
+from edgefleet.tasks import federated_task
 from server.app import device_job
 
 
@@ -26,7 +26,8 @@ def job(**kw):
 
 @pytest.fixture
 def setup(toy_run):
-    return worker(str(toy_run)), shared_params(read_artifact(toy_run / "model.eflt").tensors)
+    tensors = read_artifact(toy_run / "model.eflt").tensors
+    return worker(str(toy_run)), federated_task("movielens").shared_params(tensors)  # both heads, as the server sends
 
 
 def test_a_roomy_device_trains_and_reports(setup):
@@ -130,8 +131,11 @@ def test_the_small_batch_rung_accumulates_to_the_same_update(setup):
     w, shared = setup
     j = job(batch_size=4)
     own = w.fleet.device_items(2)
-    local = LocalItems(np.concatenate([[w.fleet.test[0]], w.fleet.negatives[0], own, [w.fleet.valid[0]], [0, 1]]),
-                       n_eval=1 + w.fleet.negatives.shape[1], n_hist=len(own) + 1, n_neg=2)
+    tagged = np.setdiff1d(own, w.fleet.genre_held_out)
+    local = LocalItems(np.concatenate([[w.fleet.test[0]], w.fleet.negatives[0], own, [w.fleet.valid[0]], [0, 1],
+                                       w.fleet.n_items + tagged]),
+                       n_eval=1 + w.fleet.negatives.shape[1], n_hist=len(own) + 1, n_neg=2,
+                       genres=w.fleet.genres[tagged])
     encoded, _, _ = w.encodings.table(local.texts, None, reuse=True)
     personal = np.zeros(w.task.device.personal_size(shared), np.float32)
     runs = [w.task.device.work(shared, personal, encoded, local, plan.train, j, plan.batch_div, w.history_len,
@@ -141,3 +145,29 @@ def test_the_small_batch_rung_accumulates_to_the_same_update(setup):
         np.testing.assert_allclose(small[k], full[k], rtol=1e-4, atol=1e-6, err_msg=k)
     np.testing.assert_allclose(p_small, p_full, rtol=1e-4, atol=1e-6)
 
+
+
+def test_a_device_tags_and_trains_genres_on_its_own_titles_but_never_the_held_out_ones(setup):
+    w, shared = setup
+    fleet, n = w.fleet, w.fleet.n_items
+    for device in range(fleet.n_devices):
+        local = w.task.device.local_data(fleet, device, len(w.texts), 4, np.random.default_rng(0))
+        user_row = fleet.user_row(int(fleet.device_user[device]))
+        own = set(fleet.device_items(device).tolist()) | {int(fleet.valid[user_row])}
+        titles = local.texts[local.n_items:] - n
+        assert set(titles.tolist()) == own - set(fleet.genre_held_out.tolist())
+        assert (local.genres == fleet.genres[titles]).all() and local.texts[:local.n_items].max() < n
+    report = run_device(w, job(), shared)
+    assert 0.0 <= report.measured["tag_f1"] <= 1.0
+    new = decode_update(report.update, shared)
+    assert not np.array_equal(new["genre.weight"], shared["genre.weight"])
+    # A device whose items are all held out of genre training tags nothing and leaves the genre head as it was.
+    held_all = replace(fleet, genre_held_out=np.arange(n))
+    local = w.task.device.local_data(held_all, 2, len(w.texts), 4, np.random.default_rng(0))
+    encoded, _, _ = w.encodings.table(local.texts, None, reuse=True)
+    personal = np.zeros(w.task.device.personal_size(shared), np.float32)
+    out, new, _ = w.task.device.work(shared, personal, encoded, local, True, job(), 1, w.history_len,
+                                     np.random.default_rng(0))
+    assert np.isnan(out["tag_f1"]) and out["examples"] > 0
+    for k in ("genre.weight", "genre.bias"):
+        np.testing.assert_array_equal(new[k], shared[k])

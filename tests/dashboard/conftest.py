@@ -65,11 +65,12 @@ def write_sim(path, rounds=2, finish=True, private=False, task=MOVIELENS):
         write_task(path, task)
     res = Results(path)
     res.ensure()
-    res.write_start({"hr@10": 0.55, "ndcg@10": 0.29, "mrr": 0.24, "full": {"hr@10": 0.08}})
+    res.write_start({"hr@10": 0.55, "ndcg@10": 0.29, "mrr": 0.24, "genre_f1": 0.40, "full": {"hr@10": 0.08}})
     rng = np.random.default_rng(0)
     for r in range(1, rounds + 1):
         devices = device_rows(r, rng)
-        metrics = {"hr@10": 0.55 + 0.01 * r, "ndcg@10": 0.29 + 0.005 * r, "mrr": 0.24, "full": {"hr@10": 0.09}}
+        metrics = {"hr@10": 0.55 + 0.01 * r, "ndcg@10": 0.29 + 0.005 * r, "mrr": 0.24, "genre_f1": 0.40 + 0.01 * r,
+                   "full": {"hr@10": 0.09}}
         row = round_row(r, devices, 40, 2.5, metrics, 1.0, device_metrics())
         if private:  # what server/strategy.py adds to a DP round
             row.update(epsilon=0.4 * r, delta=0.02, dp_noise=1.0, sampling_rate=0.3, noise_std=0.1 / 12 * r,

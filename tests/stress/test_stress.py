@@ -14,18 +14,23 @@ from compression.runtime.memory_model import predict
 from edgefleet.cli import main
 from edgefleet.config import VariantConfig, load_config
 from edgefleet.progress import Reporter
-from edgefleet.tasks.movielens.device_head import shared_params
+from edgefleet.tasks import federated_task
 from simulation.stress import REPORT, Probe, min_budget, probe_job, reference_device, run_stress
 from simulation.variants import deploy_variants
 
 MB = 2**20
 
 
+def shared_of(run):
+    """The deployed model's shared weights, as the ServerApp sends them (both heads)."""
+    return federated_task("movielens").shared_params(read_artifact(run / "model.eflt").tensors)
+
+
 def probe(run, batch=8, quantile=0.5):
     w = Worker(run)
     cfg = load_config(overrides=[f"sim.batch_size={batch}", "sim.negatives=16"])
     job = probe_job(cfg, reference_device(w, quantile))
-    return Probe("small", w, job, shared_params(read_artifact(run / "model.eflt").tensors), 20.0)
+    return Probe("small", w, job, shared_of(run), 20.0)
 
 
 @pytest.mark.parametrize("workload", ["inference", "training"])
@@ -114,7 +119,7 @@ def test_the_adaptive_policy_picks_the_richest_variant_that_fits(adaptive_run):
     assert choose(w, replace(job, budget_bytes=int(train[0] * 1.1) + 1), local)[0] == (0, LADDER[0])
     w.fit_margin = 0.0
     # In a real round under the real cap: the device reports the variant it ran and fits in its budget.
-    shared = shared_params(read_artifact(adaptive_run / "model.eflt").tensors)
+    shared = shared_of(adaptive_run)
     report = run_device(w, replace(job, budget_bytes=train[1] + 64 * 1024), shared)
     assert report.outcome == "ok" and report.variant == 1 and report.plan == "micro-batch" and report.attempts == 1
     assert report.peak_bytes <= report.allowance_bytes == train[1] + 64 * 1024 - w.deployments[1].model_bytes
@@ -170,7 +175,7 @@ def test_a_finished_stress_run_is_never_overwritten(tmp_path, capsys):
 
 def test_a_device_whose_pick_does_not_fit_steps_down_the_variants(adaptive_run):
     w = Worker(adaptive_run)
-    shared = shared_params(read_artifact(adaptive_run / "model.eflt").tensors)
+    shared = shared_of(adaptive_run)
     device = reference_device(w, 0.7)
     job = probe_job(load_config(overrides=["sim.negatives=8"]), device)
     roomy = run_device(w, replace(job, budget_bytes=64 * MB), shared)

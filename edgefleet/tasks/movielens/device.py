@@ -1,10 +1,12 @@
-"""The recommendation task's part of one device's round: rank candidates for the device's user, fine-tune the
-shared head, keep a personal vector.
+"""The recommendation task's part of one device's round: rank candidates for the device's user, tag its items'
+genres from their titles, fine-tune both shared heads, keep a personal vector.
 
-The device's local item table is [evaluation candidates | its history | training negatives]: the held-out test
+The device's local table is [evaluation candidates | its history | training negatives | titles]: the held-out test
 item and the protocol's negatives first, then its own items (oldest first, ending with the held-out validation
-item), then negatives it samples among items it has not seen. Inference ranks the candidates; training sees only
-the second part. Everything here runs inside the device's memory cap (client/memcap.py), numpy only.
+item), then negatives it samples among items it has not seen, all as item texts; then the titles alone of its own
+items, except those held out of genre training for the server's genre evaluation (genre_head.py). Inference ranks
+the candidates and tags the titles; training sees the history and negatives (recommendation) and the titles (genre
+tagging). Everything here runs inside the device's memory cap (client/memcap.py), numpy only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgefleet.tasks.base import DeviceSide, Params
+from edgefleet.tasks.movielens import genre_head
 from edgefleet.tasks.movielens.device_head import (
     SHARED_KEYS,
     Examples,
@@ -25,6 +28,7 @@ from edgefleet.tasks.movielens.device_head import (
     user_vectors,
 )
 from edgefleet.tasks.movielens.fleet import FleetData
+from edgefleet.tasks.movielens.genre_head import GENRE_KEYS
 from edgefleet.tasks.movielens.memory import DeviceShapes
 from edgefleet.tasks.movielens.metrics import expected_metrics, rank_counts
 from edgefleet.tasks.optim import Adam
@@ -32,14 +36,20 @@ from edgefleet.tasks.optim import Adam
 
 @dataclass(frozen=True)
 class LocalItems:
-    texts: np.ndarray  # indices of the item texts the device encodes, in table order
+    texts: np.ndarray  # indices of the texts the device encodes, in table order (fleet.py: titles follow items)
     n_eval: int
     n_hist: int
     n_neg: int
+    genres: np.ndarray  # (titles, genres) bool labels of the titles that end the table
+
+    @property
+    def n_items(self) -> int:
+        """Rows of the table holding item texts (what the recommender reads); the titles follow them."""
+        return self.n_eval + self.n_hist + self.n_neg
 
 
 class RecommendationDevice(DeviceSide):
-    shared_keys = SHARED_KEYS
+    shared_keys = SHARED_KEYS + GENRE_KEYS
 
     def personal_size(self, shared: Params) -> int:
         return len(shared["head.user_head.bias"])
@@ -52,33 +62,42 @@ class RecommendationDevice(DeviceSide):
         eval_cand = np.concatenate([[fleet.test[user_row]], fleet.negatives[user_row]]).astype(np.int64)
         # Training negatives: items the device has not seen, and not the evaluation candidates, so that training
         # touches only the second part of the table.
-        pool = np.setdiff1d(np.arange(n_texts), np.concatenate([own, [fleet.valid[user_row]], eval_cand]))
+        pool = np.setdiff1d(np.arange(fleet.n_items), np.concatenate([own, [fleet.valid[user_row]], eval_cand]))
         neg = rng.choice(pool, size=min(negatives, len(pool)), replace=False)
-        return LocalItems(np.concatenate([eval_cand, hist, neg]), len(eval_cand), len(hist), len(neg))
+        # Genre tagging reads its own items' titles, never those of the server's genre evaluation items.
+        tagged = np.setdiff1d(hist, fleet.genre_held_out)
+        return LocalItems(np.concatenate([eval_cand, hist, neg, fleet.n_items + tagged]), len(eval_cand), len(hist),
+                          len(neg), fleet.genres[tagged])
 
     def shapes(self, local: LocalItems, tokens: int, batch: int, batch_div: int, personal: bool) -> DeviceShapes:
         return DeviceShapes(local.n_eval, local.n_hist, local.n_neg, tokens, batch=batch, batch_div=batch_div,
-                            personal=personal)
+                            personal=personal, n_titles=len(local.genres), genres=local.genres.shape[1])
 
     def work(self, shared: Params, personal: np.ndarray, encoded: np.ndarray, local: LocalItems, train: bool,
              job, batch_div: int, history_len: int, rng: np.random.Generator) -> tuple[dict, Params | None,
                                                                                       np.ndarray]:
-        n_eval, n_hist = local.n_eval, local.n_hist
+        n_eval, n_hist, n_items = local.n_eval, local.n_hist, local.n_items
         t0 = time.thread_time()
         pooled = encoded.copy()  # the device's own table, allocated under its cap
-        items, prior = item_table(shared, pooled)
+        # Genre tagging first: its few arrays are gone before the recommender's wider ones exist. The device is not
+        # given the deployed model's `genre_threshold` (the server's evaluation uses it), so it measures its titles
+        # at the break-even point, which needs none.
+        tag_f1 = genre_head.break_even_f1(genre_head.genre_logits(shared, pooled[n_items:]), local.genres)
+        items, prior = item_table(shared, pooled[:n_items])
         ctx, mask = right_aligned([np.arange(n_eval, n_eval + n_hist)], history_len)
         user = user_vectors(shared, items, ctx, mask, personal)[0]
         s = scores(shared, user, items[:n_eval], prior[:n_eval])
         top = np.argsort(-s, kind="stable")[:10]  # the user's top-10, what the app would show
         ranked = expected_metrics(*rank_counts(s[:1], s[None, 1:]), k=10)  # the protocol's tie-aware metrics
         out = {"infer_s": time.thread_time() - t0, "hit": float(ranked["hr@10"][0]),
-               "ndcg": float(ranked["ndcg@10"][0]), "top": top, "loss": float("nan"), "examples": 0, "train_s": 0.0}
+               "ndcg": float(ranked["ndcg@10"][0]), "tag_f1": tag_f1, "top": top, "loss": float("nan"),
+               "examples": 0, "train_s": 0.0}
         if not train:
             return out, None, personal
         t1 = time.thread_time()
         del items, prior
-        pooled = pooled[n_eval:]  # training sees the device's own items and the negatives only
+        titles = pooled[n_items:]
+        pooled = pooled[n_eval:n_items]  # recommendation trains on the device's own items and the negatives only
         seq = np.arange(n_hist - 1)  # its train items, without the held-out validation item
         neg = np.arange(n_hist, len(pooled))
         positions = np.arange(1, len(seq))
@@ -87,15 +106,17 @@ class RecommendationDevice(DeviceSide):
         ctx, mask = right_aligned([seq[:t] for t in positions], history_len)
         cand = np.concatenate([seq[positions][:, None], np.broadcast_to(neg, (len(positions), len(neg)))], axis=1)
         ex = Examples(ctx, mask, cand, np.ones(cand.shape, dtype=bool))
-        new, personal, losses = _train(shared, personal, pooled, ex, job, batch_div, rng)
+        new, personal, losses = _train(shared, personal, pooled, ex, (titles, local.genres), job, batch_div, rng)
         out.update(loss=float(np.mean(losses[-max(1, len(losses) // job.epochs):])), examples=int(len(positions)),
                    train_s=time.thread_time() - t1)
         return out, new, personal
 
 
-def _train(shared: Params, personal: np.ndarray, pooled: np.ndarray, ex: Examples, job, batch_div: int,
+def _train(shared: Params, personal: np.ndarray, pooled: np.ndarray, ex: Examples,
+           tagged: tuple[np.ndarray, np.ndarray], job, batch_div: int,
            rng: np.random.Generator) -> tuple[Params, np.ndarray, list[float]]:
-    """`job.epochs` of Adam on the shared head, SGD on the personal vector.
+    """`job.epochs`, each a pass of Adam on the recommendation head (SGD on the personal vector) over the next-item
+    examples, then a pass of Adam on the genre head over the `tagged` (pooled titles, labels).
 
     A smaller batch is gradient accumulation: micro-batches of batch / batch_div, one step per batch, so a device
     short of memory sends the same update as one with room (fewer activations alive at once, same optimization).
@@ -103,7 +124,8 @@ def _train(shared: Params, personal: np.ndarray, pooled: np.ndarray, ex: Example
     new = {k: v.copy() for k, v in shared.items()}
     personal = personal.copy()
     micro = max(1, job.batch_size // batch_div)
-    opt = Adam(new, job.lr)
+    opt = Adam({k: new[k] for k in SHARED_KEYS}, job.lr)
+    genre_opt = Adam({k: new[k] for k in GENRE_KEYS}, job.lr)
     losses = []
     for _ in range(job.epochs):
         order = rng.permutation(len(ex.cand))
@@ -124,4 +146,20 @@ def _train(shared: Params, personal: np.ndarray, pooled: np.ndarray, ex: Example
                 losses.append(loss)
             opt.step(new, total)
             personal -= job.personal_lr * d_personal
+        _genre_epoch(new, genre_opt, *tagged, job.batch_size, micro, rng)
     return new, personal, losses
+
+
+def _genre_epoch(new: Params, opt: Adam, titles: np.ndarray, labels: np.ndarray, batch: int, micro: int,
+                 rng: np.random.Generator) -> None:
+    """One pass of Adam on the genre head over the device's titles, in batches accumulated from micro-batches."""
+    order = rng.permutation(len(labels))
+    for start in range(0, len(order), batch):
+        rows = order[start:start + batch]
+        total = {k: np.zeros_like(new[k]) for k in GENRE_KEYS}
+        for m in range(0, len(rows), micro):
+            part = rows[m:m + micro]
+            _, grads = genre_head.loss_and_grads(new, titles[part], labels[part])
+            for k, g in grads.items():
+                total[k] += g * (len(part) / len(rows))
+        opt.step(new, total)

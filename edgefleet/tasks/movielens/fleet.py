@@ -2,14 +2,17 @@
 
 `fleet/data.npz` holds, for every emulated device, the MovieLens user it belongs to and the items it holds
 (chronological); for every device-owned user, the held-out validation and test items and the 99 fixed evaluation
-negatives of the task's protocol. `fleet/items.json` is the public catalogue text. `fleet/population.parquet` holds
-the device profiles (simulation/population/).
+negatives of the task's protocol; and the catalogue's genre labels with the items held out of genre training
+(genre_head.py). `fleet/items.json` is the public catalogue text: each item's text (`title (year) genres`), what the
+recommender reads, and each item's title alone, what the genre head reads. Devices encode texts by index into the
+two lists joined, items first, so the title of item i is text `n_items + i`. `fleet/population.parquet` holds the
+device profiles (simulation/population/).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +29,17 @@ class FleetData:
     valid: np.ndarray  # (len(users),) validation item of each
     test: np.ndarray  # (len(users),) test item of each
     negatives: np.ndarray  # (len(users), 99) the protocol's fixed test negatives
+    # Public catalogue metadata, set by the task's prepare_fleet (shards.py cuts only the devices' data).
+    genres: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))  # (n_items, genres) labels
+    genre_held_out: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # sorted item ids
 
     @property
     def n_devices(self) -> int:
         return len(self.device_user)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.genres)
 
     def device_items(self, device: int) -> np.ndarray:
         return self.items[self.offsets[device]:self.offsets[device + 1]]
@@ -46,5 +56,11 @@ class FleetData:
             return cls(**{k: z[k] for k in cls.__dataclass_fields__})
 
 
-def load_item_texts(fleet_dir: Path) -> list[str]:
-    return json.loads((fleet_dir / ITEMS).read_text())
+def save_texts(fleet_dir: Path, item_texts: list[str], titles: list[str]) -> None:
+    (fleet_dir / ITEMS).write_text(json.dumps({"items": item_texts, "titles": titles}))
+
+
+def load_texts(fleet_dir: Path) -> list[str]:
+    """Every text a device may encode: the item texts, then the titles."""
+    texts = json.loads((fleet_dir / ITEMS).read_text())
+    return texts["items"] + texts["titles"]

@@ -1,9 +1,9 @@
 """The second NLU head: genre tagging from the title alone (19 genres, multi-label, micro-F1).
 
 The server owns the catalogue, so genre labels are server data; items are split by seed into the ones the heads
-train on and the ones they are scored on. The teacher's head is a linear probe on its pooled title states; the
-student's head trains on the same encoder as its recommendation head (multi-task), from the labels and from the
-teacher's probabilities.
+train on and the ones they are scored on (genre_head.py `held_out_items`, on which the federated genre head is scored
+too). The teacher's head is a linear probe on its pooled title states; the student's head trains on the same encoder
+as its recommendation head (multi-task), from the labels and from the teacher's probabilities.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgefleet.tasks.movielens.data import Catalogue
+from edgefleet.tasks.movielens.genre_head import HELD_OUT_FRACTION, held_out_items
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,11 @@ class GenreTask:
     test_items: torch.Tensor
 
     @classmethod
-    def build(cls, catalogue: Catalogue, seed: int, test_fraction: float = 0.2) -> "GenreTask":
-        order = torch.from_numpy(np.random.default_rng([seed, 0x6E4E]).permutation(catalogue.n_items))
-        n_test = int(round(test_fraction * catalogue.n_items))
+    def build(cls, catalogue: Catalogue, seed: int, test_fraction: float = HELD_OUT_FRACTION) -> "GenreTask":
+        test = held_out_items(catalogue.n_items, seed, test_fraction)
+        train = np.setdiff1d(np.arange(catalogue.n_items), test)
         return cls(list(catalogue.titles), torch.from_numpy(catalogue.genres.astype(np.float32)),
-                   torch.sort(order[n_test:]).values, torch.sort(order[:n_test]).values)
+                   torch.from_numpy(train), torch.from_numpy(test))
 
 
 def micro_f1(probs: torch.Tensor, labels: torch.Tensor, threshold: float) -> float:

@@ -3,14 +3,20 @@ allocates (float32 = 4 bytes, int64 indices = 8, bool = 1). `m` is the deployed 
 (compression/runtime/memory_model.py `ModelDims`: hidden, dim, history_len); the runtime adds the
 resident model and the encoder's transient (docs/stress.md).
 
-- **Inference** over the local table of N items (evaluation candidates, history, negatives): the device's copy of the
-  pooled table (NH), and inside `item_table` the projected vectors and the squared values of `np.linalg.norm` (2ND).
+- **Inference** over the local table of N rows, N_i item texts (evaluation candidates, history, negatives) and T
+  titles: the device's copy of the pooled table (NH), then the larger of genre tagging (the T x G logits, the
+  matmul's result before the bias, their negated copy, the argpartition's int64 indices) and, inside `item_table`,
+  the projected item vectors and the squared values of `np.linalg.norm` (2 N_i D): tagging is done and freed before
+  `item_table` runs.
 - **Training** on the M = history + negatives rows, E next-item examples with C candidates each, in micro-batches
   of b rows: the table (NH, still alive under the view), the examples (E L int64 + bool, E C int64 + bool), the new
   head, its Adam moments (3P for P head weights), and in `loss_and_grads` at its widest line (`d_v = ...`): six
   (M, D) arrays (v, n, d_n, and the three of the normalisation backward), the gathered context vectors (b L D), the
   gathered candidate vectors (b C D), two (M, b) scatter matrices, the user-head gradient (D^2), and the
-  accumulated and previous gradients (2P) held by the caller.
+  accumulated and previous gradients (2P) held by the caller. The genre head (P_g = G H + G) adds its copy and Adam
+  moments (3 P_g) to what is held; its own widest moment, a micro-batch of b_g titles in `genre_head.loss_and_grads`
+  (the gathered titles b_g H, six b_g x G arrays, its gradient, the accumulated one and a scaled copy: 3 P_g), comes
+  after the recommendation pass, so the peak holds the larger of the two.
 """
 
 from __future__ import annotations
@@ -33,6 +39,11 @@ def head_params(m: Any) -> int:
     return d * h + d + d + 1 + m.history_len + d * d + d + 1
 
 
+def genre_params(m: Any, genres: int) -> int:
+    """P_g: the shared, trained genre head (genre_head.py GENRE_KEYS)."""
+    return genres * m.hidden + genres
+
+
 @dataclass(frozen=True)
 class DeviceShapes:
     """What the memory of one device's work depends on, beyond the model."""
@@ -44,10 +55,17 @@ class DeviceShapes:
     batch: int = 32
     batch_div: int = 1
     personal: bool = True  # a personal vector is trained (a second loss_and_grads per micro-batch)
+    n_titles: int = 0  # titles of the device's own items at the end of the table, for the genre head
+    genres: int = 0  # the genre head's outputs
+
+    @property
+    def n_items(self) -> int:
+        """Rows holding item texts, what the recommendation head reads."""
+        return self.n_eval + self.n_hist + self.n_neg
 
     @property
     def n_local(self) -> int:
-        return self.n_eval + self.n_hist + self.n_neg
+        return self.n_items + self.n_titles
 
     @property
     def examples(self) -> int:
@@ -58,7 +76,8 @@ class DeviceShapes:
 
 
 def inference_bytes(m: Any, d: DeviceShapes) -> int:
-    return F32 * (d.n_local * m.hidden + 2 * d.n_local * m.dim) + UFUNC_BUFFER
+    tagging = (3 * F32 + I64) * d.n_titles * d.genres
+    return F32 * d.n_local * m.hidden + max(F32 * 2 * d.n_items * m.dim, tagging) + UFUNC_BUFFER
 
 
 def training_bytes(m: Any, d: DeviceShapes) -> int:
@@ -67,11 +86,13 @@ def training_bytes(m: Any, d: DeviceShapes) -> int:
         return inference_bytes(m, d)
     rows_m, c, ll, dim, p = d.n_hist + d.n_neg, 1 + d.n_neg, m.history_len, m.dim, head_params(m)
     b = max(1, min(d.batch, e) // d.batch_div)
+    p_g, b_g = genre_params(m, d.genres), max(1, min(d.batch, d.n_titles) // d.batch_div)
     held = (F32 * d.n_local * m.hidden  # the pooled table
             + (I64 + 1) * e * ll + (I64 + 1) * e * c + 2 * I64 * e  # examples, permutation
-            + F32 * 3 * p  # new head + Adam moments
+            + F32 * 3 * (p + p_g)  # new heads + Adam moments
             + (I64 + 1) * b * (ll + c))  # the micro-batch's examples
     wide = 6 if F32 * rows_m * dim < ELIDE_BYTES else 5
     widest = F32 * (wide * rows_m * dim + b * ll * dim + b * c * dim + 8 * b * dim + 2 * rows_m * b + dim * dim
                     + 2 * p) + UFUNC_BUFFER
-    return held + widest
+    genre_widest = F32 * (b_g * m.hidden + 6 * b_g * d.genres + 3 * p_g) + I64 * d.n_titles + UFUNC_BUFFER
+    return held + max(widest, genre_widest)

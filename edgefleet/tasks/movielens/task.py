@@ -2,22 +2,24 @@
 
 Items are known only by their text; a device builds its user from the items it holds; score = similarity. The
 server owns the catalogue and an opt-in fraction of users; every other user's history lives only on devices, and
-every headline figure is theirs.
+every headline figure is theirs. Devices also tag genres from titles alone (genre_head.py) and train that head with
+the recommendation head: both are the shared weights.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from edgefleet.rundir import FLEET_DATA, ITEMS
+from edgefleet.rundir import FLEET_DATA
 from edgefleet.tasks.base import FederatedTask, Metric, Params
 from edgefleet.tasks.movielens.bundle import TaskBundle, load_task
 from edgefleet.tasks.movielens.device import RecommendationDevice
 from edgefleet.tasks.movielens.device_head import shared_params
 from edgefleet.tasks.movielens.evaluate import GlobalEvaluator
-from edgefleet.tasks.movielens.fleet import FleetData, load_item_texts
+from edgefleet.tasks.movielens.fleet import FleetData, load_texts, save_texts
+from edgefleet.tasks.movielens.genre_head import genre_params, held_out_items
 from edgefleet.tasks.movielens.shards import assign_devices
 
 
@@ -25,9 +27,11 @@ class MovieLens(FederatedTask):
     name = "movielens"
     title = "MovieLens-100K recommendation"
     runtime = "two-tower-rec"
-    metrics = (Metric("hr@10", "HR@10"), Metric("ndcg@10", "NDCG@10"), Metric("mrr", "MRR"))
+    metrics = (Metric("hr@10", "HR@10"), Metric("ndcg@10", "NDCG@10"), Metric("mrr", "MRR"),
+               Metric("genre_f1", "genre micro-F1"))
     device_metrics = (Metric("hit", "HR@10 on the device", "device_hr@10"),
-                      Metric("ndcg", "NDCG@10 on the device", "device_ndcg@10"))
+                      Metric("ndcg", "NDCG@10 on the device", "device_ndcg@10"),
+                      Metric("tag_f1", "genre break-even F1 on the device", "device_genre_f1"))
     device = RecommendationDevice()
     # Chosen on the device users' validation items (docs/simulation.md).
     local_training = {"lr": 2e-4, "personal_lr": 0.5}
@@ -36,15 +40,18 @@ class MovieLens(FederatedTask):
         return load_task(cfg)
 
     def shared_params(self, tensors: Mapping[str, Any]) -> Params:
-        return shared_params(tensors)
+        return {**shared_params(tensors), **genre_params(tensors)}
 
     def prepare_fleet(self, data: TaskBundle, sim: Any, fleet_dir: Path) -> None:
-        negatives = data.test.negatives.shape[1]
-        assign_devices(data.split, sim.devices, sim.seed, negatives, sim.min_items).save(fleet_dir / FLEET_DATA)
-        (fleet_dir / ITEMS).write_text(json.dumps(data.catalogue.item_texts()))
+        negatives, cat = data.test.negatives.shape[1], data.catalogue
+        fleet = assign_devices(data.split, sim.devices, sim.seed, negatives, sim.min_items)
+        held_out = held_out_items(cat.n_items, data.split.seed)  # the task's seed: compression's held-out items
+        replace(fleet, genres=cat.genres, genre_held_out=held_out).save(fleet_dir / FLEET_DATA)
+        save_texts(fleet_dir, cat.item_texts(), list(cat.titles))
 
     def load_fleet(self, fleet_dir: Path) -> tuple[FleetData, list[str]]:
-        return FleetData.load(fleet_dir / FLEET_DATA), load_item_texts(fleet_dir)
+        return FleetData.load(fleet_dir / FLEET_DATA), load_texts(fleet_dir)
 
     def evaluator(self, model: Any, texts: list[str], data: TaskBundle) -> GlobalEvaluator:
-        return GlobalEvaluator(model, texts, data.test)
+        cat = data.catalogue
+        return GlobalEvaluator(model, texts, data.test, cat.genres, held_out_items(cat.n_items, data.split.seed))
