@@ -187,7 +187,7 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
                                                            reuse=bool(job.encoder_cache))
         seed = [job.seed, job.server_round, job.device, 0x7EA1]
         result, cap = run_capped(lambda: device.work(shared, personal, encoded, local, plan.train, job,
-                                                     plan.batch_div, w.history_len, np.random.default_rng(seed)),
+                                                     plan.batch_div, dep.model.config, np.random.default_rng(seed)),
                                  report.allowance_bytes, timed_rerun=timed, timeout_s=timeout_s)
         # Encoding one text happens while the table fills: at most the whole table plus one encode's transient.
         report.peak_bytes = max(cap.peak_bytes, encoded.nbytes + transient)

@@ -80,7 +80,6 @@ class Worker:
             self.deployments = [Deployment("deployed", model or run_dir / MODEL, self.texts)]
         base = self.deployments[0]
         self.model, self.model_bytes, self.encodings = base.model, base.model_bytes, base.encodings
-        self.history_len = int(self.model.config.get("history_len", 0))  # the recommender's window
         (run_dir / STATE_DIR).mkdir(exist_ok=True)
 
 

@@ -90,11 +90,12 @@ class DeviceSide(abc.ABC):
 
     @abc.abstractmethod
     def work(self, shared: Params, personal: np.ndarray, encoded: np.ndarray, local: Any, train: bool,
-             job: Any, batch_div: int, history_len: int, rng: np.random.Generator) -> tuple[dict, Params | None,
-                                                                                          np.ndarray]:
+             job: Any, batch_div: int, model: Mapping[str, Any],
+             rng: np.random.Generator) -> tuple[dict, Params | None, np.ndarray]:
         """Inference (and training when `train`) on the encoded texts: (measurements, new shared weights or None,
-        new personal vector). The measurements hold `infer_s`, `train_s`, `loss`, `examples` and one value per
-        device metric of the task."""
+        new personal vector). `model` is the deployed artifact's config (e.g. its history window or tagging
+        threshold). The measurements hold `infer_s`, `train_s`, `loss`, `examples` and one value per device metric
+        of the task."""
 
 
 class FederatedTask(Task):

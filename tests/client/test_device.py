@@ -138,7 +138,7 @@ def test_the_small_batch_rung_accumulates_to_the_same_update(setup):
                        genres=w.fleet.genres[tagged])
     encoded, _, _ = w.encodings.table(local.texts, None, reuse=True)
     personal = np.zeros(w.task.device.personal_size(shared), np.float32)
-    runs = [w.task.device.work(shared, personal, encoded, local, plan.train, j, plan.batch_div, w.history_len,
+    runs = [w.task.device.work(shared, personal, encoded, local, plan.train, j, plan.batch_div, w.model.config,
                                np.random.default_rng(0)) for plan in LADDER[:2]]
     (_, full, p_full), (_, small, p_small) = runs
     for k in full:
@@ -166,7 +166,7 @@ def test_a_device_tags_and_trains_genres_on_its_own_titles_but_never_the_held_ou
     local = w.task.device.local_data(held_all, 2, len(w.texts), 4, np.random.default_rng(0))
     encoded, _, _ = w.encodings.table(local.texts, None, reuse=True)
     personal = np.zeros(w.task.device.personal_size(shared), np.float32)
-    out, new, _ = w.task.device.work(shared, personal, encoded, local, True, job(), 1, w.history_len,
+    out, new, _ = w.task.device.work(shared, personal, encoded, local, True, job(), 1, w.model.config,
                                      np.random.default_rng(0))
     assert np.isnan(out["tag_f1"]) and out["examples"] > 0
     for k in ("genre.weight", "genre.bias"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -74,9 +75,10 @@ class RecommendationDevice(DeviceSide):
                             personal=personal, n_titles=len(local.genres), genres=local.genres.shape[1])
 
     def work(self, shared: Params, personal: np.ndarray, encoded: np.ndarray, local: LocalItems, train: bool,
-             job, batch_div: int, history_len: int, rng: np.random.Generator) -> tuple[dict, Params | None,
+             job, batch_div: int, model: Mapping[str, Any], rng: np.random.Generator) -> tuple[dict, Params | None,
                                                                                       np.ndarray]:
         n_eval, n_hist, n_items = local.n_eval, local.n_hist, local.n_items
+        history_len = int(model["history_len"])  # the recommendation head's recency window
         t0 = time.thread_time()
         pooled = encoded.copy()  # the device's own table, allocated under its cap
         # Genre tagging first: its few arrays are gone before the recommender's wider ones exist. The device is not

@@ -91,8 +91,8 @@ class ClassifierDevice(DeviceSide):
         return ClassifierShapes(len(local.texts), tokens, int(local.y.max()) + 1, batch, batch_div)
 
     def work(self, shared: Params, personal: np.ndarray, encoded: np.ndarray, local: LocalRows, train: bool,
-             job, batch_div: int, history_len: int, rng: np.random.Generator) -> tuple[dict, Params | None,
-                                                                                      np.ndarray]:
+             job, batch_div: int, model: Any, rng: np.random.Generator) -> tuple[dict, Params | None,
+                                                                             np.ndarray]:
         t0 = time.thread_time()
         x = encoded.copy()  # the device's own table, allocated under its cap
         held_x, held_y = x[local.n_train:], local.y[local.n_train:]
