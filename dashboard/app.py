@@ -1,7 +1,8 @@
 """EdgeFleet dashboard: `streamlit run dashboard/app.py -- --runs DIR` (or `edgefleet dashboard --runs DIR`).
 
-It reads run directories only. While a selected run is still going, the page re-renders itself every few seconds
-(a Streamlit fragment); the loaders re-read a run only when its files changed.
+It reads run directories, and its Launch page starts `edgefleet` commands into new ones. While a selected run is
+still going, the page re-renders itself every few seconds (a Streamlit fragment); the loaders re-read a run only when
+its files changed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import loaders
-from dashboard.screens import PAGES
+from dashboard.screens import FOLDER_PAGES, PAGES
 from dashboard.view import View
 
 REFRESH_S = 3
@@ -33,7 +34,7 @@ def sidebar(root: Path) -> tuple[str, View]:
     page = st.sidebar.radio("Page", list(PAGES), key="page")
     runs = loaders.all_runs(root)
     if not runs:
-        return page, View([], None, None)
+        return page, View([], None, None, root)
     names = [r.name for r in runs]
     # The newest readable simulation by default: the one a user just started or finished.
     default = [r.name for r in runs if r.is_simulation and r.status != "corrupt"][:1] or names[:1]
@@ -45,7 +46,7 @@ def sidebar(root: Path) -> tuple[str, View]:
                 for r in picked] or [1])
     rounds = st.sidebar.slider("Rounds", 1, max(most, 2), (1, max(most, 2)), key="rounds") if picked else None
     st.sidebar.toggle("Follow running runs", value=True, key="live")
-    return page, View(picked, tiers or None, rounds)
+    return page, View(picked, tiers or None, rounds, root)
 
 
 def main() -> None:
@@ -55,15 +56,16 @@ def main() -> None:
     if not root.is_dir():
         st.info(f"No run directory at {root}. Start one with `edgefleet simulate --out {root}/NAME`, then come back.")
         return
-    if not view.runs and page != "Runs":
-        st.info(f"No runs found under {root} yet.")
+    if not view.runs and page != "Runs" and page not in FOLDER_PAGES:
+        st.info(f"No runs found under {root} yet (the Launch page starts one).")
         return
-    live = st.session_state.get("live", True) and any(r.status == "running" for r in view.runs)
+    live = st.session_state.get("live", True) and page not in FOLDER_PAGES and \
+        any(r.status == "running" for r in view.runs)
 
     @st.fragment(run_every=REFRESH_S if live else None)
     def body() -> None:
         fresh = View([loaders.run(str(r.path), str(root), loaders.data.signature(r.path)) for r in view.runs],
-                     view.tiers, view.rounds)
+                     view.tiers, view.rounds, root)
         try:
             PAGES[page](fresh)
         except Exception as exc:  # one unreadable file must not take the page down with a traceback

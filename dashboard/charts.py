@@ -112,3 +112,29 @@ def grouped_bars(frame: pd.DataFrame, x: str, y: str, group: str, title: str) ->
     return alt.Chart(frame).mark_bar().encode(
         x=alt.X(f"{x}:N", sort=None), xOffset=f"{group}:N", y=alt.Y(f"{y}:Q", title=title),
         color=f"{group}:N", tooltip=[x, group, y])
+
+
+def per_run(frame: pd.DataFrame, value: str, title: str, group: str | None = None) -> alt.Chart:
+    """A horizontal bar per run (its name reads across), side by side per `group` when given."""
+    enc = {"y": alt.Y("run:N", sort=None, title=None), "x": alt.X(f"{value}:Q", title=title),
+           "tooltip": ["run", *([group] if group else []), value]}
+    enc.update({"yOffset": f"{group}:N", "color": f"{group}:N"} if group else
+               {"color": alt.Color("run:N", sort=None, legend=None)})
+    return alt.Chart(frame).mark_bar().encode(**enc).properties(height=alt.Step(40 // (2 if group else 1)))
+
+
+def spread(frame: pd.DataFrame, value: str, title: str) -> alt.Chart:
+    """A horizontal box per run, min to max: e.g. each run's memory headroom over its devices."""
+    return alt.Chart(frame).mark_boxplot(extent="min-max", size=20).encode(
+        y=alt.Y("run:N", sort=None, title=None), x=alt.X(f"{value}:Q", title=title),
+        color=alt.Color("run:N", sort=None, legend=None)).properties(height=alt.Step(40))
+
+
+def outcome_mix(devices: pd.DataFrame, by: str = "run") -> alt.Chart:
+    """The share of each outcome among the device-rounds of each tier, one bar per `by` (a run) in each tier."""
+    counts = devices.groupby(["tier", by, "outcome"]).size().reset_index(name="device-rounds")
+    return alt.Chart(counts).mark_bar().encode(
+        x=alt.X(f"{by}:N", sort=None, title=None, axis=alt.Axis(labelAngle=-40)),
+        y=alt.Y("device-rounds:Q", stack="normalize", title="share of device-rounds"),
+        color=alt.Color("outcome:N", scale=OUTCOME_COLORS), tooltip=["tier", by, "outcome", "device-rounds"],
+    ).properties(width=120, height=220).facet(column=alt.Column("tier:N", sort=TIER_ORDER, title=None))

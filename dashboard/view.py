@@ -4,6 +4,7 @@ CSV download, and the runs grouped by the task whose metrics they report."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -18,6 +19,7 @@ class View:
     runs: list[data.Run]
     tiers: list[str] | None
     rounds: tuple[int, int] | None
+    root: Path | None = None  # the --runs folder (the Launch page starts runs into it)
 
 
 def sims(view: View) -> list[data.Run]:

@@ -23,8 +23,9 @@ FORBIDDEN = {
     # The core: no higher floor, no Flower, no Ray.
     "edgefleet": {"flwr", "ray", "server", "client", "dashboard", "simulation", "compression"},
 }
-# The dashboard reads run directories: of the project it imports only the file names and the result readers.
-DASHBOARD_CORE = {"edgefleet", "edgefleet.rundir", "edgefleet.results"}
+# The dashboard reads run directories: of the project it imports only the file names and the result readers, and the
+# config schema with its errors, with which the Launch page checks a run's settings before it starts `edgefleet`.
+DASHBOARD_CORE = {"edgefleet", "edgefleet.rundir", "edgefleet.results", "edgefleet.config", "edgefleet.errors"}
 # What a phone runs, and the server's evaluator and the stress sweep with it: numpy and tokenizers only.
 RUNTIME = ["compression/runtime", "edgefleet/tasks/movielens/device.py", "edgefleet/tasks/movielens/device_head.py",
            "edgefleet/tasks/movielens/evaluate.py", "edgefleet/tasks/base.py", "edgefleet/tasks/optim.py"]

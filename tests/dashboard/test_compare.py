@@ -1,0 +1,62 @@
+"""The Compare page puts the selected simulations side by side and exports them as CSV and an HTML report."""
+
+import json
+import re
+
+import altair as alt
+import pandas as pd
+
+from dashboard.report import html_report
+from tests.dashboard.test_app import app, texts
+
+
+def test_two_runs_side_by_side(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, ["sim-a", "sim-dp"])
+    at.sidebar.radio[0].set_value("Compare").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value  # a column per run, a row per figure
+    assert sorted(table.columns) == ["sim-a", "sim-dp"]
+    a, dp = table["sim-a"], table["sim-dp"]
+    # conftest's devices: 12 a round, outcomes ok ok ok oom dropout straggler in turn, inference 120 + d ms.
+    assert (a["participation"], a["oom"], dp["oom"]) == ("0.5", "0.1667", "0.1667")
+    assert a["inference p50 (ms)"] == "124"  # the ok devices 0, 1, 2, 6, 7, 8
+    assert (a["headline"], a["start"], a["last"], a["change"], a["rounds"]) == ("HR@10", "0.55", "0.57", "0.02", "2")
+    assert (a["epsilon"], dp["epsilon"]) == ("", "0.8")
+    assert (a["privacy"], dp["privacy"]) == ("none", "DP z=1.0, clip 0.1 adaptive")
+    shown = texts(at)
+    for heading in ("Global HR@10 per round (round 0 = the deployed model)", "Outcome mix per tier",
+                    "On-device inference latency, device clock (p50 and p95)", "Memory headroom",
+                    "Epsilon per round (runs with differential privacy)"):
+        assert heading in shown
+    assert len(at.get("vega_lite_chart")) == 5
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download the comparison as CSV", "Download the comparison as an HTML report"]
+
+
+def test_one_run_is_a_hint_and_a_report_is_not_a_simulation(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, ["sim-a"])
+    at.sidebar.radio[0].set_value("Compare").run()
+    assert not at.exception and "Pick two or more simulation runs" in texts(at)
+    at.sidebar.multiselect[0].set_value(["compress-a"]).run()
+    assert not at.exception and at.get("vega_lite_chart") == []
+
+
+def test_a_text_run_is_compared_on_its_own_headline(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, ["sim-a", "sim-text"])
+    at.sidebar.radio[0].set_value("Compare").run()
+    assert not at.exception, at.exception
+    assert at.dataframe[0].value.loc["headline"].to_dict() == {"sim-a": "HR@10", "sim-text": "Accuracy"}
+    shown = texts(at)
+    assert "Global HR@10 per round" in shown and "Global Accuracy per round" in shown
+
+
+def test_the_html_report_holds_the_table_and_every_chart_with_its_data():
+    frame = pd.DataFrame({"run": ["a</script>", "b"], "ms": [1.5, 2.0]})
+    chart = alt.Chart(frame).mark_bar().encode(x="run:N", y="ms:Q")
+    page = html_report("Runs & more", "intro", [("Runs", frame)], [("Latency", chart), ("Again", chart)])
+    assert page.startswith("<!DOCTYPE html>") and "<title>Runs &amp; more</title>" in page
+    assert "<td>a&lt;/script&gt;</td>" in page and "<td>1.5</td>" in page
+    specs = json.loads(re.search(r"const specs = (.*);\n", page).group(1).replace("<\\/", "</"))
+    assert list(specs) == ["chart0", "chart1"]
+    assert [r["run"] for r in next(iter(specs["chart0"]["datasets"].values()))] == ["a</script>", "b"]
+    assert page.count("</script>") == 4  # three libraries and the one script: the data cannot close it early
