@@ -28,8 +28,8 @@ def files(wordnet):
 @pytest.fixture(scope="module")
 def model(wordnet, tmp_path_factory):
     out = tmp_path_factory.mktemp("compress")
-    assert main(["--quiet", "compress", "--preset", "tiny", f"--train={wordnet / 'train.csv'}", *files(wordnet),
-                 "--out", str(out)]) == 0
+    assert main(["--quiet", "compress", "--preset", "tiny", f"--train={wordnet / 'train.csv'}",
+                 f"--valid={wordnet / 'valid.csv'}", "--out", str(out)]) == 0
     return out / "model.eflt"
 
 
