@@ -52,9 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("compress", "compress the teacher into the on-device model")
     _config_args(p)
-    p.add_argument("--train", type=Path, help="your own text classification task instead: a CSV or JSONL file "
-                   "with columns text,label (needs --valid)")
-    p.add_argument("--valid", type=Path, help="validation rows for --train, same format")
+    p.add_argument("--train", type=Path, help="your own text classification task instead: text,label rows (CSV, "
+                   "JSONL, JSON, Parquet, or a save_to_disk folder; task.train)")
+    p.add_argument("--valid", type=Path, help="with --train: the rows that pick epochs (default: the data's split "
+                   "column, else a carve of the training rows)")
+    p.add_argument("--test", type=Path, help="with --train: the rows every reported figure is measured on (default: "
+                   "the data's split column, else a carve of the training rows)")
+    p.add_argument("--unlabeled", type=Path, help="with --train: unlabelled in-domain texts for the transfer set (a "
+                   "text file, one text a line, or the data's forms with a text column)")
     p.add_argument("--out", type=Path, required=True)
 
     p = add("simulate", "Flower simulation of the model on an emulated device fleet")
@@ -131,12 +136,13 @@ REPORT_VIEWS = {
 def cmd_compress(args: argparse.Namespace) -> int:
     from edgefleet.progress import Reporter
 
-    if (args.train is None) != (args.valid is None):
-        given, missing = ("--train", "--valid") if args.train is not None else ("--valid", "--train")
-        raise ConfigError(f"compress {given} also needs {missing} (your own text,label task takes both files)")
-    if args.train is not None:  # your own text classification: the textclf task on these two files
-        args.overrides = [*args.overrides, 'task.name="textclf"', f"task.train={_toml(args.train)}",
-                          f"task.valid={_toml(args.valid)}"]
+    files = {k: getattr(args, k, None) for k in ("train", "valid", "test", "unlabeled")}  # demo passes no files
+    if args.train is None and any(files.values()):
+        given = next(f"--{k}" for k, v in files.items() if v is not None)
+        raise ConfigError(f"compress {given} goes with --train (your own text,label rows)")
+    if args.train is not None:  # your own text classification: the textclf task on these files
+        args.overrides = [*args.overrides, 'task.name="textclf"',
+                          *(f"task.{k}={_toml(v)}" for k, v in files.items() if v is not None)]
     cfg = _load(args)
     from compression.jobs import compress_job
 

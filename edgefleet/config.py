@@ -38,6 +38,10 @@ class TaskConfig(_Section):
     test: Path | None = Field(None, description="textclf: the rows every reported score is measured on, never "
                                                 "used to pick an epoch; unset: the training data's splits, else "
                                                 "test_fraction of its rows")
+    unlabeled: Path | None = Field(None, description="textclf: unlabelled in-domain texts for the students' transfer "
+                                                     "set (a text file, one text a line, or the data's forms with a "
+                                                     "`text` column); rows that are validation or test texts are "
+                                                     "left out")
     valid_fraction: float = Field(0.1, ge=0.0, lt=1.0,
                                   description="textclf: share of the training rows held out for validation when no "
                                               "validation rows are given (stratified by label, seeded by seed)")

@@ -1,82 +1,68 @@
-"""`edgefleet compress --train F --valid F`: the compression pipeline for a MiniLM classifier on the user's own data.
+"""`edgefleet compress --train F [--valid F] [--test F] [--unlabeled F]`: the compression pipeline for a MiniLM
+classifier on the user's own data.
 
 Teacher: MiniLM (bottom `freeze_layers` frozen, their output computed once) + mean pool + linear head, the head
 started as a nearest-class-mean classifier and the rest fine-tuned with cross-entropy. Then, as for the recommender:
-hard token pruning on the training texts, a compact student initialised by parameter integration, cross-distillation
-(student: CE + temperature-softened KL to the teacher + pooled-state matching; teacher: keeps training on CE +
-agreement with the student), quantization and the artifact. Both models are scored on the valid file, which also
-picks each one's best epoch: the user gives no third split. The data checks live in textclf_data.py, the two
-models in textclf_models.py.
+hard token pruning on the training texts, the XtremeDistil transfer set labelled by the teacher (transfer.py),
+students trained by `distill.method` (distill.py: cross-distillation, plain KD, or XtremeDistil's stages), INT8 and
+INT4 weights with quantization-aware fine-tuning where it helps (quantize.py), and the artifact. The validation rows
+pick every epoch and the quantization method; the test rows pick nothing, and every reported score is on them. Every
+student figure is measured by the device runtime on a written artifact, the teacher's in the same process
+(measure.py).
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
+import tempfile
 import time
-from dataclasses import replace
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compression.distill.stages import softened_kl
-from compression.quant.export import SIZE_GROUPS, exported_state, load_quantized, quantize_state
+from compression.quant.export import SIZE_GROUPS
 from compression.runtime.artifact import read_artifact, size_breakdown, write_artifact
 from compression.runtime.tokenizer import build_wordpiece
 from compression.teacher.minilm import load_minilm, model_digest
 from compression.teacher.two_tower import ItemTokens, encode_texts
+from compression.textclf.distill import Distiller, keep_best_epochs
+from compression.textclf.measure import runtime_figures, teacher_latency
 from compression.textclf.models import (
     Encoded,
     TextStudent,
     TextTeacher,
+    basis_states,
     batches,
-    integrated_student,
+    make_student,
     predict,
-    s_accuracy,
+    scores,
     t_accuracy,
 )
-from compression.vocab.prune import prune_vocab, token_stats
-from edgefleet.config import Config, DistillConfig, TeacherConfig
+from compression.textclf.quantize import quantized
+from compression.textclf.transfer import TransferSet, read_unlabeled, teacher_outputs, transfer_texts
+from compression.vocab.prune import PrunedVocab, prune_vocab, token_stats
+from edgefleet.config import Config, StudentConfig, TeacherConfig
 from edgefleet.errors import ConfigError
 from edgefleet.progress import Reporter
 from edgefleet.rundir import COMPRESSION_REPORT as REPORT
 from edgefleet.rundir import MODEL as ARTIFACT
 from edgefleet.rundir import prepare, write_json
 from edgefleet.tasks import get_task
-from edgefleet.tasks.textclf.data import TextTask
+from edgefleet.tasks.textclf.data import DataWarning, TextTask, load_configured, report_lines
 
 RUNTIME_KIND = "text-classifier"
 TEACHER_FORMAT = 1  # bump when a change here changes what a cached teacher would contain
+# Trained beside the configured student when distill.ablation is on (the recommender's three, compression/pipeline.py)
+ABLATION = (("bert", "cross"), ("bert", "kd"), ("bilstm", "xtremedistil"))
 
 
 def _trainable(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def keep_best_epochs(name: str, epochs: int, steps: Callable[[], list], step: Callable[[torch.Tensor], float],
-                     accuracy: Callable[[], float], snapshot: Callable[[], dict], rep: Reporter) -> tuple[list, dict]:
-    """Run `epochs` of `step` over each epoch's batches, scoring `accuracy` after each; returns the log and the
-    snapshot of the best epoch, the start (epoch 0) included."""
-    best, best_state = accuracy(), snapshot()
-    log = [{"epoch": 0, "valid_accuracy": best}]
-    for epoch in range(epochs):
-        batch_ids = steps()
-        total = 0.0
-        with rep.stage(f"{name} epoch {epoch + 1}/{epochs}", total=len(batch_ids)) as advance:
-            for idx in batch_ids:
-                loss = step(idx)
-                total += loss
-                advance(loss=loss)
-        acc = accuracy()
-        log.append({"epoch": epoch + 1, "loss": total / len(batch_ids), "valid_accuracy": acc})
-        rep.log(f"  {name} epoch {epoch + 1}: loss {total / len(batch_ids):.4f}  valid accuracy {acc:.4f}")
-        if acc > best:
-            best, best_state = acc, snapshot()
-    return log, best_state
 
 
 def fine_tune(teacher: TextTeacher, train: Encoded, valid: Encoded, cfg: TeacherConfig, rep: Reporter) -> list[dict]:
@@ -129,69 +115,43 @@ def cached_teacher(cfg: Config, task: TextTask, teacher: TextTeacher, train: Enc
     return log, cache
 
 
-def distill(student: TextStudent, teacher: TextTeacher, train: Encoded, valid: Encoded, cfg: DistillConfig,
-            rep: Reporter) -> list[dict]:
-    """Cross-distillation (`cfg.method` "cross": dynamic interplay + hidden matching) or plain KD (frozen teacher);
-    keeps the best valid epoch, the integrated start (epoch 0) included."""
-    interplay = cfg.method == "cross"
-    torch.manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr)
-    t_opt = torch.optim.AdamW([p for p in teacher.parameters() if p.requires_grad], lr=cfg.teacher_lr)
-    frozen = None if interplay else predict(teacher, train.lower, train.mask)
-    gen = torch.Generator().manual_seed(cfg.seed)
-
-    def step(idx: torch.Tensor) -> float:
-        student.train()
-        teacher.train(interplay)
-        y = train.y[idx]
-        s_logits, s_pooled = student(train.student.input_ids[idx], train.student.mask[idx])
-        t_logits, t_pooled = (teacher(train.lower[idx], train.mask[idx]) if interplay
-                              else (frozen[0][idx], frozen[1][idx]))
-        loss = cfg.w_task * F.cross_entropy(s_logits, y)
-        loss = loss + cfg.w_kd * softened_kl(t_logits.detach(), s_logits, cfg.temperature)
-        if interplay and cfg.w_hidden:
-            loss = loss + cfg.w_hidden * F.mse_loss(student.hid_proj(s_pooled), t_pooled.detach())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if interplay:  # the teacher adapts to the student's state at a small learning rate
-            t_loss = F.cross_entropy(t_logits, y) + cfg.w_agree * softened_kl(
-                s_logits.detach(), t_logits, cfg.temperature)
-            t_opt.zero_grad()
-            t_loss.backward()
-            t_opt.step()
-        return loss.item()
-
-    log, best_state = keep_best_epochs(
-        f"{cfg.method} distillation", cfg.epochs,
-        lambda: batches(len(train.y), cfg.batch_size, cfg.max_steps_per_epoch, gen), step,
-        lambda: s_accuracy(student, valid), lambda: copy.deepcopy(student.state_dict()), rep)
-    student.load_state_dict(best_state)
-    student.eval()
-    return log
+def load_task(cfg: Config, rep: Reporter) -> TextTask:
+    """The checked data, its report printed (each warning once: in the report, not also by `warnings`)."""
+    with rep.stage("load and check the data"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        task = load_configured(cfg.task)
+    for line in report_lines(task.report):
+        rep.log(line)
+    if not task.test_texts:
+        raise ConfigError("no test rows: give --test F (task.test), a split column, or a task.test_fraction above 0")
+    return task
 
 
-def run_textclf(cfg: Config, out: Path, rep: Reporter) -> dict:
-    """The whole run: data -> teacher -> pruning -> integrated student -> distillation -> int8/int4 artifact."""
-    if cfg.distill.method not in ("cross", "kd"):
-        raise ConfigError(f"distill.method {cfg.distill.method!r} is for the recommendation students; "
-                          "--train/--valid distils with 'cross' or 'kd'")
-    started = time.perf_counter()
-    train_path, valid_path = cfg.task.train, cfg.task.valid
-    textclf = get_task("textclf")
-    with rep.stage("load and check the data"):
-        task = textclf.load(cfg.task)
-    out = prepare(out, REPORT)
-    textclf.write_description(out)
+@dataclass
+class Prepared:
+    """What every student of a run shares."""
+
+    tokenizer: object  # MiniLM's HF tokenizer
+    teacher: TextTeacher
+    splits: dict[str, Encoded]  # train, valid, test, each with teacher states and student tokens
+    vocab: PrunedVocab
+    transfer: TransferSet
+    transfer_report: dict
+    teacher_log: list[dict]
+    cache: Path
+    distiller: Distiller
+
+
+def prepare_run(cfg: Config, task: TextTask, rep: Reporter) -> Prepared:
+    """Teacher, pruned vocabulary, every split in both models' forms, and the transfer set with its targets."""
     max_len = cfg.teacher.max_len
     with rep.stage("load MiniLM, run its frozen layers"):
         tokenizer, bert = load_minilm()
         teacher = TextTeacher(bert, cfg.teacher.freeze_layers, len(task.labels))
-        train, valid = (Encoded(torch.from_numpy(y), teacher.lower(tok), tok.mask) for y, tok in (
-            (task.train_y, ItemTokens.build(tokenizer, task.train_texts, max_len)),
-            (task.valid_y, ItemTokens.build(tokenizer, task.valid_texts, max_len))))
-    t_log, cache = cached_teacher(cfg, task, teacher, train, valid, rep)
-    t_acc = t_accuracy(teacher, valid)
+        splits = {part: Encoded(torch.from_numpy(y), teacher.lower(tok), tok.mask) for part, y, tok in (
+            (part, getattr(task, f"{part}_y"), ItemTokens.build(tokenizer, getattr(task, f"{part}_texts"), max_len))
+            for part in ("train", "valid", "test"))}
+    t_log, cache = cached_teacher(cfg, task, teacher, splits["train"], splits["valid"], rep)
     with rep.stage("hard token pruning (teacher attention x frequency)"):
         stats = token_stats(bert, tokenizer, task.train_texts, max_len)
         teacher_vocab = tokenizer.convert_ids_to_tokens(list(range(bert.config.vocab_size)))
@@ -201,46 +161,138 @@ def run_textclf(cfg: Config, out: Path, rep: Reporter) -> dict:
         except ValueError as exc:
             raise ConfigError(f"{exc}: raise it, e.g. --set vocab.size=8192") from None
         s_tok = build_wordpiece(vocab.tokens, max_len)
-        train = replace(train, student=encode_texts(s_tok, task.train_texts))
-        valid = replace(valid, student=encode_texts(s_tok, task.valid_texts))
-    with rep.stage("parameter integration"):
-        student, carried = integrated_student(cfg, teacher, train, vocab, Path(train_path))
-    s_log = distill(student, teacher, train, valid, cfg.distill, rep)
+        splits = {p: replace(e, student=encode_texts(s_tok, getattr(task, f"{p}_texts"))) for p, e in splits.items()}
+    with rep.stage("transfer set: training texts, unlabelled texts, views; teacher targets"):
+        unlabeled = read_unlabeled(cfg.task.unlabeled) if cfg.task.unlabeled is not None else []
+        made = transfer_texts(task.train_texts, unlabeled, [*task.valid_texts, *task.test_texts],
+                              cfg.distill.transfer_size, cfg.distill.seed)
+        known = predict(teacher, splits["train"].lower, splits["train"].mask)
+        logits, pooled = teacher_outputs(teacher, tokenizer, made.texts, max_len, cache, known)
+        transfer = TransferSet(encode_texts(s_tok, made.texts), pooled, logits)
+    distiller = Distiller(cfg.distill, teacher, splits["train"], splits["valid"], transfer, rep)
+    return Prepared(tokenizer, teacher, splits, vocab, transfer, made.report, t_log, cache, distiller)
 
+
+def variants(cfg: Config) -> dict[str, tuple[StudentConfig, str]]:
+    """The configured student first, then the ablation's, each by "kind/method"."""
+    out = {f"{cfg.student.kind}/{cfg.distill.method}": (cfg.student, cfg.distill.method)}
+    if cfg.distill.ablation:
+        for kind, method in ABLATION:
+            out.setdefault(f"{kind}/{method}", (cfg.student.model_copy(update={"kind": kind}), method))
+    return out
+
+
+def train_students(cfg: Config, task: TextTask, run: Prepared, rep: Reporter) -> dict[str, tuple[TextStudent, dict]]:
+    """Every variant from the same fine-tuned teacher (cross-distillation moves it) and the same budget."""
+    train = run.splits["train"]
+    teacher_state = _trainable(run.teacher)
+    with rep.stage("parameter integration basis"):
+        states = basis_states(run.teacher, train, cfg.distill.seed)
+    out = {}
+    for name, (student_cfg, method) in variants(cfg).items():
+        run.teacher.load_state_dict(teacher_state, strict=False)
+        student, carried = make_student(cfg, student_cfg, run.teacher, states, run.vocab, Path(cfg.task.train),
+                                        integrated=method != "kd")
+        log = {"carried": carried, **run.distiller.run(student, method, name)}
+        out[name] = (student, log)
+    run.teacher.load_state_dict(teacher_state, strict=False)
+    return out
+
+
+def params_of(model: nn.Module, skip: str) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if not n.startswith(skip))
+
+
+def deploy(cfg: Config, task: TextTask, run: Prepared, name: str, student: TextStudent, bits: int, path: Path,
+           sample: list[str], rep: Reporter) -> dict:
+    """Quantize (PTQ or QAT), write the artifact to `path`, and measure it with the device runtime."""
     q = cfg.quant
-    path = out / ARTIFACT
-    with rep.stage(f"quantize int{q.bits}, write and verify the artifact"):
-        tensors = quantize_state(exported_state(student), q.bits, q.int4_group)
-        config = {"runtime": RUNTIME_KIND, "student": cfg.student.model_dump(), "max_len": max_len,
-                  "labels": task.labels, "pooling": "mean", "bits": q.bits, "int4_group": q.int4_group}
-        meta = {"teacher": "all-MiniLM-L6-v2 fine-tuned", "task": "text classification",
+    student_cfg = variants(cfg)[name][0]
+    chosen = quantized(student, bits, q.int4_group, q.qat_steps, run.distiller, run.splits["valid"], name)
+    with rep.stage(f"{name} int{bits}: write the artifact, run the device runtime"):
+        config = {"runtime": RUNTIME_KIND, "student": student_cfg.model_dump(), "max_len": cfg.teacher.max_len,
+                  "labels": task.labels, "pooling": "mean", "bits": bits, "int4_group": q.int4_group}
+        meta = {"teacher": "all-MiniLM-L6-v2 fine-tuned", "task": "text classification", "variant": name,
                 "data_sha256": task.digest(), "created": time.time()}
-        nbytes = write_artifact(path, config, vocab.tokens, tensors, meta)
-        artifact = read_artifact(path)
-        deployed = copy.deepcopy(student)
-        load_quantized(deployed, artifact.tensors)  # what is scored is what the file holds
-        s_acc = s_accuracy(deployed, valid)
-    report = {
-        "task": "text classification",
-        "artifact_bytes": nbytes,
-        "artifact_path": str(path),
-        "artifact_sha256": artifact.sha256,
-        "teacher": {"accuracy": t_acc, "model": "all-MiniLM-L6-v2 + linear head", "cache": str(cache),
-                    "params": sum(p.numel() for n, p in teacher.named_parameters() if not n.startswith("bert.pooler"))},
-        "student": {"accuracy": s_acc, "accuracy_float": s_accuracy(student, valid), "kind": cfg.student.kind,
-                    "bits": q.bits, "evaluated_with": "the artifact's dequantized weights",
-                    "params": sum(p.numel() for n, p in student.named_parameters() if not n.startswith("hid_proj."))},
-        "retention": {"accuracy": s_acc / t_acc if t_acc else None},
-        "size_breakdown": size_breakdown(artifact, SIZE_GROUPS | {"classifier.": "heads"}),
-        "labels": task.labels,
-        "rows": {"train": len(task.train_texts), "valid": len(task.valid_texts)},
-        "evaluated_on": "the valid file (it also picks each model's best epoch)",
-        "data": {"train": str(train_path), "valid": str(valid_path), "sha256": task.digest()},
-        "vocab": vocab.report,
-        "training": {"teacher": t_log, "student": {"method": cfg.distill.method, "carried": carried, "epochs": s_log}},
-        "stages": rep.stages,
-        "wall_s": round(time.perf_counter() - started, 1),
-        "config": cfg.model_dump(mode="json"),
-    }
+        nbytes = write_artifact(path, config, run.vocab.tokens, chosen.tensors, meta)
+        figures = runtime_figures(path, task.test_texts, task.test_y, sample, cfg.measure.latency_repeats)
+    return {**figures, "artifact_bytes": nbytes, "weight_bytes": sum(t.nbytes for t in chosen.tensors.values()),
+            "bits": bits, "quantization": chosen.method, "valid_accuracy": chosen.valid_accuracy}
+
+
+def run_textclf(cfg: Config, out: Path, rep: Reporter) -> dict:
+    """The whole run: data -> teacher -> pruning -> transfer set -> students -> int8/int4 artifacts -> runtime."""
+    started = time.perf_counter()
+    task = load_task(cfg, rep)
+    out = prepare(out, REPORT)
+    get_task("textclf").write_description(out)
+    run = prepare_run(cfg, task, rep)
+    test, n = run.splits["test"], cfg.measure.latency_texts
+    teacher_scores = scores(predict(run.teacher, test.lower, test.mask)[0], test.y, len(task.labels))
+    students = train_students(cfg, task, run, rep)
+    sample = task.test_texts[::max(1, len(task.test_texts) // n)][:n]  # the same texts time both models
+    main, bits = next(iter(students)), cfg.quant.bits
+    ablation, quant = {}, {}
+    with tempfile.TemporaryDirectory(prefix="edgefleet-textclf-") as tmp:
+        for name, (student, log) in students.items():
+            for b in (bits, *(b for b in (8, 4) if b != bits)) if name == main else (bits,):
+                path = out / ARTIFACT if (name, b) == (main, bits) else Path(tmp) / f"{name.replace('/', '-')}-{b}"
+                deployed = deploy(cfg, task, run, name, student, b, path, sample, rep)
+                if name == main:
+                    quant[f"int{b}"] = deployed
+                if b == bits:
+                    ablation[name] = {"float": scores(predict(student, test.student.input_ids, test.student.mask)[0],
+                                                      test.y, len(task.labels)),
+                                      "deployed": deployed, "params": params_of(student, "hid_proj."),
+                                      "budget": {k: log[k] for k in ("represent_steps", "task_steps")}}
+    with rep.stage("teacher latency (PyTorch, batch 1, one thread)"):
+        t_lat = teacher_latency(run.tokenizer, run.teacher, sample, cfg.measure.latency_repeats, cfg.teacher.max_len)
+    teacher = {**teacher_scores, **t_lat, "params": params_of(run.teacher, "bert.pooler"),
+               "model": "all-MiniLM-L6-v2 + linear head", "cache": str(run.cache)}
+    report = build_report(cfg, task, run, teacher, students, main, ablation, quant, out)
+    report.update(stages=rep.stages, wall_s=round(time.perf_counter() - started, 1),
+                  config=cfg.model_dump(mode="json"))
     write_json(out / REPORT, report)
     return report
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def build_report(cfg: Config, task: TextTask, run: Prepared, teacher: dict, students: dict, main: str,
+                 ablation: dict, quant: dict, out: Path) -> dict:
+    deployed = quant[f"int{cfg.quant.bits}"]
+    artifact = read_artifact(out / ARTIFACT)
+    student_cfg, method = variants(cfg)[main]
+    student = {**{k: v for k, v in deployed.items() if k not in ("artifact_bytes", "weight_bytes")},
+               "float": ablation[main]["float"], "params": ablation[main]["params"], "variant": main,
+               "kind": student_cfg.kind, "method": method, "evaluated_with": "device runtime on the artifact"}
+    rows = task.report["rows"]
+    speedup = teacher["latency_ms_b1"] / student["latency_ms_b1"]
+    return {
+        "task": "text classification",
+        "artifact_bytes": deployed["artifact_bytes"],
+        "artifact_path": str(out / ARTIFACT),
+        "artifact_sha256": artifact.sha256,
+        "teacher": teacher,
+        "student": student,
+        "retention": {"accuracy": _ratio(student["accuracy"], teacher["accuracy"]),
+                      "macro_f1": _ratio(student["macro_f1"], teacher["macro_f1"]),
+                      "speedup_b1": speedup},
+        "speedup_b1": speedup,
+        "size_breakdown": size_breakdown(artifact, SIZE_GROUPS | {"classifier.": "heads"}),
+        "ablation": ablation,
+        "quantization": quant,
+        "transfer_set": run.transfer_report,
+        "labels": task.labels,
+        "rows": rows,
+        "evaluated_on": f"the {rows['test']:,} test rows ({task.report['source']['test']}), which picked nothing; "
+                        f"the {rows['valid']:,} validation rows picked every epoch and the quantization method",
+        "data": {"train": str(cfg.task.train), "valid": str(cfg.task.valid) if cfg.task.valid else None,
+                 "test": str(cfg.task.test) if cfg.task.test else None,
+                 "unlabeled": str(cfg.task.unlabeled) if cfg.task.unlabeled else None, "sha256": task.digest(),
+                 "report": task.report},
+        "vocab": run.vocab.report,
+        "training": {"teacher": run.teacher_log, "students": {name: log for name, (_, log) in students.items()}},
+    }

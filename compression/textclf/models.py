@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,8 +19,9 @@ from compression.student.integrate import integrate_encoder, pca_basis
 from compression.teacher.minilm import length_buckets, lower_states, mean_pool, run_layers
 from compression.teacher.two_tower import ItemTokens
 from compression.vocab.prune import PrunedVocab
-from edgefleet.config import Config
+from edgefleet.config import Config, StudentConfig
 from edgefleet.errors import DataError
+from edgefleet.tasks.textclf.evaluate import macro_f1
 
 
 class TextTeacher(nn.Module):
@@ -102,28 +104,51 @@ def batches(n: int, size: int, max_steps: int | None, gen: torch.Generator) -> l
     return list(torch.split(torch.randperm(n, generator=gen), size))[:max_steps]
 
 
+def scores(logits: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, n_classes: int) -> dict:
+    """The task's metrics of one model's logits on one split: accuracy and macro-F1 (the task's own function)."""
+    pred, y = np.asarray(logits).argmax(1), np.asarray(y)
+    return {"accuracy": float(np.mean(pred == y)), "macro_f1": macro_f1(y, pred, n_classes)}
+
+
 @torch.no_grad()
-def integrated_student(cfg: Config, teacher: TextTeacher, train: Encoded, vocab: PrunedVocab,
-                       train_path: Path) -> tuple[TextStudent, list[str]]:
-    """Build the student and carry the teacher into it through a PCA basis of its top-layer token states."""
-    torch.manual_seed(cfg.distill.seed)
-    encoder = build_encoder(cfg.student, len(vocab.tokens), cfg.teacher.max_len)
-    student = TextStudent(encoder, teacher.classifier.out_features, teacher.bert.config.hidden_size)
+def basis_states(teacher: TextTeacher, train: Encoded, seed: int, rows: int = 2000) -> torch.Tensor:
+    """Top-layer token states and pooled states of a seeded sample of training texts: what the PCA basis of
+    parameter integration is taken from."""
     teacher.eval()
-    pick = torch.randperm(len(train.y), generator=torch.Generator().manual_seed(cfg.distill.seed))[:2000]
+    pick = torch.randperm(len(train.y), generator=torch.Generator().manual_seed(seed))[:rows]
     states = []
     for idx in torch.split(pick, 128):
         h = teacher.states(train.lower[idx], train.mask[idx])
         live = train.mask[idx, :h.shape[1]]
         states += [h[live.bool()], mean_pool(h, live)]
-    states = torch.cat(states)
+    return torch.cat(states)
+
+
+@torch.no_grad()
+def make_student(cfg: Config, student_cfg: StudentConfig, teacher: TextTeacher, states: torch.Tensor,
+                 vocab: PrunedVocab, train_path: Path, integrated: bool) -> tuple[TextStudent, list[str]]:
+    """A student of `student_cfg`; `integrated`: the teacher carried into it through a PCA basis of its token
+    states (EI-BERT parameter integration), else a seeded random start (the plain-KD ablation)."""
+    torch.manual_seed(cfg.distill.seed)
+    encoder = build_encoder(student_cfg, len(vocab.tokens), cfg.teacher.max_len)
+    student = TextStudent(encoder, teacher.classifier.out_features, teacher.bert.config.hidden_size)
+    if not integrated:
+        return student, []
     if len(states) <= encoder.out_dim:
         raise DataError(f"{train_path}: {len(states)} tokens are too few to integrate a student of width "
                         f"{encoder.out_dim}: give more training rows")
     u = pca_basis(states, encoder.out_dim)
     carried = integrate_encoder(encoder, teacher.bert, vocab.teacher_ids, u)
-    student.classifier.weight.copy_(teacher.classifier.weight @ u)
-    student.classifier.bias.copy_(teacher.classifier.bias)
     student.hid_proj.weight.copy_(u)
     student.hid_proj.bias.zero_()
+    carry_head(student, teacher)
     return student, ["classifier", *carried]
+
+
+@torch.no_grad()
+def carry_head(student: TextStudent, teacher: TextTeacher) -> None:
+    """The teacher's classifier read through the student's projection into the teacher's space: once the student's
+    pooled state matches the teacher's through `hid_proj`, its logits match the teacher's."""
+    w, b = teacher.classifier.weight, teacher.classifier.bias
+    student.classifier.weight.copy_(w @ student.hid_proj.weight)
+    student.classifier.bias.copy_(b + w @ student.hid_proj.bias)

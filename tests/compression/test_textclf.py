@@ -1,4 +1,5 @@
-"""`compress --train/--valid`: every bad input is one DataError line naming the file; one real end-to-end run."""
+"""`compress --train/--valid`: every bad input is one DataError line naming the file; one real end-to-end run (the
+WordNet one is in test_textclf_wordnet.py)."""
 
 import json
 import math
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from compression.distill.stages import softened_kl
 from compression.teacher.two_tower import ItemTokens
-from compression.textclf.job import softened_kl
 from compression.textclf.models import TextTeacher, predict
 from edgefleet.errors import DataError
 from edgefleet.tasks.textclf.data import DataWarning, load_text_task, read_rows
@@ -229,7 +230,7 @@ def test_compress_own_text_task_end_to_end(tmp_path, capsys):
                 "rows", "stages", "config"):
         assert key in report
     assert report["labels"] == ["cooking", "sports", "weather"]
-    assert report["rows"] == {"train": 201, "valid": 60}
+    assert report["rows"] == {"train": 181, "valid": 60, "test": 20}  # test: task.test_fraction of the 201
     t, s = report["teacher"]["accuracy"], report["student"]["accuracy"]
     assert 0.0 <= s <= 1.0 and 0.0 <= t <= 1.0
     assert t > 0.6  # chance is 1/3
