@@ -31,8 +31,9 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wordnet-base; }
 	touch $(STAMP)
 
+# The quick build (configs/demo.toml) in minutes; FULL=1: the full build (configs/default.toml).
 demo: $(STAMP)
-	$(BIN)/edgefleet demo
+	$(BIN)/edgefleet demo $(if $(FULL),--preset default)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -29,7 +29,14 @@ from compression.runtime.model import RUNTIME_KIND, DeviceModel
 from compression.runtime.tokenizer import build_wordpiece
 from compression.student import build_encoder
 from compression.student.integrate import integrate, pca_basis
-from compression.teacher.two_tower import ItemTokens, Teacher, build_teacher, encode_texts, teacher_key
+from compression.teacher.two_tower import (
+    TRAINING_TASK_KEYS,
+    ItemTokens,
+    Teacher,
+    build_teacher,
+    encode_texts,
+    teacher_key,
+)
 from compression.vocab.prune import prune_vocab, token_stats
 from edgefleet.config import Config, StudentConfig
 from edgefleet.progress import Reporter
@@ -62,9 +69,28 @@ def make_student(cfg: Config, student_cfg: StudentConfig, vocab_size: int, teach
     return student, info
 
 
+# The distill keys that say which students a run trains, not how one trains: `ablation` adds the comparison variants,
+# `method` is the configured variant's method, which reaches the key as `variant` (the ablation's bert/kd is the same
+# student as a run configured for bert/kd).
+_CHOOSES_VARIANTS = {"ablation", "method"}
+
+
 def _cache_key(cfg: Config, teacher_id: str, variant: str, student_cfg: StudentConfig) -> str:
+    """Cache key of a trained float student (before quantization): exactly what changes its weights.
+
+    In: the teacher's key (its config, split, validation set, data and MiniLM: the teacher the student is integrated
+    from, learns from, and in `cross` trains beside); `variant`, the training method; `vocab.*` (the kept tokens:
+    tokenizer, word table, inputs); `student.*` (the encoder; a key the other kind reads costs only a retrain);
+    every `distill.*` key but `_CHOOSES_VARIANTS`; the task's `TRAINING_TASK_KEYS` (batches and epoch choice, as for
+    the teacher; `task.seed` also seeds the genre task); `STUDENT_FORMAT`.
+    Out, so that none of them retrains it: `distill.ablation` (`simulate` turns it off when it compresses a model
+    itself); `quant.*` (quantization and QAT run on the cached student every time); `measure.*`, `baselines.*`,
+    `task.max_eval_users` (the report); `sim`, `privacy`, `stress` (the fleet); `artifacts_dir`; the preset's name.
+    """
+    distill = {k: v for k, v in cfg.distill.model_dump().items() if k not in _CHOOSES_VARIANTS}
     payload = {"format": STUDENT_FORMAT, "teacher": teacher_id, "variant": variant, "vocab": cfg.vocab.model_dump(),
-               "student": student_cfg.model_dump(), "distill": cfg.distill.model_dump(), "task": cfg.task.model_dump()}
+               "student": student_cfg.model_dump(), "distill": distill,
+               "task": {k: getattr(cfg.task, k) for k in TRAINING_TASK_KEYS}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

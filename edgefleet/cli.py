@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=Path, help="bench task: the rows every figure is measured on")
     p.add_argument("--out", type=Path, help="run directory (default: a new runs/bench-<which>-<time>/)")
 
-    p = add("demo", "the main job on the bundled data and model, figures on screen")
-    _config_args(p)
+    p = add("demo", "teacher, on-device student and a federated fleet on the bundled data and model, figures on "
+                    "screen: the quick build (preset demo) unless --preset default asks for the full one")
+    _config_args(p, presets=("demo", "default", "tiny"))
     p.add_argument("--runs", type=Path, default=Path("runs"), help="parent of the new run directory")
 
     p = add("data", "write a real text-classification data set that a Debian package installs as train, valid and "
@@ -243,23 +244,70 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# How a demo calls its build on screen and in its run directory's name, so that no figure of a smaller build passes
+# for the full one.
+DEMO_BUILDS = {"demo": "quick", "default": "full"}
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Teacher and baselines, the compressed on-device model, then a federated simulation that deploys it, all into
-    one new run directory."""
-    args.out = args.runs / time.strftime("demo-%Y%m%d-%H%M%S")
-    args.train = args.valid = None
-    cmd_teacher(args)
-    cmd_compress(args)
+    one new run directory. Without --preset or --config it is the quick build (configs/demo.toml), every figure
+    labelled so, and it ends with what the full build changes and the command that starts it."""
     from edgefleet.progress import Reporter
     from edgefleet.rundir import MODEL
 
-    cfg = _load(args)
-    cfg = cfg.model_copy(update={"sim": cfg.sim.model_copy(update={"model": args.out / MODEL})})
-    code = _simulate(cfg, args.out / "sim", Reporter(enabled=not args.quiet))
+    if args.preset is None and args.config is None:
+        args.preset = "demo"
+    cfg = _load(args)  # a bad setting fails here, before a run directory exists
+    build = DEMO_BUILDS.get(cfg.preset, cfg.preset)
+    label = f"{build} build (configs/{cfg.preset}.toml{' + your settings' if args.config or args.overrides else ''})"
+    args.out = _new_dir(args.runs, time.strftime(f"demo-{build}-%Y%m%d-%H%M%S"))
+    args.train = args.valid = None
+    started = time.perf_counter()
+    print(f"EdgeFleet demo, {label}: the real MovieLens-100K data and MiniLM teacher; every figure below comes from "
+          f"this build. Run directory: {args.out}", flush=True)
+    print(f"\n[{build} build] 1/3 teacher and baselines", flush=True)
+    cmd_teacher(args)
+    print(f"\n[{build} build] 2/3 the compressed on-device student", flush=True)
+    cmd_compress(args)
+    print(f"\n[{build} build] 3/3 a federated simulation that deploys it", flush=True)
+    deployed = cfg.model_copy(update={"sim": cfg.sim.model_copy(update={"model": args.out / MODEL})})
+    code = _simulate(deployed, args.out / "sim", Reporter(enabled=not args.quiet))
     if code == 0:
-        print(f"\nSee this run on the dashboard: .venv/bin/edgefleet dashboard --runs {args.out}  "
+        print(f"\n{label} finished in {(time.perf_counter() - started) / 60:.1f} min: {args.out}")
+        print(f"See it on the dashboard: .venv/bin/edgefleet dashboard --runs {args.out}  "
               "(then open http://localhost:8501)")
+        if cfg.preset != "default":
+            print(_full_build_note(cfg))
     return code
+
+
+def _new_dir(parent: Path, name: str) -> Path:
+    """A run directory no earlier demo wrote: two demos started in the same second get distinct ones."""
+    out, n = parent / name, 1
+    while out.exists():
+        n += 1
+        out = parent / f"{name}-{n}"
+    return out
+
+
+def _full_build_note(cfg) -> str:
+    """What the full build (configs/default.toml) changes against this one, key by key, and how to start it."""
+    import json
+
+    from edgefleet.config import load_config
+
+    def shown(value: object) -> str:
+        return "unset" if value is None else json.dumps(value)
+
+    mine, full = cfg.model_dump(mode="json"), load_config(None, "default").model_dump(mode="json")
+    changes = [f"{section}.{key} {shown(value)} -> {shown(full[section][key])}"
+               for section, values in mine.items() if isinstance(values, dict)
+               for key, value in values.items() if value != full[section][key]]
+    return ("\nThe full build trains the teacher and every student in full, adds the students' comparison at equal "
+            "budget (plain KD, the XtremeDistil BiLSTM) and runs the default fleet, into a new run directory: "
+            "make demo FULL=1  (or .venv/bin/edgefleet demo --preset default; about half an hour on 2 CPU cores). "
+            f"Against this build it changes {', '.join(changes)}.")
 
 
 def cmd_stress(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from pydantic.fields import FieldInfo
 
 from edgefleet.errors import ConfigError
 
-PresetName = Literal["tiny", "default", "quick", "full"]
+PresetName = Literal["tiny", "demo", "default", "quick", "full"]
 
 
 class _Section(BaseModel):

@@ -27,12 +27,15 @@ def deployable(path: Path, task: FederatedTask) -> Path:
 
 
 def build_model(cfg: Config, task: FederatedTask, out: Path, reporter: Reporter) -> Path:
-    """The configured artifact, or one compressed now (cached students make this fast after `make demo`)."""
+    """The configured artifact, or one compressed now: after a `compress` (or a `make demo`) with the same
+    settings, its teacher and student come from the cache and nothing trains."""
     if cfg.sim.model is not None:
         return deployable(cfg.sim.model, task)
     from compression.jobs import compress_job
 
     reporter.log("no sim.model given: compressing the teacher first (--set sim.model=PATH deploys an artifact)")
+    # Only the deployed student: the comparison variants would take longer than the fleet. The students' cache key
+    # leaves distill.ablation out, so the student a `compress` trained with the ablation on is the one loaded here.
     quiet = cfg.model_copy(update={"distill": cfg.distill.model_copy(update={"ablation": False})})
     compress_job(task.name)(quiet, out / COMPRESS_DIR, reporter)
     return out / COMPRESS_DIR / MODEL

@@ -122,3 +122,69 @@ def test_a_simulation_that_fails_in_preparation_leaves_no_run_directory(tmp_path
     code = main(["--quiet", "simulate", "--preset", "tiny", "--set", f'sim.population="{bad}"', "--out", str(out)])
     assert code == 2 and "lacks column(s)" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_demo_refuses_a_bad_setting_before_it_makes_a_run_directory(tmp_path, capsys):
+    assert main(["--quiet", "demo", "--runs", str(tmp_path), "--set", "sim.cohort=0"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plain_demo_is_the_quick_build_labelled_so(tmp_path, capsys, monkeypatch):
+    """No jobs run here: the three steps are stubbed; what is checked is the build chosen and how it is named."""
+    from edgefleet import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "cmd_teacher", lambda args: seen.setdefault("teacher", cli._load(args)))
+    monkeypatch.setattr(cli, "cmd_compress", lambda args: seen.setdefault("compress", cli._load(args)))
+    monkeypatch.setattr(cli, "_simulate", lambda cfg, out, reporter: seen.setdefault("simulate", (cfg, out)) and 0)
+    earlier = tmp_path / "demo-quick-earlier"
+    earlier.mkdir()
+    assert main(["--quiet", "demo", "--runs", str(tmp_path)]) == 0
+    assert seen["teacher"].preset == seen["compress"].preset == seen["simulate"][0].preset == "demo"
+    sim_cfg, sim_out = seen["simulate"]
+    run = sim_out.parent
+    assert run.parent == tmp_path and run.name.startswith("demo-quick-") and run != earlier
+    assert sim_cfg.sim.model == run / "model.eflt"
+    out = capsys.readouterr().out
+    assert out.count("[quick build]") == 3 and "make demo FULL=1" in out
+    assert list(earlier.iterdir()) == []
+
+
+def test_the_quick_build_says_what_the_full_build_changes():
+    import tomllib
+
+    from edgefleet.cli import _full_build_note
+    from edgefleet.config import CONFIGS, load_config
+
+    note = _full_build_note(load_config(None, "demo"))
+    assert "make demo FULL=1" in note and "--preset default" in note
+    changed = tomllib.loads((CONFIGS / "demo.toml").read_text())
+    for section, values in changed.items():
+        for key in values:
+            assert f"{section}.{key} " in note
+    assert "distill.ablation false -> true" in note
+    assert "student." not in note and "privacy." not in note  # the demo keeps them as the full build has them
+
+
+def test_two_demos_in_the_same_second_get_two_run_directories(tmp_path):
+    from edgefleet.cli import _new_dir
+
+    first = _new_dir(tmp_path, "demo-quick-20260101-000000")
+    first.mkdir()
+    second = _new_dir(tmp_path, "demo-quick-20260101-000000")
+    assert second.name == "demo-quick-20260101-000000-2" and not second.exists()
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_on_the_tiny_build(tmp_path, capsys):
+    """Teacher, compression and a federated simulation of that model, into one new run directory."""
+    cache = f'artifacts_dir="{tmp_path / "artifacts"}"'
+    runs = tmp_path / "runs"
+    assert main(["--quiet", "demo", "--preset", "tiny", "--runs", str(runs), "--set", cache]) == 0
+    (run,) = runs.iterdir()
+    assert run.name.startswith("demo-tiny-")
+    for report in ("teacher_report.json", "compression_report.json", "model.eflt", "sim/summary.json"):
+        assert (run / report).is_file(), report
+    out = capsys.readouterr().out
+    assert "[tiny build] 3/3" in out and f"dashboard --runs {run}" in out and "make demo FULL=1" in out

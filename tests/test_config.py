@@ -62,7 +62,7 @@ def test_config_is_frozen():
 
 
 def test_the_presets_are_the_files_in_configs_and_each_says_what_it_is_for():
-    assert set(preset_names()) == set(get_args(PresetName)) == {"default", "tiny", "quick", "full"}
+    assert set(preset_names()) == set(get_args(PresetName)) == {"default", "demo", "tiny", "quick", "full"}
     for name in preset_names():
         text = (CONFIGS / f"{name}.toml").read_text()
         assert text.startswith(f"# {name}: ") and "Copy this file" in text
@@ -100,7 +100,7 @@ def test_full_runs_the_large_fleets_over_every_variant():
 def test_an_unknown_preset_is_one_line_naming_the_files():
     with pytest.raises(ConfigError) as err:
         load_config(preset="huge")
-    assert str(err.value) == "unknown preset 'huge' (choose from default, full, quick, tiny)"
+    assert str(err.value) == "unknown preset 'huge' (choose from default, demo, full, quick, tiny)"
 
 
 def test_set_overrides_a_preset_and_replaces_its_lists():

@@ -153,12 +153,26 @@ def train_teacher(model: TwoTowerTeacher, tokens: ItemTokens, lower: torch.Tenso
     return log
 
 
+# The task keys a model trained on the server reads: the ownership split (whose data it trains on, and the batches)
+# and the server's validation set, which picks the best epoch (its negatives and its cut-off k).
+# `task.max_eval_users` is not one: it caps the device-side test set, which no model trains on.
+TRAINING_TASK_KEYS = ("seed", "server_fraction", "min_train_items", "num_negatives", "k")
+
+
 def teacher_key(cfg: Config, catalogue: Catalogue) -> str:
-    """Cache key: everything that determines the trained teacher."""
+    """Cache key of a trained teacher: exactly what changes its weights.
+
+    In: every `teacher.*` key (architecture, optimisation, batches, seed); `TRAINING_TASK_KEYS`; the data's digest;
+    the MiniLM files' digest; `TEACHER_FORMAT` (this file's training code).
+    Out, so that none of them retrains it: `baselines.*` (trained beside it, not into it); `vocab`, `student`,
+    `distill`, `quant` (later stages, which read the teacher); `measure.*` (how the report measures); `sim`,
+    `privacy`, `stress` (what a fleet does with the model); `task.max_eval_users` and the text-classification
+    task's keys; `artifacts_dir`; the preset's name (its values count, and they are in the keys above).
+    """
     payload = {
         "format": TEACHER_FORMAT,
         "teacher": cfg.teacher.model_dump(),
-        "split": {k: getattr(cfg.task, k) for k in ("seed", "server_fraction", "min_train_items")},
+        "split": {k: getattr(cfg.task, k) for k in TRAINING_TASK_KEYS},
         "data": catalogue.source_digest,
         "model": model_digest(),
     }
