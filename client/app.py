@@ -8,6 +8,8 @@ memory or drops out still replies, with its outcome and no arrays.
 
 from __future__ import annotations
 
+import os
+import time
 import traceback
 
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -39,6 +41,7 @@ def reply_content(report: DeviceReport) -> RecordDict:
 
 @app.train(mods=[audit_mod])
 def train(msg: Message, context: Context) -> Message:
+    started = time.perf_counter()
     job = DeviceJob.from_config(dict(msg.content["config"]))
     shared = {k: a.numpy() for k, a in msg.content["arrays"].items()}
     try:
@@ -47,4 +50,7 @@ def train(msg: Message, context: Context) -> Message:
     except Exception as exc:  # a device that raises is an outcome of the round, not a failure of the run
         report = DeviceReport("error", error=f"{type(exc).__name__}: {exc}"[:500])
         traceback.print_exc()
-    return Message(content=reply_content(report), reply_to=msg)
+    content = reply_content(report)
+    # The testbed's own host timings, apart from the device's report: where the call's wall time went.
+    content["wall"] = ConfigRecord({**report.wall, "worker": os.getpid(), "call": time.perf_counter() - started})
+    return Message(content=content, reply_to=msg)

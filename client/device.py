@@ -14,6 +14,7 @@ CPU factor.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
@@ -71,6 +72,9 @@ class Plan:
 
 LADDER = (Plan("full", True, 1, None), Plan("small-batch", True, 4, None), Plan("short-text", True, 4, 12),
           Plan("inference-only", False, 1, 12))
+# Where a device's host wall time goes (DeviceReport.wall): encoding its texts, its work traced for memory, the
+# untraced rerun that times it, and forking and answering around them.
+WALL_PARTS = ("encode", "traced", "rerun", "fork")
 # Inference at the model's own text length: what the adaptive policy runs when no variant can train in the budget.
 INFERENCE = Plan("inference", False, 1, None)
 
@@ -105,6 +109,8 @@ class DeviceReport:
     workload: str = ""  # "training" or "inference": what the last rung tried asked of the device
     error: str = ""
     update: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    # Host wall seconds of the round's parts, for the testbed's own breakdown (`edgefleet bench sim`); not reported.
+    wall: dict[str, float] = field(default_factory=dict, repr=False)
 
     def clock(self, job: DeviceJob) -> None:
         """The virtual clock: compute on the device's CPU, then the bytes over its links."""
@@ -113,7 +119,7 @@ class DeviceReport:
 
     def metrics(self) -> dict[str, Any]:
         """Flat scalars for the reply: the report's fields, the task's device metrics as columns of their own."""
-        flat = {k: v for k, v in asdict(self).items() if k not in ("update", "measured")}
+        flat = {k: v for k, v in asdict(self).items() if k not in ("update", "measured", "wall")}
         return {**flat, **self.measured}
 
 
@@ -172,6 +178,7 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
         plans = plans or (LADDER if job.fallback == "ladder" else LADDER[:1])
         attempts = [(0, plan) for plan in plans]
     _warm_blas()
+    wall = report.wall = dict.fromkeys(WALL_PARTS, 0.0)
     result = None
     for n, (i, plan) in enumerate(attempts):
         dep = w.deployments[i]
@@ -183,12 +190,16 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
             if all(k == i for k, _ in attempts[n:]):
                 break
             continue
+        started = time.perf_counter()
         encoded, encode_s, transient = dep.encodings.table(local.texts, plan.max_tokens,
                                                            reuse=bool(job.encoder_cache))
+        wall["encode"] += time.perf_counter() - started
         seed = [job.seed, job.server_round, job.device, 0x7EA1]
         result, cap = run_capped(lambda: device.work(shared, personal, encoded, local, plan.train, job,
                                                      plan.batch_div, dep.model.config, np.random.default_rng(seed)),
                                  report.allowance_bytes, timed_rerun=timed, timeout_s=timeout_s)
+        for part, seconds in (("traced", cap.traced_s), ("rerun", cap.rerun_s), ("fork", cap.overhead_s)):
+            wall[part] += seconds
         # Encoding one text happens while the table fills: at most the whole table plus one encode's transient.
         report.peak_bytes = max(cap.peak_bytes, encoded.nbytes + transient)
         if cap.error and not cap.oom:

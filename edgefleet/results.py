@@ -26,6 +26,21 @@ START = "start.json"
 FINISHED = "finished.json"
 # Every device sampled in a round ends with exactly one of these.
 OUTCOMES = ("ok", "oom", "dropout", "straggler", "error")
+# Where a round's wall time (`wall_s`) goes, one `wall_<part>_s` column each: the server's steps, the ClientApp
+# calls of the busiest worker process by part, Flower's messaging around them, and the rest of the round's loop.
+WALL_PARTS = {
+    "configure": "server: sample the cohort, build the messages",
+    "messaging": "Flower/Ray: deliver the messages and the replies",
+    "encode": "device: encode its texts (the worker's encoder cache)",
+    "traced": "device: its work, traced for the memory peak",
+    "rerun": "device: its work again, untraced, for the clock",
+    "fork": "device: fork the capped child, read its answer, reap it",
+    "client": "device: the rest of the ClientApp call",
+    "aggregate": "server: decode the updates, aggregate",
+    "evaluate": "server: global evaluation",
+    "write": "server: write the previous round's results",
+    "other": "the rest (Flower's round loop)",
+}
 MOMENTUM = "momentum/"
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from flwr.app import ArrayRecord, MetricRecord
 
-from edgefleet.results import OUTCOMES, Results
+from edgefleet.results import OUTCOMES, WALL_PARTS, Results
 from edgefleet.tasks.base import Metric
 
 
@@ -36,6 +36,23 @@ def round_row(r: int, devices: pd.DataFrame, available: int, deadline_s: float, 
     return row
 
 
+def wall_breakdown(wall_s: float, server: dict[str, float], worker: dict[str, float], evaluate_s: float,
+                   write_s: float) -> dict[str, float]:
+    """The round's wall time by part (edgefleet/results.py WALL_PARTS) as `wall_<part>_s` columns. `server`: the
+    strategy's steps (configure, devices: the wait for the replies, aggregate); `worker`: the busiest worker's summed
+    ClientApp calls (`call`) and their parts. The parts are non-negative and add up to `wall_s`."""
+    device = {p: float(worker.get(p, 0.0)) for p in ("encode", "traced", "rerun", "fork")}
+    call = max(float(worker.get("call", 0.0)), sum(device.values()))
+    parts = {"configure": server.get("configure", 0.0), "messaging": max(0.0, server.get("devices", 0.0) - call),
+             **device, "client": call - sum(device.values()), "aggregate": server.get("aggregate", 0.0),
+             "evaluate": evaluate_s, "write": write_s}
+    spent = sum(parts.values())
+    if spent > wall_s > 0:  # clocks of different processes: never claim more than the round took
+        parts = {k: v * wall_s / spent for k, v in parts.items()}
+    parts["other"] = max(0.0, wall_s - sum(parts.values()))
+    return {f"wall_{p}_s": float(parts[p]) for p in WALL_PARTS}
+
+
 class RoundRecorder:
     def __init__(self, results: Results, population: pd.DataFrame, evaluate: Callable[[dict], dict],
                  deadline_s: float, round_offset: int, device_metrics: Sequence[Metric]):
@@ -45,6 +62,7 @@ class RoundRecorder:
         self._devices: pd.DataFrame | None = None
         self._available, self._extra = 0, {}
         self._clock = time.perf_counter()
+        self._write_s = 0.0  # writing the last round's results, which happens in the next round's wall time
         self.strategy = None  # set by the ServerApp: its server-optimizer state is checkpointed with the weights
 
     def on_devices(self, r: int, devices: pd.DataFrame, available: int, extra: dict | None = None) -> None:
@@ -59,19 +77,25 @@ class RoundRecorder:
         params = {k: a.numpy() for k, a in arrays.items()}
         if server_round == 0 and self.results.start() is not None:
             return MetricRecord(_scalars(self.results.start()))
+        started = time.perf_counter()
         metrics = self.evaluate_params(params)
+        evaluate_s = time.perf_counter() - started
         if server_round == 0:
             self.results.write_start(metrics)
             self._clock = time.perf_counter()
             return MetricRecord(_scalars(metrics))
         r = server_round + self.round_offset
-        wall = time.perf_counter() - self._clock
+        now = time.perf_counter()
+        wall, self._clock = now - self._clock, now
         devices = self._devices if self._devices is not None else pd.DataFrame({"round": [], "outcome": []})
         row = {**round_row(r, devices, self._available, self.deadline_s, metrics, wall, self.device_metrics),
+               **wall_breakdown(wall, getattr(self.strategy, "wall", {}), getattr(self.strategy, "worker_wall", {}),
+                                evaluate_s, self._write_s),
                **self._extra}
         momentum = getattr(self.strategy, "momentum_vector", None)
         self.results.commit_round(r, devices, row, params, momentum)
-        self._devices, self._extra, self._clock = None, {}, time.perf_counter()
+        self._devices, self._extra = None, {}
+        self._write_s = time.perf_counter() - now
         return MetricRecord(_scalars(row))
 
 

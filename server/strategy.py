@@ -11,6 +11,8 @@ device's outcome to the recorder.
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
 from typing import Callable, Iterable
 
 import numpy as np
@@ -39,6 +41,17 @@ def assign(nodes: list[int], devices: np.ndarray) -> tuple[dict[int, int], list[
     return {n: int(d) for n, d in zip(nodes, devices)}, [int(d) for d in devices[len(nodes):]]
 
 
+def busiest_worker(replies: list[dict[str, float]]) -> dict[str, float]:
+    """The host timings (client/app.py) of the worker process whose ClientApp calls took longest in the round, summed
+    over its calls: the devices' share of the round's critical path."""
+    workers: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for timing in replies:
+        for part, seconds in timing.items():
+            if part != "worker":
+                workers[int(timing.get("worker", 0))][part] += seconds
+    return dict(max(workers.values(), key=lambda w: w["call"], default={}))
+
+
 def left_out(r: int, devices: list[int]) -> list[dict]:
     return [{"round": r, "device": d, "outcome": "dropout", "error": "no free slot this round"} for d in devices]
 
@@ -56,9 +69,14 @@ class FleetFedAvg(FedAvgM):
         self._sent: dict[int, int] = {}
         self._unsent: list[int] = []
         self._base: dict[str, np.ndarray] = {}
+        # Host wall seconds of the last round's steps here, and of its busiest worker (for the round's breakdown).
+        self.wall: dict[str, float] = {}
+        self.worker_wall: dict[str, float] = {}
+        self._sent_at = 0.0
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
+        started = time.perf_counter()
         r = server_round + self.round_offset
         nodes, _ = sample_nodes(grid, self.slots, self.slots)
         devices, self._available = self.mechanism.sampler.sample(r)
@@ -66,16 +84,20 @@ class FleetFedAvg(FedAvgM):
         if self.current_arrays is None:  # what FedAvgM's own configure_train does
             self.current_arrays = arrays
         self._sent, self._unsent = assign(nodes, devices)
-        return [Message(RecordDict({"arrays": arrays,
+        messages = [Message(RecordDict({"arrays": arrays,
                                     "config": ConfigRecord({**dict(config),
                                                             **device_config(self.population, device, r, self.job)})}),
                         node, MessageType.TRAIN)
                 for node, device in self._sent.items()]
+        self._sent_at = time.perf_counter()
+        self.wall = {"configure": self._sent_at - started}
+        return messages
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        received = time.perf_counter()
         r = server_round + self.round_offset
-        rows, accepted = [], []
+        rows, accepted, timings = [], [], []
         answered = set()
         for msg in replies:
             node = msg.metadata.src_node_id
@@ -84,6 +106,8 @@ class FleetFedAvg(FedAvgM):
             if msg.has_error():
                 row.update(outcome="error", error=msg.error.reason[:500])
             else:
+                if "wall" in msg.content:
+                    timings.append(dict(msg.content["wall"]))
                 metrics = dict(msg.content["metrics"])
                 row.update(metrics, **dict(msg.content["outcome"]))
                 if row["outcome"] == "ok" and metrics["virtual_ms"] > self.deadline_ms:
@@ -102,5 +126,8 @@ class FleetFedAvg(FedAvgM):
                 rows.append({"round": r, "device": device, "outcome": "error", "error": "no reply"})
         rows += left_out(r, self._unsent)
         replies, extra = self.mechanism.aggregate(self._base, accepted)
+        aggregated = super().aggregate_train(server_round, replies) if replies else (None, None)
+        self.wall.update(devices=received - self._sent_at, aggregate=time.perf_counter() - received)
+        self.worker_wall = busiest_worker(timings)
         self.on_devices(r, pd.DataFrame(rows), self._available, extra)
-        return super().aggregate_train(server_round, replies) if replies else (None, None)
+        return aggregated

@@ -2,7 +2,9 @@
 the same device work, each with the same cohort and rounds, one after the other on this machine.
 
 Round 1 of every run includes starting Ray's workers (they import the stack): it is shown, and the steady-state
-figures use the later rounds. Throughput counts device-rounds that did their work (any outcome but a failure).
+figures use the later rounds. Throughput counts device-rounds that did their work (any outcome but a failure). Each
+EdgeFleet run also says where the wall time of its later rounds went (edgefleet/results.py WALL_PARTS), from what the
+ServerApp and the ClientApps measured during that run.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from rich.table import Table
 
 from edgefleet.config import Config
 from edgefleet.progress import Reporter
-from edgefleet.results import Results
+from edgefleet.results import WALL_PARTS, Results
 from edgefleet.rundir import BENCH_SIM, SUMMARY, prepare, write_json
 from edgefleet.tasks import federated_task
 from simulation.launch import FlowerSim, SimulationFailed, write_app
@@ -36,6 +38,16 @@ def _steady(walls: list[float]) -> float:
 def _steady_rate(done: list[int], walls: list[float]) -> float:
     """Device-rounds that did their work per second of wall time, over the rounds after the first."""
     return sum(done[1:] or done) / sum(walls[1:] or walls)
+
+
+def round_breakdown(rounds: pd.DataFrame) -> dict[str, float]:
+    """Mean seconds of each part of a round's wall time over the rounds after the first (all of them if only one);
+    empty for results written before the breakdown was recorded."""
+    later = rounds.iloc[1:] if len(rounds) > 1 else rounds
+    columns = {part: f"wall_{part}_s" for part in WALL_PARTS}
+    if not len(later) or not all(c in later for c in columns.values()):
+        return {}
+    return {part: float(later[c].mean()) for part, c in columns.items()}
 
 
 def run_reference(cfg: Config, out: Path, reporter: Reporter) -> dict:
@@ -80,7 +92,7 @@ def _edgefleet(cfg: Config, out: Path, reporter: Reporter) -> dict:
     walls = [float(w) for w in rounds["wall_s"]]
     done = (rounds["sampled"] - rounds["error"]).tolist()  # a device that failed did no work: not throughput
     return {**summary, "round_wall_s": walls, "errors": int(rounds["error"].sum()),
-            "device_rounds_per_s": _steady_rate(done, walls)}
+            "device_rounds_per_s": _steady_rate(done, walls), "round_breakdown_s": round_breakdown(rounds)}
 
 
 def run_bench_sim(cfg: Config, out: Path, reporter: Reporter, devices: int = 10_000, small: int = 1_000,
@@ -125,6 +137,7 @@ def print_bench_sim(report: dict) -> None:
         table.add_row(names[key], f"{run['devices']:,}", f"{walls[0]:.2f}", f"{_steady(walls):.2f}",
                       f"{run['device_rounds_per_s']:.2f}", str(run["errors"]), f"{run['peak_rss_bytes'] / 2**30:.2f}")
     console.print(table)
+    print_breakdown(console, report)
     r, ef = report["ratios"], report["runs"]["edgefleet"]
     rows = [
         (f"peak RSS at {report['devices']:,} devices", f"{ef['peak_rss_bytes'] / 2**30:.2f} GiB", "<= 8 GiB",
@@ -142,3 +155,25 @@ def print_bench_sim(report: dict) -> None:
         targets.add_row(name, value, target, "" if met is None else ("met" if met else "NOT met"))
     console.print(targets)
     console.print(pd.Series({k: round(v, 3) for k, v in r.items()}).to_string())
+
+
+def print_breakdown(console: Console, report: dict) -> None:
+    """Where the wall time of a later round went, for each EdgeFleet run: seconds and share of the round."""
+    runs = {key: run for key, run in report["runs"].items() if run.get("round_breakdown_s")}
+    if not runs:
+        return
+    table = Table(title="where a round's wall time goes (later rounds, mean; devices: the busiest worker)")
+    table.add_column("part")
+    table.add_column("what")
+    for run in runs.values():
+        table.add_column(f"{run['devices']:,} devices (s)", justify="right")
+        table.add_column("share", justify="right")
+    for part, what in WALL_PARTS.items():
+        cells = []
+        for run in runs.values():
+            seconds, total = run["round_breakdown_s"][part], _steady(run["round_wall_s"])
+            cells += [f"{seconds:.2f}", f"{seconds / total:.0%}" if total > 0 else ""]
+        table.add_row(part, what, *cells)
+    table.add_row("round", "wall time", *[c for run in runs.values()
+                                          for c in (f"{_steady(run['round_wall_s']):.2f}", "100%")])
+    console.print(table)

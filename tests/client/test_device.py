@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from client.device import LADDER, DeviceJob, run_device
+from client.device import LADDER, WALL_PARTS, DeviceJob, run_device
 from client.storage import PersonalState
 from client.worker import worker
 from compression.runtime.artifact import read_artifact
@@ -171,3 +171,10 @@ def test_a_device_tags_and_trains_genres_on_its_own_titles_but_never_the_held_ou
     assert np.isnan(out["tag_f1"]) and out["examples"] > 0
     for k in ("genre.weight", "genre.bias"):
         np.testing.assert_array_equal(new[k], shared[k])
+
+
+def test_the_host_timings_are_kept_apart_from_what_the_device_reports(setup):
+    w, shared = setup
+    report = run_device(w, job(), shared)
+    assert set(report.wall) == set(WALL_PARTS) and min(report.wall.values()) >= 0 and report.wall["rerun"] > 0
+    assert not set(report.metrics()) & {"wall", *WALL_PARTS}

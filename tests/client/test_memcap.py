@@ -51,3 +51,11 @@ def test_a_child_that_never_answers_is_killed_and_counted_out_of_memory():
 
     value, cap = run_capped(lambda: time.sleep(30), 1 << 20, timeout_s=0.5)
     assert value is None and cap.oom and "did not finish within" in cap.error
+
+
+def test_the_call_says_where_its_wall_time_went():
+    work = lambda: np.ones(1 << 20, dtype=np.uint8).sum()  # noqa: E731
+    _, timed = run_capped(work, 16 << 20, timed_rerun=True)
+    _, once = run_capped(work, 16 << 20)
+    assert min(timed.traced_s, timed.rerun_s, timed.overhead_s) >= 0 and timed.rerun_s > 0
+    assert once.traced_s > 0 and once.rerun_s == 0 and once.overhead_s >= 0

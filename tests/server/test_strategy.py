@@ -13,7 +13,7 @@ from server.privacy.dp_fedavg import DPFedAvg
 from server.privacy.none import NoPrivacy
 from server.samplers.poisson import PoissonSampler
 from server.samplers.uniform import UniformSampler
-from server.strategy import FleetFedAvg
+from server.strategy import FleetFedAvg, busiest_worker
 from simulation.population.tiers import draw_population
 
 
@@ -123,3 +123,10 @@ def test_a_dp_round_releases_one_clipped_noised_model_and_records_what_it_spent(
     assert frame["update_norm"].iloc[:2].tolist() == pytest.approx([5.0, 0.5])
     assert extra["contributed"] == 2 and extra["unclipped_fraction"] == 0.5 and extra["clip_norm"] == 1.0
     assert extra["noise_std"] == 0.0 and math.isinf(extra["epsilon"]) and extra["sampling_rate"] == sampler.rate
+
+
+def test_the_round_keeps_the_host_timings_of_its_busiest_worker():
+    timings = [{"worker": 1, "call": 1.0, "traced": 0.5}, {"worker": 2, "call": 1.5, "traced": 1.0},
+               {"worker": 1, "call": 1.0, "traced": 0.25}]
+    assert busiest_worker(timings) == {"call": 2.0, "traced": 0.75}
+    assert busiest_worker([]) == {}
