@@ -8,19 +8,26 @@ memory or drops out still replies, with its outcome and no arrays.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import traceback
 
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from client.audit import audit_mod
 from client.device import DeviceJob, DeviceReport, run_device
 from client.worker import worker
 
 app = ClientApp()
+
+
+@functools.lru_cache(maxsize=1)
+def _threadpools() -> ThreadpoolController:
+    """The process's BLAS and OpenMP pools, found once: looking them up costs milliseconds per call."""
+    return ThreadpoolController()
 
 
 def _run_dir(context: Context) -> str:
@@ -45,7 +52,7 @@ def train(msg: Message, context: Context) -> Message:
     job = DeviceJob.from_config(dict(msg.content["config"]))
     shared = {k: a.numpy() for k, a in msg.content["arrays"].items()}
     try:
-        with threadpool_limits(limits=1):
+        with _threadpools().limit(limits=1):
             report = run_device(worker(_run_dir(context)), job, shared)
     except Exception as exc:  # a device that raises is an outcome of the round, not a failure of the run
         report = DeviceReport("error", error=f"{type(exc).__name__}: {exc}"[:500])

@@ -14,6 +14,7 @@ CPU factor.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
@@ -125,10 +126,16 @@ class DeviceReport:
 
 def _warm_blas() -> None:
     """OpenBLAS maps its per-thread work buffer on first use and aborts the process if that fails: map it here,
-    outside any cap, in the thread that will do the work."""
+    outside any cap, once in each thread that will do the work (the buffer stays mapped)."""
+    if getattr(_blas_warm, "done", False):
+        return
+    _blas_warm.done = True
     for dtype in (np.float32, np.float64):
         a = np.ones((384, 384), dtype=dtype)  # large enough to skip the small-matrix kernels
         (a @ a) @ a[0]
+
+
+_blas_warm = threading.local()
 
 
 def shapes_of(w: Worker, job: DeviceJob, dep: Deployment, plan: Plan, local: Any):
