@@ -265,9 +265,13 @@ class FlowerSim:
         return rss
 
     def follow(self, until: Callable[[], bool], on_tick: Callable[[], None], poll_s: float = 0.5,
-               status_every_s: float = 10.0) -> str:
-        """Poll until `until()` holds or Flower says the run finished; returns Flower's last status."""
-        last_status = time.monotonic()
+               status_every_s: float = 10.0, status_at_most_s: float = 60.0) -> str:
+        """Poll until `until()` holds or Flower says the run finished; returns Flower's last status.
+
+        Asking Flower starts a `flwr` process (about a CPU-second, taken from the run on a small host), so the wait
+        between two questions doubles from `status_every_s` to `status_at_most_s`: a run that fails at its start
+        is seen within seconds, one that fails later within a minute."""
+        last_status, wait_s = time.monotonic(), status_every_s
         status = "running"
         while True:
             self._track()
@@ -276,8 +280,9 @@ class FlowerSim:
                 return "finished:completed"
             if self.superlink is not None and self.superlink.poll() is not None:
                 return "superlink-exited"
-            if time.monotonic() - last_status > status_every_s:
+            if time.monotonic() - last_status > wait_s:
                 status, last_status = self.status(), time.monotonic()
+                wait_s = min(2 * wait_s, max(status_at_most_s, status_every_s))
                 if status.startswith("finished") and not until():
                     return status
             time.sleep(poll_s)
