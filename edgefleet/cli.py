@@ -35,6 +35,7 @@ BENCHES = {
     "privacy": "simulation.bench_privacy:run_bench_privacy",
     "compress": "compression.bench:run_bench_compress",
     "task": "simulation.bench_task:run_bench_task",
+    "federation": "simulation.federation:run_bench_federation",
 }
 
 

@@ -235,12 +235,12 @@ class SimConfig(_Section):
     batch_size: int = Field(32, ge=1, description="a device's training batch")
     negatives: int = Field(32, ge=1, description="negatives per training step on a device")
     lr: float | None = Field(None, gt=0, description="the device's Adam on the shared weights; unset: the task's "
-                                                     "own (edgefleet/tasks: movielens 2e-4, textclf 1e-2)")
+                                                     "own (edgefleet/tasks: movielens 1e-3, textclf 1e-2)")
     personal_lr: float | None = Field(None, ge=0, description="SGD on the personal part that stays on the device "
                                                                "(0: none); unset: the task's own (movielens 0.5, "
                                                                "textclf 0.1)")
     server_lr: float = Field(1.0, gt=0, description="FedAvgM; 1.0 and momentum 0 is plain FedAvg")
-    server_momentum: float = Field(0.5, ge=0, lt=1, description="FedAvgM's momentum")
+    server_momentum: float = Field(0.9, ge=0, lt=1, description="FedAvgM's momentum")
     fallback: Literal["ladder", "none"] = Field(
         "ladder", description="ladder: a device out of memory retries with a smaller batch, shorter texts, then "
                               "inference only; none: it reports oom")
@@ -345,6 +345,42 @@ class PrivacyConfig(_Section):
                                                                    "stage; unset: it waits for all of them")
 
 
+class FederationConfig(_Section):
+    """`edgefleet bench federation`: the deployed model, a centralized oracle, classical baselines trained on every
+    user's data and federated runs, on the device users' test items (simulation/federation.py)."""
+
+    runs: tuple[str, ...] = Field(("fedavg", "fedavgm", "dp"), description="the federated runs, by name in "
+                                                                         "simulation/federation.py `RUNS`")
+    rounds: int = Field(300, ge=1, description="rounds of every federated run (sim.rounds is not used)")
+    seeds: tuple[int, ...] = Field((0, 1, 2), description="sim.seed of each repetition of a run; a run's figure is "
+                                                          "their mean, with their spread")
+    oracle_epochs: int = Field(6, ge=1, description="the oracle's epochs over every device user's examples; the "
+                                                    "best on the server users' validation is kept")
+    oracle_batch_size: int = Field(256, ge=1, description="the oracle's examples per step")
+    oracle_negatives: int = Field(256, ge=1, description="the oracle's uniform negatives per step")
+    oracle_lr: float = Field(1e-3, gt=0, description="the oracle's Adam learning rate")
+    full_epochs: int = Field(3, ge=1, description="oracle_full: epochs of the whole student over every user's "
+                                                  "examples; the best on the server users' validation is kept")
+    full_lr: float = Field(1e-3, gt=0, description="oracle_full: AdamW learning rate, falling linearly to 0")
+    full_batch_size: int = Field(4096, ge=1, description="oracle_full: examples per step (each step encodes the "
+                                                         "whole catalogue once)")
+    full_negatives: int = Field(1024, ge=1, description="oracle_full: uniform negatives per step, shared by the "
+                                                        "batch")
+    full_max_steps: int | None = Field(None, ge=1, description="oracle_full: steps per epoch at most; unset: a "
+                                                               "full pass")
+    dp_devices: int = Field(10000, ge=1, description="the fleet of the DP run")
+    dp_epsilon: float = Field(8.0, gt=0, description="the DP run's target epsilon after all its rounds, at delta "
+                                                     "privacy.delta or 1/dp_devices: the noise is calibrated to it")
+
+    @model_validator(mode="after")
+    def _check(self) -> "FederationConfig":
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("federation.seeds must be distinct and not empty")
+        if not self.runs or len(set(self.runs)) != len(self.runs):
+            raise ValueError("federation.runs must be distinct and not empty")
+        return self
+
+
 class Config(_Section):
     """Everything one EdgeFleet command needs."""
 
@@ -363,6 +399,7 @@ class Config(_Section):
     sim: SimConfig = SimConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     stress: StressConfig = StressConfig()
+    federation: FederationConfig = FederationConfig()
 
     @model_validator(mode="after")
     def _check(self) -> "Config":

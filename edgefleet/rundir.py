@@ -22,6 +22,9 @@ STRESS_REPORT = "stress_report.json"
 PRIVACY_REPORT = "privacy_report.json"
 BENCH_SIM = "bench_sim.json"
 TASK_BENCH = "bench_task.json"
+FEDERATION_REPORT = "federation_report.json"
+# In a run of `bench federation`: the deployed model's figures and the oracles', drawn as reference lines.
+YARDSTICK = "yardstick.json"
 SUMMARY = "summary.json"
 SIM_CONFIG = "sim_config.json"
 COMPRESS_DIR = "compress"  # where `simulate` compresses a model when it is given none

@@ -58,3 +58,24 @@ class Ledger:
     def row(self) -> dict:
         """What a round's result row says of the privacy spent so far."""
         return {"epsilon": self.epsilon, "delta": self.delta, "dp_noise": self.noise, "sampling_rate": self.rate}
+
+
+def noise_for_epsilon(epsilon: float, rate: float, devices: int, rounds: int, delta: float,
+                      tolerance: float = 1e-3) -> float:
+    """The smallest noise multiplier whose epsilon after `rounds` Poisson-sampled rounds at `rate` is at most
+    `epsilon` (bisection on the same accountant the runs report with, to `tolerance` in the multiplier)."""
+
+    def spent(noise: float) -> float:
+        ledger = Ledger(noise, rate, devices, delta)
+        ledger.spend(rounds)
+        return ledger.epsilon
+
+    low, high = 0.05, 1.0
+    while spent(high) > epsilon:
+        low, high = high, 2 * high
+        if high > 1e4:
+            raise ValueError(f"no noise multiplier reaches epsilon {epsilon} in {rounds} rounds at rate {rate:g}")
+    while high - low > tolerance:
+        mid = (low + high) / 2
+        low, high = (mid, high) if spent(mid) > epsilon else (low, mid)
+    return high

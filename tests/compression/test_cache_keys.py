@@ -25,6 +25,7 @@ NEITHER = [
     ["sim.devices=10000", "sim.rounds=3", "sim.cohort=100", "sim.workers=4", 'sim.model="m.eflt"'],
     ["privacy.noise=1.0", "privacy.secagg=true"],
     ["stress.devices=50", "stress.cohort=10", "stress.fleet=false"],
+    ["federation.rounds=5", "federation.oracle_epochs=2", "federation.full_epochs=1"],
 ]
 # Later stages: they read the teacher and leave it as it is.
 STUDENT_ONLY = [["vocab.size=1024"], ["student.hidden=64"], ["distill.epochs=2"], ["distill.lr=0.01"],

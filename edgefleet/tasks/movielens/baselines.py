@@ -1,4 +1,6 @@
-"""Classical baselines trained on server-owned interactions only, scored for any user from their history."""
+"""Classical baselines trained on server-owned interactions (what the server may use), scored for any user from
+their history. `users` widens their training to other users' train items: `edgefleet bench federation` trains them
+on every user's, the centralized reference that federation is measured beside."""
 
 from __future__ import annotations
 
@@ -11,19 +13,20 @@ from edgefleet.config import BaselineConfig
 from edgefleet.tasks.movielens.split import Split
 
 
-def server_matrix(split: Split) -> np.ndarray:
-    """(server users, items) binary matrix of the server's training interactions."""
-    x = np.zeros((len(split.server_users), split.n_items), dtype=np.float32)
-    for row, user in enumerate(split.server_users):
+def interaction_matrix(split: Split, users: np.ndarray | None = None) -> np.ndarray:
+    """(users, items) binary matrix of `users`' train items (default: the server-owned users)."""
+    users = split.server_users if users is None else users
+    x = np.zeros((len(users), split.n_items), dtype=np.float32)
+    for row, user in enumerate(users):
         x[row, split.train[int(user)]] = 1.0
     return x
 
 
 class Popularity:
-    """Score = how many server-owned users interacted with the item."""
+    """Score = how many of the training users interacted with the item."""
 
-    def __init__(self, split: Split):
-        self.counts = server_matrix(split).sum(axis=0)
+    def __init__(self, split: Split, users: np.ndarray | None = None):
+        self.counts = interaction_matrix(split, users).sum(axis=0)
 
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         return np.broadcast_to(self.counts, (len(histories), len(self.counts)))
@@ -32,8 +35,8 @@ class Popularity:
 class ItemKNN:
     """Item-based CF: cosine similarity of item columns with shrinkage, summed over the user's history."""
 
-    def __init__(self, split: Split, shrink: float):
-        x = server_matrix(split)
+    def __init__(self, split: Split, shrink: float, users: np.ndarray | None = None):
+        x = interaction_matrix(split, users)
         co = x.T @ x
         norms = np.sqrt(np.diag(co))
         self.sim = co / (np.outer(norms, norms) + shrink + 1e-12)
@@ -44,18 +47,19 @@ class ItemKNN:
 
 
 class BPRMF:
-    """BPR matrix factorisation on server users; any other user is folded in from their history.
+    """BPR matrix factorisation on the training users; any user is folded in from their history.
 
     Fold-in keeps item factors and biases fixed and fits only the new user's vector with the same BPR loss,
     which is how a device could personalise a shared item model without sending its history anywhere.
     """
 
-    def __init__(self, split: Split, cfg: BaselineConfig):
+    def __init__(self, split: Split, cfg: BaselineConfig, users: np.ndarray | None = None):
         self.cfg = cfg
+        trained = split.server_users if users is None else users
         gen = torch.Generator().manual_seed(cfg.seed)
-        n_users, n_items, d = len(split.server_users), split.n_items, cfg.bpr_dim
-        users = np.concatenate([np.full(len(split.train[int(u)]), r) for r, u in enumerate(split.server_users)])
-        items = np.concatenate([split.train[int(u)] for u in split.server_users])
+        n_users, n_items, d = len(trained), split.n_items, cfg.bpr_dim
+        users = np.concatenate([np.full(len(split.train[int(u)]), r) for r, u in enumerate(trained)])
+        items = np.concatenate([split.train[int(u)] for u in trained])
         u_t, i_t = torch.from_numpy(users).long(), torch.from_numpy(items).long()
         self.p = torch.nn.Parameter(0.1 * torch.randn(n_users, d, generator=gen))
         self.q = torch.nn.Parameter(0.1 * torch.randn(n_items, d, generator=gen))

@@ -22,6 +22,11 @@ from edgefleet.tasks.movielens.genre_head import best_threshold, micro_f1, proba
 from edgefleet.tasks.movielens.protocol import EvalSet, evaluate
 
 
+def encode_all(model: Any, texts: Sequence[str]) -> np.ndarray:
+    """The frozen device encoder's pooled vector of every text (item texts, then titles)."""
+    return np.stack([model.encode_ids(model.tokenizer.encode(t).ids) for t in texts]).astype(np.float32)
+
+
 class HeadScorer:
     """The protocol's Scorer for the shared head over fixed pooled item encodings."""
 
@@ -40,7 +45,7 @@ class GlobalEvaluator:
         fleet's, item texts then titles (fleet.py); `genres`: (n_items, genres) labels; `held_out`: the genre
         evaluation items."""
         n = len(genres)
-        pooled = np.stack([model.encode_ids(model.tokenizer.encode(t).ids) for t in texts]).astype(np.float32)
+        pooled = encode_all(model, texts)
         self.pooled, self.titles = pooled[:n], pooled[n:]
         self.genres, self.held_out = genres, held_out
         self.chosen_on = np.setdiff1d(np.arange(n), held_out)

@@ -1,0 +1,239 @@
+"""`edgefleet bench federation`: what federation reaches, measured against what it could reach.
+
+On the device-owned users' test items (the task's protocol, as every headline figure), in one run directory:
+- `start`: the deployed model;
+- `oracle`: the same model with the same trainable parts (the shared heads; the encoder stays frozen INT8, as on a
+  phone) trained on one machine over every device-owned user's training data (the task's `centralized`);
+- `oracle_full`: the whole student trained centrally on every user's data (compression/oracle_full.py), the
+  ceiling of the architecture;
+- `baselines`: popularity, ItemKNN and BPR-MF trained on every user's train items;
+- `runs`: real Flower simulations (simulation/run.py) of each named run in `federation.runs` for each seed in
+  `federation.seeds`, each with its curve per round, its share of the oracle's gain and the round at which it
+  first reached 90% of its final gain. Each run directory also gets `yardstick.json` (start and oracles), which the
+  dashboard's Accuracy page draws as reference lines.
+Every row deploys the same artifact to the same device users with the same negatives; the seeds change the fleet's
+sampling, its devices' data order and their dropouts.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from rich.console import Console
+from rich.table import Table
+
+from compression.runtime import load_model
+from compression.runtime.artifact import read_artifact
+from edgefleet.config import Config
+from edgefleet.errors import ConfigError
+from edgefleet.progress import Reporter
+from edgefleet.results import Results
+from edgefleet.rundir import FEDERATION_REPORT, YARDSTICK, prepare, write_json
+from edgefleet.tasks import federated_task
+from simulation.run import run_simulate
+
+TARGETS = {"share_of_oracle_gain": 0.9, "dp_share_of_gain": 0.7, "epsilon": 8.0, "epsilon_goal": 3.0}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A named federated run: what it changes in the configured settings, and what it is for."""
+
+    about: str
+    settings: Callable[[Config], Config]
+
+
+def _sim(cfg: Config, **changes) -> Config:
+    return cfg.model_copy(update={"sim": cfg.sim.model_copy(update=changes)})
+
+
+def _dp(cfg: Config) -> Config:
+    """The configured run on `federation.dp_devices` devices with DP-FedAvg (adaptive clipping), its noise the
+    smallest that keeps epsilon at `federation.dp_epsilon` after every round (the accountant the run reports with)."""
+    from server.privacy.accounting import noise_for_epsilon
+    from simulation.population import population_for
+
+    f = cfg.federation
+    run = _sim(cfg, devices=f.dp_devices)
+    delta = cfg.privacy.delta or 1.0 / f.dp_devices
+    availability = population_for(run.sim)["availability"].to_numpy()
+    rate = min(1.0, cfg.sim.cohort / float(availability.sum())) * float(availability.max())
+    noise = noise_for_epsilon(f.dp_epsilon, rate, f.dp_devices, f.rounds, delta)
+    return run.model_copy(update={"privacy": cfg.privacy.model_copy(
+        update={"noise": noise, "adaptive": True, "delta": delta})})
+
+
+RUNS: dict[str, RunSpec] = {
+    "fedavg": RunSpec("plain FedAvg (no server momentum)", lambda cfg: _sim(cfg, server_momentum=0.0)),
+    "fedavgm": RunSpec("the configured settings (FedAvgM)", lambda cfg: cfg),
+    "dp": RunSpec("the configured settings with DP-FedAvg at federation.dp_epsilon on federation.dp_devices", _dp),
+}
+
+
+def share_of_gain(value: float, start: float, oracle: float) -> float | None:
+    """(value - start) / (oracle - start): 1.0 reaches the oracle; None when the oracle gains nothing."""
+    return None if oracle <= start else (value - start) / (oracle - start)
+
+
+def rounds_to(curve: list[float], start: float, fraction: float = 0.9) -> int | None:
+    """The first round whose value reaches `fraction` of the final gain over `start` (None without a gain)."""
+    final = curve[-1] - start
+    if final <= 0:
+        return None
+    return next(r for r, v in enumerate(curve, 1) if v - start >= fraction * final - 1e-12)
+
+
+def _spread(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "n": len(values)}
+
+
+def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
+    task = federated_task(cfg.task.name)
+    if not hasattr(task, "centralized"):
+        raise ConfigError(f"bench federation measures tasks with a centralized oracle; {cfg.task.name} has none yet")
+    unknown = [r for r in cfg.federation.runs if r not in RUNS]
+    if unknown:
+        raise ConfigError(f"unknown federation run(s) {', '.join(unknown)} (choose from {', '.join(RUNS)})")
+    out = prepare(out, FEDERATION_REPORT)
+    model_path = cfg.sim.model
+    if model_path is None:
+        from simulation.prepare import build_model
+
+        model_path = build_model(cfg, task, out, reporter)
+    artifact = read_artifact(model_path)
+    model = load_model(artifact)
+    with reporter.stage("load the task and encode its texts"):
+        data = task.load(cfg.task)
+        texts = _texts(task, data, cfg, out)
+        evaluate = task.evaluator(model, texts, data)
+    keys = [m.key for m in task.metrics]
+    shared = task.shared_params(artifact.tensors)
+    start = _pick(evaluate(shared), keys)
+    f = cfg.federation
+    from edgefleet.tasks.movielens.central import CentralSettings
+
+    settings = CentralSettings(f.oracle_epochs, f.oracle_batch_size, f.oracle_negatives, f.oracle_lr, cfg.sim.seed)
+    with reporter.stage(f"oracle: the shared heads trained centrally ({f.oracle_epochs} epochs)"):
+        trained, epochs = task.centralized(model, texts, data, shared, settings, reporter.log)
+    oracle = {**_pick(evaluate(trained), keys), "epochs": epochs}
+    oracle_full = _oracle_full(cfg, Path(model_path), out, reporter, task, texts, data, keys)
+    with reporter.stage("baselines on every user's train items"):
+        baselines = _baselines(cfg, data)
+    head = task.headline.key
+    yardstick = {"start": start, "oracle": _pick(oracle, keys), "oracle_full": _pick(oracle_full, keys)}
+    runs = []
+    for name in f.runs:
+        spec = RUNS[name]
+        base = spec.settings(_sim(cfg, rounds=f.rounds, model=Path(model_path).resolve()))
+        seeds = []
+        for seed in f.seeds:
+            run_dir = out / "runs" / f"{name}-seed{seed}"
+            summary = run_simulate(_sim(base, seed=seed), run_dir, reporter)
+            write_json(run_dir / YARDSTICK, yardstick)
+            rounds = Results(run_dir).rounds()
+            curve = [float(v) for v in rounds[head]]
+            seeds.append({"seed": seed, "dir": str(run_dir.relative_to(out)), **_pick(summary, keys),
+                          "epsilon": summary.get("epsilon"), "curve": {k: [float(v) for v in rounds[k]]
+                                                                      for k in keys if k in rounds},
+                          "rounds_to_90pct": rounds_to(curve, start[head]),
+                          "round_wall_s_mean": summary.get("round_wall_s_mean"),
+                          "participation_rate": summary["participation_rate"], "oom_rate": summary["oom_rate"],
+                          "outcomes_by_tier": summary.get("outcomes_by_tier")})
+        value = statistics.fmean(s[head] for s in seeds)
+        runs.append({"name": name, "about": spec.about, "devices": base.sim.devices, "cohort": base.sim.cohort,
+                     "rounds": base.sim.rounds, "noise": base.privacy.noise,
+                     **{k: statistics.fmean(s[k] for s in seeds) for k in keys},
+                     "spread": {k: _spread([s[k] for s in seeds]) for k in keys},
+                     "epsilon": seeds[0]["epsilon"],
+                     "share_of_oracle_gain": share_of_gain(value, start[head], oracle[head]),
+                     "seeds": seeds})
+    plain = next((r for r in runs if r["noise"] is None and r["name"] != "fedavg"), None)
+    for r in runs:
+        r["share_of_nonprivate_gain"] = (share_of_gain(r[head], start[head], plain[head])
+                                         if plain is not None and r["noise"] is not None else None)
+    report = {"task": task.name, "headline": head, "devices_users": int(len(data.test.users)),
+              "start": start, "oracle": oracle, "oracle_full": oracle_full, "baselines": baselines, "runs": runs,
+              "settings": {"federation": f.model_dump(mode="json"), "sim": cfg.sim.model_dump(mode="json"),
+                           "model": str(model_path)},
+              "targets": TARGETS}
+    task.write_description(out)
+    write_json(out / FEDERATION_REPORT, report)
+    print_bench_federation(report, out)
+    return report
+
+
+def _pick(metrics: dict, keys: list[str]) -> dict:
+    return {k: float(metrics[k]) for k in keys if k in metrics}
+
+
+def _texts(task, data, cfg: Config, out: Path) -> list[str]:
+    """Every text the task's devices encode, as a fleet directory holds them."""
+    fleet_dir = out / "yardstick-fleet"
+    fleet_dir.mkdir(exist_ok=True)
+    task.prepare_fleet(data, _sim(cfg, devices=min(cfg.sim.devices, 2)).sim, fleet_dir)
+    return task.load_fleet(fleet_dir)[1]
+
+
+def _oracle_full(cfg, model_path, out, reporter, task, texts, data, keys) -> dict:
+    from compression.oracle_full import train_full_oracle
+
+    f = cfg.federation
+    with reporter.stage(f"oracle_full: the whole student trained centrally ({f.full_epochs} epochs)"):
+        path, epochs = train_full_oracle(model_path, cfg, out / "oracle_full", reporter, epochs=f.full_epochs,
+                                         lr=f.full_lr, batch_size=f.full_batch_size, negatives=f.full_negatives,
+                                         max_steps_per_epoch=f.full_max_steps, seed=cfg.sim.seed)
+    artifact = read_artifact(path)
+    metrics = task.evaluator(load_model(artifact), texts, data)(task.shared_params(artifact.tensors))
+    return {**_pick(metrics, keys), "epochs": epochs, "artifact": str(path.relative_to(out))}
+
+
+def _baselines(cfg: Config, data) -> dict:
+    import numpy as np
+
+    from edgefleet.tasks.movielens.baselines import BPRMF, ItemKNN, Popularity
+    from edgefleet.tasks.movielens.protocol import evaluate
+
+    split = data.split
+    everyone = np.arange(split.n_users)
+    models = {"popularity": lambda: Popularity(split, everyone),
+              "itemknn": lambda: ItemKNN(split, cfg.baselines.knn_shrink, everyone),
+              "bpr_mf": lambda: BPRMF(split, cfg.baselines, everyone)}
+    return {name: {k: float(v) for k, v in evaluate(build(), data.test).items() if isinstance(v, float)}
+            for name, build in models.items()}
+
+
+def print_bench_federation(report: dict, out: Path) -> None:
+    console = Console(width=140)
+    head = report["headline"]
+    start, oracle = report["start"][head], report["oracle"][head]
+    t = Table(title=f"bench federation: {head} on {report['devices_users']} device users' test items (2 cores)")
+    for col in ("row", "devices", "cohort", "rounds", head, "spread (seeds)", "epsilon", "share of oracle gain",
+                "rounds to 90%", "s / round"):
+        t.add_column(col, justify="left" if col == "row" else "right")
+    t.add_row("start: the deployed model", "", "", "", f"{start:.4f}", "", "", "0.00", "", "")
+    t.add_row("oracle: shared heads, central", "", "", "", f"{oracle:.4f}", "", "", "1.00", "", "")
+    full = report["oracle_full"][head]
+    share = share_of_gain(full, start, oracle)
+    t.add_row("oracle_full: whole student, central", "", "", "", f"{full:.4f}", "", "",
+              "-" if share is None else f"{share:.2f}", "", "")
+    for name, b in report["baselines"].items():
+        t.add_row(f"baseline {name} (every user's data)", "", "", "", f"{b[head]:.4f}", "", "", "", "", "")
+    for r in report["runs"]:
+        s = r["spread"][head]
+        share = r["share_of_oracle_gain"]
+        to90 = [x["rounds_to_90pct"] for x in r["seeds"] if x["rounds_to_90pct"] is not None]
+        walls = [x["round_wall_s_mean"] for x in r["seeds"] if x["round_wall_s_mean"] is not None]
+        t.add_row(f"run {r['name']}", f"{r['devices']:,}", str(r["cohort"]), str(r["rounds"]), f"{r[head]:.4f}",
+                  f"±{s['std']:.4f} ({s['n']})", "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
+                  "-" if share is None else f"{share:.2f}", "-" if not to90 else f"{statistics.fmean(to90):.0f}",
+                  "-" if not walls else f"{statistics.fmean(walls):.2f}")
+    console.print(t)
+    for r in report["runs"]:
+        if r["share_of_nonprivate_gain"] is not None:
+            console.print(f"{r['name']}: epsilon {r['epsilon']:.2f} keeps {r['share_of_nonprivate_gain']:.2f} of the "
+                          f"non-private gain (target >= {TARGETS['dp_share_of_gain']})")
+    console.print(f"report: {out / FEDERATION_REPORT}")
