@@ -30,6 +30,44 @@ def metric_per_round(rounds: pd.DataFrame, metrics: list[str], start: dict | Non
         color=alt.Color(f"{by}:N"), strokeDash="metric:N", tooltip=["round", by, "metric", "value"])
 
 
+def against_references(rounds: pd.DataFrame, metric: str, start: dict | None, references: pd.DataFrame,
+                       by: str = "run") -> alt.Chart:
+    """One metric per round, a line per run, under the figures it is measured against: `references` (columns
+    reference and value, e.g. the oracle's) as grey dotted rules across the chart, each named where the runs leave
+    room: at the end of the chart where they are farther from it (the start on the right, a target the runs approach
+    on the left), on the side of the rule away from them."""
+    frame = rounds[["round", by, metric]].copy()
+    if start:
+        frame = pd.concat([pd.DataFrame({"round": 0, by: frame[by].unique(), metric: start.get(metric)}), frame])
+    frame = frame.dropna()
+    y = alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False))
+    lines = alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("round:Q", title="round", axis=ROUND_AXIS), y=y,
+        color=alt.Color(f"{by}:N", legend=alt.Legend(orient="bottom", columns=2, labelLimit=300)),
+        tooltip=["round", by, metric])
+    first, last = (frame.loc[frame["round"] == end, metric] for end in (frame["round"].min(), frame["round"].max()))
+
+    def nearest(values: pd.Series, v: float) -> float:
+        return float(values.iloc[(values - v).abs().argmin()]) if len(values) else -np.inf
+
+    # References that print alike (an oracle that gained nothing over the start) are one rule under both names.
+    refs = references.assign(shown=[f"{v:.3f}" for v in references["value"]]).groupby("shown", sort=False).agg(
+        reference=("reference", " = ".join), value=("value", "first")).reset_index()
+    left = [abs(nearest(first, v) - v) > abs(nearest(last, v) - v) for v in refs["value"]]
+    above = [nearest(first if lf else last, v) <= v for lf, v in zip(left, refs["value"])]
+    refs = refs.rename(columns={"value": metric}).assign(name=refs["reference"] + " " + refs["shown"], left=left,
+                                                          above=above)
+    tooltip = ["reference", alt.Tooltip(f"{metric}:Q", format=".4f")]
+    layers = [lines, alt.Chart(refs).mark_rule(color="grey", strokeDash=[2, 3], strokeWidth=1.5).encode(
+        y=y, tooltip=tooltip)]
+    for (lf, ab), group in refs.groupby(["left", "above"]):
+        layers.append(alt.Chart(group).mark_text(
+            align="left" if lf else "right", baseline="bottom" if ab else "top", dx=4 if lf else -4,
+            dy=-2 if ab else 2, color="dimgrey",
+        ).encode(x=alt.value(0 if lf else "width"), y=y, text="name:N", tooltip=tooltip))
+    return alt.layer(*layers).properties(title=metric, height=360)
+
+
 def by_tier(devices: pd.DataFrame, column: str, title: str) -> alt.Chart:
     return alt.Chart(devices).mark_boxplot(extent="min-max").encode(
         x=alt.X("tier:N", sort=TIER_ORDER), y=alt.Y(f"{column}:Q", title=title),

@@ -26,6 +26,7 @@ from edgefleet.rundir import (
     SUMMARY,
     TASK,
     TEACHER_REPORT,
+    YARDSTICK,
 )
 
 REPORTS = {"compression": COMPRESSION_REPORT, "teacher": TEACHER_REPORT, "stress": STRESS_REPORT,
@@ -119,6 +120,30 @@ def read_json(path: Path) -> tuple[dict | None, str | None]:
     if not isinstance(data, dict):
         return None, f"{path.name} is not a JSON object"
     return data, None
+
+
+# The entries of a yardstick.json (`bench federation` writes one into each run it makes), under the names the pages
+# give them: the deployed model, and the same model trained centrally on every device user's data.
+REFERENCES = {"start": "start (deployed)", "oracle": "oracle (shared heads, central)",
+              "oracle_full": "oracle_full (whole student, central)"}
+
+
+def yardstick(path: Path) -> tuple[dict[str, dict[str, float]] | None, str | None]:
+    """The run's reference figures, {entry of REFERENCES: {metric key: value}}, less the entries it leaves null
+    (oracle_full when the bench did not train it); None without a yardstick.json, or with a reason if it is not one."""
+    raw, err = read_json(path / YARDSTICK)
+    if raw is None:
+        return None, err
+    found = {}
+    for entry in REFERENCES:
+        metrics = raw.get(entry)
+        if metrics is None:
+            continue
+        if not isinstance(metrics, dict) or not all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in metrics.values()):
+            return None, f"{YARDSTICK} is not a yardstick ({entry!r} is not a table of metric values)"
+        found[entry] = {k: float(v) for k, v in metrics.items() if v is not None}
+    return found, None
 
 
 def read_task(folder: Path) -> tuple[Task | None, str | None]:

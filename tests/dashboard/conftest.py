@@ -14,7 +14,7 @@ import pytest
 from client.device import DeviceReport
 from edgefleet.config import Config
 from edgefleet.results import Results
-from edgefleet.rundir import SIM_CONFIG, SUMMARY, TASK
+from edgefleet.rundir import FEDERATION_REPORT, SIM_CONFIG, SUMMARY, TASK, YARDSTICK
 from edgefleet.tasks.base import Metric
 from server.recorder import round_row
 from simulation.run import summarize
@@ -104,6 +104,25 @@ def write_text_sim(path, rounds=2):
     res.finish({"rounds": rounds})
     (path / SUMMARY).write_text(json.dumps({"devices": 50, "rounds": rounds, "cohort": 12, "accuracy": 0.74,
                                             "accuracy_start": 0.70, "accuracy_delta": 0.04, "epsilon": None}))
+    return path
+
+
+# What `bench federation` writes into each of its runs: the deployed model and the oracles on the device users.
+YARDSTICK_FIGURES = {"start": {"hr@10": 0.55, "ndcg@10": 0.29, "mrr": 0.24, "genre_f1": 0.40},
+                     "oracle": {"hr@10": 0.61, "ndcg@10": 0.33, "mrr": 0.27, "genre_f1": 0.44},
+                     "oracle_full": {"hr@10": 0.64, "ndcg@10": 0.35, "mrr": 0.30, "genre_f1": 0.46}}
+
+
+def write_bench(path, names=("fedavg-seed0", "fedavg-seed1"), yardstick=YARDSTICK_FIGURES):
+    """A `bench federation` directory: its report and task at the top, its simulations under runs/, each with the
+    bench's yardstick."""
+    path.mkdir(parents=True)
+    write_task(path)
+    (path / FEDERATION_REPORT).write_text(json.dumps({"task": "movielens", "headline": "hr@10", **yardstick,
+                                                      "runs": []}))
+    for name in names:
+        write_sim(path / "runs" / name)
+        (path / "runs" / name / YARDSTICK).write_text(json.dumps(yardstick))
     return path
 
 

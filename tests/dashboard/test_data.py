@@ -3,7 +3,7 @@
 import json
 
 from dashboard import data
-from edgefleet.rundir import SIM_CONFIG, TASK
+from edgefleet.rundir import SIM_CONFIG, TASK, YARDSTICK
 from tests.dashboard.conftest import MOVIELENS, TEXTCLF, write_task
 
 
@@ -39,3 +39,15 @@ def test_a_task_json_that_is_no_task_is_a_problem_not_a_traceback(tmp_path):
     run = data.load_run(tmp_path, tmp_path)
     assert run.status == "corrupt" and run.task is data.LEGACY_TASK
     assert run.problems == ["task.json does not describe a task (ValueError: headline 'f1' is not one of its metrics)"]
+
+
+def test_a_yardstick_is_its_figures_less_the_null_entries_or_a_reason(tmp_path):
+    assert data.yardstick(tmp_path) == (None, None)
+    (tmp_path / YARDSTICK).write_text(json.dumps({"start": {"hr@10": 0.39, "mrr": None}, "oracle": {"hr@10": 1},
+                                                  "oracle_full": None, "epochs": 3}))
+    assert data.yardstick(tmp_path) == ({"start": {"hr@10": 0.39}, "oracle": {"hr@10": 1.0}}, None)
+    (tmp_path / YARDSTICK).write_text(json.dumps({"start": {"hr@10": "high"}}))
+    assert data.yardstick(tmp_path) == (None, "yardstick.json is not a yardstick ('start' is not a table of metric "
+                                              "values)")
+    (tmp_path / YARDSTICK).write_text("[1, 2]")
+    assert data.yardstick(tmp_path) == (None, "yardstick.json is not a JSON object")
