@@ -316,15 +316,24 @@ class StressConfig(_Section):
 
 
 class PrivacyConfig(_Section):
-    """Privacy of the devices' updates (server/privacy/): client-level DP-FedAvg and SecAgg+.
+    """Privacy of the devices' updates (server/privacy/): client-level DP-FedAvg or DP-FTRL, and SecAgg+.
 
     With `noise` set, each round samples devices by Poisson sampling (rate cohort/devices), clips every update to
     `clip` (L2), sums them over the expected cohort and adds Gaussian noise of std noise * clip / cohort; an RDP
-    accountant reports epsilon at `delta` (default 1/devices) after every round. With `secagg`, the server sees only
-    the sum (Flower's SecAgg+), the devices clip their own updates and quantize them into SecAgg's field.
+    accountant reports epsilon at `delta` (default 1/devices) after every round. With `mechanism = "dp-ftrl"`, a
+    uniform cohort of devices that have taken part fewer than `max_participations` times is asked instead, and the
+    running sum of the clipped updates is released with tree-aggregated noise (no sampling assumption). With
+    `secagg`, the server sees only the sum (Flower's SecAgg+), the devices clip their own updates and quantize them
+    into SecAgg's field.
     """
 
     noise: float | None = Field(None, ge=0, description="noise multiplier z; unset: no differential privacy")
+    mechanism: Literal["dp-fedavg", "dp-ftrl"] = Field(
+        "dp-fedavg", description="with noise: dp-fedavg (Poisson sampling, noise on every round's average) or dp-ftrl "
+                                 "(Kairouz et al. 2021: no sampling assumption, tree-aggregated noise on the running "
+                                 "sum of the updates)")
+    max_participations: int = Field(1, ge=1, description="dp-ftrl: rounds a device may take part in, enforced by "
+                                                          "the sampler; epsilon grows with its square")
     clip: float = Field(0.1, gt=0, description="L2 clipping norm of one device's update (the initial one when "
                                                "adaptive)")
     adaptive: bool = Field(False, description="adaptive clipping (Andrew et al. 2021): the norm tracks a quantile "
@@ -343,6 +352,14 @@ class PrivacyConfig(_Section):
     secagg_bits: int = Field(8, ge=2, le=24, description="quantization levels of each update coordinate: `2**bits`")
     secagg_timeout_s: float | None = Field(None, gt=0, description="seconds SecAgg+ waits for the replies of each "
                                                                    "stage; unset: it waits for all of them")
+
+    @model_validator(mode="after")
+    def _check(self) -> "PrivacyConfig":
+        if self.mechanism == "dp-ftrl" and self.noise is None:
+            raise ValueError("privacy.mechanism dp-ftrl is differential privacy: set privacy.noise too")
+        if self.mechanism == "dp-ftrl" and self.adaptive:
+            raise ValueError("privacy.adaptive clipping goes with dp-fedavg, not dp-ftrl")
+        return self
 
 
 class FederationConfig(_Section):

@@ -2,7 +2,9 @@
 
 - `none`: FedAvg weighted by examples over a uniform cohort (none.py);
 - `dp-fedavg`, `dp-fedavg-adaptive`: client-level DP-FedAvg over a Poisson sample, with a fixed clipping norm or one
-  that tracks a quantile of the update norms, accounted in epsilon (dp_fedavg.py, accounting.py).
+  that tracks a quantile of the update norms, accounted in epsilon (dp_fedavg.py, accounting.py);
+- `dp-ftrl`: client-level DP-FTRL (Kairouz et al. 2021): tree-aggregated noise on the running sum of the updates of
+  uniform cohorts, with no sampling assumption, each device in at most `max_participations` rounds (dp_ftrl.py).
 
 A new mechanism is one new file here with a `PrivacyMechanism` subclass, plus one line in MECHANISMS (and, to choose
 it from a config, the line of `mechanism_name` that says which). Each mechanism names the sampler it needs
@@ -17,6 +19,7 @@ from edgefleet.config import Config
 from edgefleet.errors import ConfigError
 from server.privacy.base import PrivacyMechanism
 from server.privacy.dp_fedavg import AdaptiveDPFedAvg, DPFedAvg
+from server.privacy.dp_ftrl import DPFTRL
 from server.privacy.none import NoPrivacy
 from server.samplers import sampler_class, sampler_for
 
@@ -24,6 +27,7 @@ MECHANISMS: dict[str, type[PrivacyMechanism]] = {
     "none": NoPrivacy,
     "dp-fedavg": DPFedAvg,
     "dp-fedavg-adaptive": AdaptiveDPFedAvg,
+    "dp-ftrl": DPFTRL,
 }
 
 
@@ -32,7 +36,7 @@ def mechanism_name(cfg: Config) -> str:
     p = cfg.privacy
     if p.noise is None:
         return "none"
-    return "dp-fedavg-adaptive" if p.adaptive else "dp-fedavg"
+    return "dp-fedavg-adaptive" if p.adaptive else p.mechanism  # the config rejects adaptive dp-ftrl
 
 
 def mechanism_class(name: str) -> type[PrivacyMechanism]:
@@ -44,7 +48,8 @@ def mechanism_class(name: str) -> type[PrivacyMechanism]:
 def mechanism_from_config(cfg: Config, availability: np.ndarray) -> PrivacyMechanism:
     """The run's mechanism, holding the sampler it needs over the fleet's `availability`."""
     cls = mechanism_class(mechanism_name(cfg))
-    return cls.from_config(cfg, sampler_for(cls.sampling, availability, cfg.sim.cohort, cfg.sim.seed))
+    sampler = sampler_for(cls.sampling, availability, cfg.sim.cohort, cfg.sim.seed, **cls.sampler_options(cfg))
+    return cls.from_config(cfg, sampler)
 
 
 def slots_for(cfg: Config) -> int:

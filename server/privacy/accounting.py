@@ -1,8 +1,12 @@
-"""What DP-FedAvg costs in epsilon: Flower's `RdpAccountant` (Google's dp-accounting underneath) composes one
-Poisson-sampled Gaussian event per round and reports epsilon at the configured delta.
+"""What DP costs in epsilon, with Google's dp-accounting RDP accountant.
 
-The rate is the largest chance any device has to take part in a round (server/samplers/poisson.py), and the
-neighbouring relation adds or removes one device: the guarantee covers everything one device contributes.
+- `Ledger` (DP-FedAvg): Flower's `RdpAccountant` composes one Poisson-sampled Gaussian event per round and reports
+  epsilon at the configured delta. The rate is the largest chance any device has to take part in a round
+  (server/samplers/poisson.py), and the neighbouring relation adds or removes one device.
+- `TreeLedger` (DP-FTRL): one tree-aggregation event over the rounds so far, no sampling (Kairouz et al. 2021,
+  appendix D), for a device that takes part in at most `max_participations` rounds.
+
+Either way the guarantee covers everything one device contributes.
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from __future__ import annotations
 import math
 
 from absl import logging as absl_logging
+from dp_accounting import dp_event
+from dp_accounting.privacy_accountant import NeighboringRelation as Relation
+from dp_accounting.rdp.rdp_privacy_accountant import RdpAccountant as TreeAccountant
 from flwr.supercore.privacy_accounting import (
     GaussianPrivacyEvent,
     NeighboringRelation,
@@ -58,6 +65,51 @@ class Ledger:
     def row(self) -> dict:
         """What a round's result row says of the privacy spent so far."""
         return {"epsilon": self.epsilon, "delta": self.delta, "dp_noise": self.noise, "sampling_rate": self.rate}
+
+
+class TreeLedger:
+    """Epsilon spent so far by a binary-tree release of the running sum of the updates, `steps` leaves so far.
+
+    A leaf is one round's sum of clipped updates; one device's update (norm at most clip, against replacing it with
+    zeros: dp-accounting's REPLACE_SPECIAL relation) enters at most ceil(log2(steps + 1)) of the tree's nodes, each
+    noised with std noise * clip. A device in k rounds is a sum of k such contributions, so it moves the released
+    nodes by at most k * sqrt(depth) * clip (triangle inequality; tight when its rounds are adjacent): the
+    single-participation event at multiplier noise / k. No restart: one tree over the whole run.
+    """
+
+    def __init__(self, noise: float, max_participations: int, delta: float):
+        self.noise, self.max_participations, self.delta = noise, max_participations, delta
+        self.steps = 0
+        absl_logging.set_verbosity(absl_logging.ERROR)
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> TreeLedger:
+        p = cfg.privacy
+        return cls(p.noise, p.max_participations, p.delta or 1.0 / cfg.sim.devices)
+
+    def spend(self, steps: int = 1) -> None:
+        self.steps += steps
+
+    @property
+    def depth(self) -> int:
+        """Released nodes one leaf is in, after `steps` leaves."""
+        return math.ceil(math.log2(self.steps + 1))
+
+    @property
+    def epsilon(self) -> float:
+        if self.steps == 0:
+            return 0.0
+        if self.noise == 0:
+            return math.inf
+        accountant = TreeAccountant(neighboring_relation=Relation.REPLACE_SPECIAL)
+        accountant.compose(dp_event.SingleEpochTreeAggregationDpEvent(self.noise / self.max_participations,
+                                                                       self.steps))
+        return float(accountant.get_epsilon(self.delta))
+
+    def row(self) -> dict:
+        """What a round's result row says of the privacy spent so far."""
+        return {"epsilon": self.epsilon, "delta": self.delta, "dp_noise": self.noise, "tree_steps": self.steps,
+                "tree_depth": self.depth, "max_participations": self.max_participations}
 
 
 def noise_for_epsilon(epsilon: float, rate: float, devices: int, rounds: int, delta: float,

@@ -40,6 +40,11 @@ class PrivacyMechanism(ABC):
     @abstractmethod
     def from_config(cls, cfg: Config, sampler: Sampler) -> PrivacyMechanism: ...
 
+    @classmethod
+    def sampler_options(cls, cfg: Config) -> dict:
+        """What the sampler takes beyond the fleet, the cohort and the seed (e.g. a cap on participations)."""
+        return {}
+
     @property
     def slots(self) -> int:
         """Flower nodes a round needs."""

@@ -39,6 +39,34 @@ from server.samplers.base import Sampler
 from server.samplers.poisson import PoissonSampler
 
 
+def clip_update(delta: list[np.ndarray], clip: float) -> tuple[float, bool]:
+    """Clip in place to L2 norm `clip`: (the norm before, whether it was within the norm)."""
+    norm = get_norm(delta)
+    return norm, not adaptive_clip_inputs_inplace(delta, clip)
+
+
+def clip_and_sum(base: Weights, accepted: Accepted, clip: float) -> tuple[list[np.ndarray] | None, int]:
+    """The sum of the accepted updates' deltas from `base` (in its key order), each clipped to `clip`, its norm
+    before clipping noted in its row; and how many were within the norm. None when nothing was accepted."""
+    total, within = None, 0
+    for row, msg in accepted:
+        delta = [msg.content["arrays"][k].numpy().astype(np.float64) - b for k, b in base.items()]
+        norm, unclipped = clip_update(delta, clip)
+        row["update_norm"] = norm
+        within += unclipped
+        total = delta if total is None else [t + d for t, d in zip(total, delta)]
+    return total, within
+
+
+def carry(base: Weights, accepted: Accepted, step: list[np.ndarray]) -> list[Message]:
+    """The one reply FedAvgM is to average: the first accepted one, holding base + step (in base's dtypes), so that
+    Flower's server learning rate and momentum act on the released step."""
+    carrier = accepted[0][1]
+    carrier.content["arrays"] = ArrayRecord({k: Array((b + s).astype(b.dtype))
+                                             for (k, b), s in zip(base.items(), step)})
+    return [carrier]
+
+
 class DPFedAvg(PrivacyMechanism):
     """Clip, sum over the expected cohort, add noise; the clipping norm stays `clip`."""
 
@@ -62,8 +90,7 @@ class DPFedAvg(PrivacyMechanism):
 
     def clip_update(self, delta: list[np.ndarray]) -> tuple[float, bool]:
         """Clip in place to the current norm: (the norm before, whether it was within the norm)."""
-        norm = get_norm(delta)
-        return norm, not adaptive_clip_inputs_inplace(delta, self.clip)
+        return clip_update(delta, self.clip)
 
     def release(self, total: list[np.ndarray] | None, shapes: list[tuple], within: int,
                 contributed: int) -> tuple[list[np.ndarray], dict]:
@@ -92,22 +119,12 @@ class DPFedAvg(PrivacyMechanism):
     def aggregate(self, base: Weights, accepted: Accepted) -> tuple[list[Message], dict]:
         """Clip each update here, release the noised average, and hand FedAvgM one reply holding the released model,
         so that Flower's momentum acts on it."""
-        keys = list(base)
-        total, within = None, 0
-        for row, msg in accepted:
-            delta = [msg.content["arrays"][k].numpy().astype(np.float64) - base[k] for k in keys]
-            norm, unclipped = self.clip_update(delta)
-            row["update_norm"] = norm
-            within += unclipped
-            total = delta if total is None else [t + d for t, d in zip(total, delta)]
-        mean, info = self.release(total, [base[k].shape for k in keys], within, len(accepted))
+        total, within = clip_and_sum(base, accepted, self.clip)
+        mean, info = self.release(total, [b.shape for b in base.values()], within, len(accepted))
         extra = self._spent(info)
         if not accepted:  # nothing to move the model with; the (noise-only) release is not applied
             return [], extra
-        carrier = accepted[0][1]
-        carrier.content["arrays"] = ArrayRecord({k: Array((base[k] + m).astype(base[k].dtype))
-                                                 for k, m in zip(keys, mean)})
-        return [carrier], extra
+        return carry(base, accepted, mean), extra
 
     def aggregate_sum(self, base: Weights, mean: Weights, contributors: int,
                       unclipped: int) -> tuple[Weights | None, dict]:

@@ -1,7 +1,8 @@
 """Who a round asks, by name (server/samplers/base.py says what a sampler is).
 
-A privacy mechanism names the sampler its guarantee assumes (server/privacy/base.py `sampling`). A new sampler is
-one new file here with a `Sampler` subclass, plus one line in SAMPLERS.
+A privacy mechanism names the sampler its guarantee assumes (server/privacy/base.py `sampling`) and any options it
+takes (`sampler_options`, e.g. the cap on participations). A new sampler is one new file here with a `Sampler`
+subclass, plus one line in SAMPLERS.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import numpy as np
 
 from edgefleet.errors import ConfigError
 from server.samplers.base import Sampler
+from server.samplers.capped import CappedSampler
 from server.samplers.poisson import PoissonSampler
 from server.samplers.uniform import UniformSampler
 
 SAMPLERS: dict[str, type[Sampler]] = {
     "uniform": UniformSampler,
     "poisson": PoissonSampler,
+    "capped": CappedSampler,
 }
 
 
@@ -25,5 +28,5 @@ def sampler_class(name: str) -> type[Sampler]:
     return SAMPLERS[name]
 
 
-def sampler_for(name: str, availability: np.ndarray, cohort: int, seed: int) -> Sampler:
-    return sampler_class(name)(availability, cohort, seed)
+def sampler_for(name: str, availability: np.ndarray, cohort: int, seed: int, **options) -> Sampler:
+    return sampler_class(name)(availability, cohort, seed, **options)

@@ -7,7 +7,9 @@ from edgefleet.config import load_config
 from edgefleet.errors import ConfigError
 from server.privacy import MECHANISMS, mechanism_class, mechanism_from_config, mechanism_name, slots_for
 from server.privacy.dp_fedavg import AdaptiveDPFedAvg, DPFedAvg
+from server.privacy.dp_ftrl import DPFTRL
 from server.privacy.none import NoPrivacy
+from server.samplers.capped import CappedSampler
 from server.samplers.poisson import PoissonSampler
 from server.samplers.uniform import UniformSampler
 
@@ -16,6 +18,7 @@ from server.samplers.uniform import UniformSampler
     ([], "none", NoPrivacy, UniformSampler, 100),
     (["privacy.noise=1.0"], "dp-fedavg", DPFedAvg, PoissonSampler, 150),  # 100 + ceil(5 * sqrt(100))
     (["privacy.noise=1.0", "privacy.adaptive=true"], "dp-fedavg-adaptive", AdaptiveDPFedAvg, PoissonSampler, 150),
+    (["privacy.noise=1.0", 'privacy.mechanism="dp-ftrl"'], "dp-ftrl", DPFTRL, CappedSampler, 100),
 ])
 def test_the_config_picks_the_mechanism_and_its_sampler(settings, name, mechanism, sampler, slots):
     cfg = load_config(None, "default", ["sim.devices=1000", "sim.cohort=100", "privacy.clip=0.3", *settings])
@@ -36,3 +39,17 @@ def test_no_privacy_without_noise():
 def test_an_unknown_mechanism_is_one_clear_error():
     with pytest.raises(ConfigError, match="unknown privacy mechanism 'laplace' .*none, dp-fedavg, dp-fedavg-adaptive"):
         mechanism_class("laplace")
+
+
+def test_dp_ftrl_takes_its_cap_to_the_sampler_and_rejects_what_does_not_fit():
+    cfg = load_config(None, "default", ["sim.devices=1000", "privacy.noise=1.0", 'privacy.mechanism="dp-ftrl"',
+                                        "privacy.max_participations=3"])
+    chosen = mechanism_from_config(cfg, np.full(1000, 0.5))
+    assert chosen.sampler.max_participations == chosen.ledger.max_participations == 3
+    for settings, message in [(['privacy.mechanism="dp-ftrl"'], "dp-ftrl is differential privacy: set privacy.noise"),
+                              (["privacy.noise=1.0", 'privacy.mechanism="dp-ftrl"', "privacy.adaptive=true"],
+                               "adaptive clipping goes with dp-fedavg, not dp-ftrl"),
+                              (['privacy.mechanism="dp-sgd"'], "privacy.mechanism")]:
+        with pytest.raises(ConfigError, match=message) as error:
+            load_config(None, "default", settings)
+        assert "\n" not in str(error.value)
