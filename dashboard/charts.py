@@ -112,11 +112,19 @@ def bars(frame: pd.DataFrame, x: str, y: str, title: str, color: str | None = No
     return alt.Chart(frame).mark_bar().encode(**enc)
 
 
-def line(frame: pd.DataFrame, x: str, y: str, color: str, title: str) -> alt.Chart:
+def line(frame: pd.DataFrame, x: str, y: str, color: str, title: str, runs: list[str] | None = None) -> alt.Chart:
+    """A line per `color` value; `runs` fixes its colours (see run_color)."""
     return alt.Chart(frame).mark_line(point=True).encode(
         x=alt.X(f"{x}:Q", axis=ROUND_AXIS if x == "round" else alt.Axis()),
-        y=alt.Y(f"{y}:Q", title=title, scale=alt.Scale(zero=False)), color=f"{color}:N",
-        tooltip=[x, y, color])
+        y=alt.Y(f"{y}:Q", title=title, scale=alt.Scale(zero=False)),
+        color=run_color(runs, color) if runs else f"{color}:N", tooltip=[x, y, color])
+
+
+def run_color(runs: list[str] | None, by: str = "run", legend: bool = True) -> alt.Color:
+    """Colour by run, each run the same colour in every chart of a page: the domain is `runs` (the runs picked, in
+    order) rather than the runs that one chart happens to hold, in whatever order it holds them."""
+    return alt.Color(f"{by}:N", sort=runs, scale=alt.Scale(domain=runs) if runs else alt.Undefined,
+                     legend=alt.Undefined if legend else None)
 
 
 def privacy_utility(points: pd.DataFrame, reference: float | None, metric: str, title: str,
@@ -152,27 +160,32 @@ def grouped_bars(frame: pd.DataFrame, x: str, y: str, group: str, title: str) ->
         color=f"{group}:N", tooltip=[x, group, y])
 
 
-def per_run(frame: pd.DataFrame, value: str, title: str, group: str | None = None) -> alt.Chart:
-    """A horizontal bar per run (its name reads across), side by side per `group` when given."""
-    enc = {"y": alt.Y("run:N", sort=None, title=None), "x": alt.X(f"{value}:Q", title=title),
+def per_run(frame: pd.DataFrame, value: str, title: str, group: str | None = None,
+            runs: list[str] | None = None) -> alt.Chart:
+    """A horizontal bar per run (its name reads across), side by side per `group` when given, else in the run's
+    colour (`runs`: see run_color)."""
+    enc = {"y": alt.Y("run:N", sort=runs, title=None), "x": alt.X(f"{value}:Q", title=title),
            "tooltip": ["run", *([group] if group else []), value]}
     enc.update({"yOffset": f"{group}:N", "color": f"{group}:N"} if group else
-               {"color": alt.Color("run:N", sort=None, legend=None)})
+               {"color": run_color(runs, legend=False)})
     return alt.Chart(frame).mark_bar().encode(**enc).properties(height=alt.Step(40 // (2 if group else 1)))
 
 
-def spread(frame: pd.DataFrame, value: str, title: str) -> alt.Chart:
-    """A horizontal box per run, min to max: e.g. each run's memory headroom over its devices."""
+def spread(frame: pd.DataFrame, value: str, title: str, runs: list[str] | None = None) -> alt.Chart:
+    """A horizontal box per run, min to max, in the run's colour: e.g. each run's memory headroom over its
+    devices."""
     return alt.Chart(frame).mark_boxplot(extent="min-max", size=20).encode(
-        y=alt.Y("run:N", sort=None, title=None), x=alt.X(f"{value}:Q", title=title),
-        color=alt.Color("run:N", sort=None, legend=None)).properties(height=alt.Step(40))
+        y=alt.Y("run:N", sort=runs, title=None), x=alt.X(f"{value}:Q", title=title),
+        color=run_color(runs, legend=False)).properties(height=alt.Step(40))
 
 
-def outcome_mix(devices: pd.DataFrame, by: str = "run") -> alt.Chart:
-    """The share of each outcome among the device-rounds of each tier, one bar per `by` (a run) in each tier."""
+def outcome_mix(devices: pd.DataFrame, by: str = "run", runs: list[str] | None = None) -> alt.Chart:
+    """The share of each outcome among the device-rounds of each tier: a horizontal bar per `by` (a run, in the
+    order of `runs`) in each tier's panel, the runs named once on the left so that no name is cut or dropped."""
     counts = devices.groupby(["tier", by, "outcome"]).size().reset_index(name="device-rounds")
     return alt.Chart(counts).mark_bar().encode(
-        x=alt.X(f"{by}:N", sort=None, title=None, axis=alt.Axis(labelAngle=-40)),
-        y=alt.Y("device-rounds:Q", stack="normalize", title="share of device-rounds"),
+        y=alt.Y(f"{by}:N", sort=runs, title=None, axis=alt.Axis(labelLimit=240)),
+        x=alt.X("device-rounds:Q", stack="normalize", title=None,  # a title under each narrow panel would overlap
+                axis=alt.Axis(format="%", values=[0, 0.5, 1])),
         color=alt.Color("outcome:N", scale=OUTCOME_COLORS), tooltip=["tier", by, "outcome", "device-rounds"],
-    ).properties(width=120, height=220).facet(column=alt.Column("tier:N", sort=TIER_ORDER, title=None))
+    ).properties(width=100, height=alt.Step(22)).facet(column=alt.Column("tier:N", sort=TIER_ORDER, title=None))

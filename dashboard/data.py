@@ -187,11 +187,13 @@ def load_run(path: Path, root: Path) -> Run:
     # A simulation's model came from a compression run: its report sits beside the model the config names.
     model = ((run.config or {}).get("sim") or {}).get("model")
     sources = (path, path / "compress", *([Path(model).parent] if model else []))
+    own = False  # a report the run wrote itself, not the one beside the model it deployed
     for kind, file in REPORTS.items():
         for where in sources:
             data, err = read_json(where / file)
             if data is not None:
                 run.reports.setdefault(kind, data)
+                own |= where in sources[:2]
             problems += [err] if err else []
     # The task is the run's own; a run without one takes it from the model it deployed, else it predates task.json.
     for where in sources:
@@ -204,7 +206,7 @@ def load_run(path: Path, root: Path) -> Run:
     finished = (path / RESULTS / FINISHED).exists()
     if problems:
         run.status = "corrupt"
-    elif run.summary is not None or run.reports:
+    elif run.summary is not None or own:  # a simulation is not finished by its model's compression report
         run.status = "finished"
     elif run.config is not None:
         run.status = "finished" if finished else "running"

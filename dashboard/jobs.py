@@ -77,13 +77,18 @@ def read(root: Path) -> list[Job]:
         return []
 
 
+# A job's output is a file, read on the page in a box that wraps long lines itself: unbuffered, and 240 columns
+# wide (rich, without a terminal, would break each progress line at 80).
+JOB_ENV = {"PYTHONUNBUFFERED": "1", "COLUMNS": "240"}
+
+
 def _spawn(argv: list[str], log: Path) -> tuple[int, float]:
     """Start `argv` with its output appended to `log`; (pid, the process's start time).
 
     posix_spawn, not Popen: the dashboard keeps only the pid (a Popen object dropped while its child runs warns, and
     every later Popen in the process would reap the child behind the dashboard's back)."""
     with open(log, "a") as out:
-        pid = os.posix_spawn(argv[0], argv, {**os.environ, "PYTHONUNBUFFERED": "1"}, file_actions=[
+        pid = os.posix_spawn(argv[0], argv, {**os.environ, **JOB_ENV}, file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_DUP2, out.fileno(), 1), (os.POSIX_SPAWN_DUP2, out.fileno(), 2)],
             setsigdef=(signal.SIGINT, signal.SIGTERM))  # a Ctrl-C or a stop reaches it even if ignored here

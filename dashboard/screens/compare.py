@@ -104,28 +104,28 @@ def _artifact_bytes(r: data.Run) -> int | None:
 
 def _figures(runs: list[data.Run], rs: pd.DataFrame, ds: pd.DataFrame,
              summary: pd.DataFrame) -> list[tuple[str, alt.TopLevelMixin]]:
-    out = []
+    out, names = [], [r.name for r in runs]  # each run keeps its colour from chart to chart
     for (key, label), group in _by_headline(runs).items():
         curve = _curve(group, of(rs, group), key, label)
         if len(curve):
             out.append((f"Global {label} per round (round 0 = the deployed model)",
-                        charts.line(curve, "round", label, "run", label)))
+                        charts.line(curve, "round", label, "run", label, names)))
     if len(ds):
-        out.append(("Outcome mix per tier", charts.outcome_mix(ds)))
+        out.append(("Outcome mix per tier (share of each tier's device-rounds)", charts.outcome_mix(ds, runs=names)))
         latency = summary.rename(columns={"inference p50 (ms)": "p50", "inference p95 (ms)": "p95"}).melt(
             "run", ["p50", "p95"], "quantile", "ms").dropna()
         out.append(("On-device inference latency, device clock (p50 and p95)",
-                    charts.per_run(latency, "ms", "inference (ms)", group="quantile")))
+                    charts.per_run(latency, "ms", "inference (ms)", group="quantile", runs=names)))
         fit = ds[ds["outcome"].isin(FIT)]
         out.append(("Memory headroom of the devices that fitted: budget - (model + peak)",
                     charts.spread(fit.assign(headroom_kb=(fit["allowance_bytes"] - fit["peak_bytes"]) / 1024),
-                                  "headroom_kb", "headroom (KB)")))
+                                  "headroom_kb", "headroom (KB)", names)))
     if "epsilon" in rs and rs["epsilon"].notna().any():
         out.append(("Epsilon per round (runs with differential privacy)",
-                    charts.line(rs.dropna(subset=["epsilon"]), "round", "epsilon", "run", "epsilon")))
+                    charts.line(rs.dropna(subset=["epsilon"]), "round", "epsilon", "run", "epsilon", names)))
     sizes = summary.dropna(subset=["artifact bytes"])
     if len(sizes):
-        out.append(("Deployed artifact size", charts.per_run(sizes, "artifact bytes", "bytes")))
+        out.append(("Deployed artifact size", charts.per_run(sizes, "artifact bytes", "bytes", runs=names)))
     return out
 
 

@@ -60,3 +60,28 @@ def test_the_html_report_holds_the_table_and_every_chart_with_its_data():
     assert list(specs) == ["chart0", "chart1"]
     assert [r["run"] for r in next(iter(specs["chart0"]["datasets"].values()))] == ["a</script>", "b"]
     assert page.count("</script>") == 4  # three libraries and the one script: the data cannot close it early
+
+
+def specs(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
+def test_each_run_keeps_its_colour_and_every_name_is_shown(monkeypatch, runs_root):
+    """Picked in an order that is not alphabetical, each run has one colour in every chart (the browser showed red
+    for one run on the curve and for another on the headroom chart), and the outcome mix names each run once, across,
+    beside its bars (rotated under narrow tier panels, half the names were dropped and the rest cut)."""
+    at = app(monkeypatch, runs_root, ["sim-dp", "sim-a"])
+    at.sidebar.radio[0].set_value("Compare").run()
+    assert not at.exception, at.exception
+    colours = []
+    for spec in specs(at):
+        inner = spec.get("spec", spec)
+        color = inner.get("encoding", {}).get("color", {})
+        if color.get("field") == "run":
+            colours.append(color["scale"]["domain"])
+    assert len(colours) == 3  # the curve, headroom and epsilon (these runs have no artifact)
+    assert all(domain == ["sim-dp", "sim-a"] for domain in colours)
+    mix = next(s for s in specs(at) if "facet" in s)
+    y, x = mix["spec"]["encoding"]["y"], mix["spec"]["encoding"]["x"]
+    assert (y["field"], y["sort"], x["stack"]) == ("run", ["sim-dp", "sim-a"], "normalize")
+    assert x["title"] is None  # repeated under each panel, the titles ran into each other

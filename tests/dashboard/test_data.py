@@ -3,7 +3,8 @@
 import json
 
 from dashboard import data
-from edgefleet.rundir import SIM_CONFIG, TASK, YARDSTICK
+from edgefleet.results import FINISHED
+from edgefleet.rundir import COMPRESSION_REPORT, MODEL, RESULTS, SIM_CONFIG, TASK, YARDSTICK
 from tests.dashboard.conftest import MOVIELENS, TEXTCLF, write_task
 
 
@@ -51,3 +52,20 @@ def test_a_yardstick_is_its_figures_less_the_null_entries_or_a_reason(tmp_path):
                                               "values)")
     (tmp_path / YARDSTICK).write_text("[1, 2]")
     assert data.yardstick(tmp_path) == (None, "yardstick.json is not a JSON object")
+
+
+def test_a_simulation_of_a_compressed_model_is_running_until_it_finishes(tmp_path):
+    """The compression report beside the model a simulation deploys (any model the Launch page offers) is read as the
+    run's, but does not make the run finished: the browser showed a simulation at round 5 of 12 as finished on the
+    Compare page, and a run that reads finished is not followed live."""
+    compress = tmp_path / "compress-t"
+    compress.mkdir()
+    (compress / COMPRESSION_REPORT).write_text(json.dumps({"artifact_bytes": 10}))
+    sim = tmp_path / "sim"
+    (sim / RESULTS).mkdir(parents=True)
+    (sim / SIM_CONFIG).write_text(json.dumps({"sim": {"model": str(compress / MODEL)}}))
+    run = data.load_run(sim, tmp_path)
+    assert run.status == "running" and run.reports["compression"] == {"artifact_bytes": 10}
+    (sim / RESULTS / FINISHED).write_text("{}")
+    assert data.load_run(sim, tmp_path).status == "finished"
+    assert data.load_run(compress, tmp_path).status == "finished"  # a compression run is finished by its report

@@ -2,6 +2,7 @@
 the fields only; its jobs are read from the world (their process, their run directory) and stopped by SIGTERM."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -171,3 +172,14 @@ def test_the_page_lists_jobs_with_progress_log_and_resume(monkeypatch, runs_root
     assert "**sim-stopped**" in shown and "**stopped**" in shown  # by a Ctrl-C: the log's last line says so
     assert any("interrupted after 0 committed round(s)" in c.value for c in at.code)
     assert [b.label for b in at.button if b.label in ("Stop", "Resume")] == ["Resume"]
+
+
+def test_a_jobs_log_lines_are_not_broken_at_80_columns(tmp_path):
+    """Without a terminal rich wraps at 80 columns; a job's log is read in a box that wraps lines itself, so a
+    progress line must arrive whole (the browser showed `... oom=0` and `dropout=1 straggler=0` on two lines)."""
+    line = "federated rounds (40 devices, cohort 6): 2/12 42 s HR@10=0.325 ok=5 oom=0 dropout=1 straggler=0"
+    log = tmp_path / "job.log"
+    code = f"from rich.console import Console; Console(stderr=True).print({line!r})"
+    pid, _ = jobs._spawn([sys.executable, "-c", code], log)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert log.read_text().splitlines() == [line]
