@@ -31,7 +31,9 @@ def _threadpools() -> ThreadpoolController:
 
 
 def _run_dir(context: Context) -> str:
-    return str(context.run_config["run-dir"])
+    """Where the worker reads the model and fleet and keeps the devices' storage: `data-dir` on a cluster with a
+    shared directory (simulation/cluster.py), else the run directory."""
+    return str(context.run_config.get("data-dir") or context.run_config["run-dir"])
 
 
 def reply_content(report: DeviceReport) -> RecordDict:
@@ -40,7 +42,8 @@ def reply_content(report: DeviceReport) -> RecordDict:
     metrics["num-examples"] = report.examples if report.update is not None else 0
     content = RecordDict({"metrics": MetricRecord(metrics),
                           "outcome": ConfigRecord({"outcome": report.outcome, "plan": report.plan,
-                                                   "workload": report.workload, "error": report.error})})
+                                                   "workload": report.workload, "error": report.error,
+                                                   "node": report.node})})
     if report.update is not None:
         content["arrays"] = ArrayRecord({k: Array(v) for k, v in report.update.items()})
     return content

@@ -14,6 +14,9 @@ CPU factor.
 
 from __future__ import annotations
 
+import functools
+import socket
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -87,6 +90,17 @@ def training_plan(job: DeviceJob, micro_batch: int | None) -> Plan:
     return LADDER[0] if div == 1 else Plan("micro-batch", True, div, None)
 
 
+@functools.lru_cache(maxsize=1)
+def this_node() -> str:
+    """The machine that emulates devices in this process: the host's name, and on Ray the start of the Ray node's
+    id (two nodes of one cluster may share a host). Ray is not imported here: it is loaded already in a Ray worker,
+    and absent on Flower's Deployment Engine."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
+    return socket.gethostname()
+
+
 @dataclass
 class DeviceReport:
     outcome: str
@@ -109,6 +123,7 @@ class DeviceReport:
     predicted_bytes: int = 0  # the memory model's bytes (model + work) for the last rung tried
     workload: str = ""  # "training" or "inference": what the last rung tried asked of the device
     error: str = ""
+    node: str = field(default_factory=this_node)  # where it ran (a Ray node), a fact of the testbed, not the device
     update: dict[str, np.ndarray] | None = field(default=None, repr=False)
     # Host wall seconds of the round's parts, for the testbed's own breakdown (`edgefleet bench sim`); not reported.
     wall: dict[str, float] = field(default_factory=dict, repr=False)

@@ -123,5 +123,6 @@ def clip_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messa
     return out
 
 
-app = ClientApp(client_fn=lambda context: Device(str(context.run_config["run-dir"])).to_client(),
+app = ClientApp(client_fn=lambda context: Device(str(context.run_config.get("data-dir")
+                                                     or context.run_config["run-dir"])).to_client(),
                 mods=[audit_mod, device_mod, secaggplus_mod, delta_mod, clip_mod])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import signal
 import sys
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dp-clip", type=float, metavar="C", help="client-level DP: L2 clipping norm (privacy.clip)")
     p.add_argument("--dp-adaptive", action="store_true", help="adaptive clipping from --dp-clip (privacy.adaptive)")
     p.add_argument("--secagg", action="store_true", help="SecAgg+ secure aggregation (privacy.secagg)")
+    p.add_argument("--ray-address", metavar="HOST:PORT", help="run on an existing Ray cluster (sim.ray_address)")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted run after its last round")
     p.add_argument("--out", type=Path, help="new run directory")
 
@@ -163,12 +165,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.out is not None or args.config or args.preset or args.overrides or args.model or \
                 any(v is not None for v in (args.devices, args.rounds, args.cohort, args.data, args.valid, args.test,
-                                            *privacy.values())):
+                                            args.ray_address, *privacy.values())):
             raise ConfigError("--resume DIR takes its config from DIR; give no other run options with it")
         return _simulate(None, args.resume, reporter, resume=True)
     if args.out is None:
         raise ConfigError("simulate needs --out DIR (or --resume DIR)")
-    sim = {"devices": args.devices, "rounds": args.rounds, "cohort": args.cohort, "model": args.model}
+    sim = {"devices": args.devices, "rounds": args.rounds, "cohort": args.cohort, "model": args.model,
+           "ray_address": args.ray_address}
     args.overrides = [*_data_overrides(args), *args.overrides,
                       *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None),
                       *(f"privacy.{k}={_toml(v)}" for k, v in privacy.items() if v is not None)]
@@ -205,6 +208,8 @@ def _simulate(cfg, out: Path, reporter, resume: bool = False) -> int:
 def _toml(value: object) -> str:
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, str):
+        return json.dumps(value)
     return f'"{value}"' if isinstance(value, Path) else str(value)
 
 

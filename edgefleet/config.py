@@ -212,6 +212,11 @@ STRESS_VARIANTS = (VariantConfig(name="int8"), VariantConfig(name="int4", bits=4
                    *ADAPTIVE_VARIANTS[2:])
 
 
+def _is_host_port(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    return bool(host) and "/" not in host and port.isdigit() and 0 < int(port) < 65536
+
+
 class SimConfig(_Section):
     """The federated simulation (docs/simulation.md): the fleet, the rounds, and each device's local work."""
 
@@ -247,7 +252,14 @@ class SimConfig(_Section):
     update_bits: Literal[32, 8] = Field(32, description="bits per coordinate of a device's update (32 with "
                                                         "privacy.secagg, which quantizes itself)")
     deadline_s: float = Field(2.5, gt=0, description="on the virtual clock; devices later than this are stragglers")
-    workers: int = Field(2, ge=1, le=64, description="Ray actors running ClientApp calls (one CPU each)")
+    workers: int = Field(2, ge=1, le=64, description="Ray actors running ClientApp calls (one CPU each); with "
+                                                     "ray_address the cluster's CPUs decide")
+    ray_address: str | None = Field(None, description="run on this existing Ray cluster (`HOST:PORT` of the head, "
+                                                      "as `ray start --head` prints it) instead of a Ray started "
+                                                      "for the run; every node needs the same environment")
+    shared_dir: Path | None = Field(None, description="with ray_address: a directory every node mounts at the same "
+                                                      "path; the model, the fleet and the devices' own storage go "
+                                                      "there. Unset: the nodes read the run directory itself")
     encoder_cache: bool = Field(True, description="reuse the frozen encoder's outputs within a worker "
                                                   "(client/worker.py EncoderCache)")
     policy: Literal["fixed", "adaptive"] = Field(
@@ -267,6 +279,11 @@ class SimConfig(_Section):
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise ValueError("sim.variants must have distinct names")
+        if self.ray_address is not None and not _is_host_port(self.ray_address):
+            raise ValueError(f"sim.ray_address {self.ray_address!r}: give the head node's HOST:PORT (Ray Client "
+                             "ray:// addresses are not supported)")
+        if self.shared_dir is not None and self.ray_address is None:
+            raise ValueError("sim.shared_dir goes with sim.ray_address (a single host shares its run directory)")
         return self
 
     @property

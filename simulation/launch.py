@@ -44,6 +44,7 @@ clientapp = "{clientapp}"
 
 [tool.flwr.app.config]
 run-dir = ""
+data-dir = ""
 """
 
 
@@ -122,12 +123,15 @@ class FlowerSim:
     """One SuperLink and one run; use as a context manager so that everything is stopped however it ends.
 
     With `supernodes` > 0 it is Flower's Deployment Engine instead: a SuperLink without `--simulation` and that many
-    `flower-supernode` processes on this host (each runs the ClientApp in a subprocess per message).
+    `flower-supernode` processes on this host (each runs the ClientApp in a subprocess per message). With
+    `ray_address` the simulation engine joins that Ray cluster (simulation/cluster.py) instead of starting its own
+    Ray: the workers are the cluster's, and the cluster stops them when the run ends.
     """
 
-    def __init__(self, run_dir: Path, workers: int, supernodes: int = 0):
+    def __init__(self, run_dir: Path, workers: int, supernodes: int = 0, ray_address: str | None = None):
         self.run_dir = run_dir.resolve()
         self.workers = workers
+        self.ray_address = ray_address
         self.n_supernodes = supernodes
         self.supernodes: list[subprocess.Popen] = []
         self.home = self.run_dir / FLWR_HOME
@@ -147,6 +151,8 @@ class FlowerSim:
             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
             "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
         })
+        if ray_address:  # Flower's `init-args` cannot carry an address; `ray.init()` reads this one
+            self.env["RAY_ADDRESS"] = ray_address
         self.superlink: subprocess.Popen | None = None
         self.seen: dict[int, float] = {}  # pid -> create_time of every process of this run ever seen
         self.peak_rss = 0
@@ -207,9 +213,10 @@ class FlowerSim:
 
     def submit(self, app_dir: Path, supernodes: int, run_config: dict[str, str]) -> str:
         overrides = " ".join(f"{k}={json.dumps(v)}" for k, v in run_config.items())
+        # Joining a cluster, Ray refuses `num_cpus`: the cluster's CPUs decide how many workers run.
+        cpus = "" if self.ray_address else f" init-args-num-cpus={self.workers}"
         federation = [] if self.n_supernodes else [
-            "--federation-config",
-            f"num-supernodes={supernodes} client-resources-num-cpus=1 init-args-num-cpus={self.workers}"]
+            "--federation-config", f"num-supernodes={supernodes} client-resources-num-cpus=1{cpus}"]
         done = self._cli("run", str(app_dir.resolve()), "edgefleet", "--format", "json", "--run-config", overrides,
                          *federation)
         try:

@@ -20,6 +20,7 @@ from edgefleet.results import Results
 from edgefleet.rundir import SIM_CONFIG, SUMMARY, prepare, removed_on_failure, write_json
 from edgefleet.tasks import get_task
 from server.privacy import slots_for
+from simulation.cluster import ClusterError, check_cluster, data_dir, ship
 from simulation.launch import FlowerSim, SimulationFailed, write_app
 from simulation.prepare import prepare_fleet
 
@@ -42,19 +43,24 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
     if resume:
         cfg = load_resumable(out)
         reporter.log(f"resuming {out} after round {Results(out).completed_rounds()} of {cfg.sim.rounds}")
+        data = join_cluster(cfg, out, reporter)
     else:
         existed = Path(out).exists() and any(Path(out).iterdir())
         out = prepare(out, SUMMARY)
         if (out / SIM_CONFIG).exists():
             raise RunDirError(f"{out} holds an unfinished simulation; continue it with --resume {out}")
         with removed_on_failure(out, existed):  # a failed preparation leaves no half-made run directory
+            data = join_cluster(cfg, out, reporter)
             prepare_fleet(cfg, out, reporter)
+    if data is not None:
+        ship(out, data)
     results = Results(out)
     headline = get_task(cfg.task.name).headline
     app_dir = write_app(out / "app", "edgefleet", *(SECURE_APPS if cfg.privacy.secagg else (SERVERAPP, CLIENTAPP)))
-    with FlowerSim(out, cfg.sim.workers) as sim:
+    run_config = {"run-dir": str(out.resolve()), **({"data-dir": str(data)} if data is not None else {})}
+    with FlowerSim(out, cfg.sim.workers, ray_address=cfg.sim.ray_address) as sim:
         run_started = time.perf_counter()
-        sim.submit(app_dir, slots_for(cfg), {"run-dir": str(out.resolve())})
+        sim.submit(app_dir, slots_for(cfg), run_config)
         with reporter.stage(f"federated rounds ({cfg.sim.devices:,} devices, cohort {cfg.sim.cohort})",
                             total=cfg.sim.rounds) as advance:
             shown = [results.completed_rounds()]
@@ -81,6 +87,23 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
     summary = summarize(cfg, results, run_wall, time.perf_counter() - started, peak_rss)
     write_json(out / SUMMARY, summary)
     return summary
+
+
+def join_cluster(cfg: Config, out: Path, reporter: Reporter) -> Path | None:
+    """With `sim.ray_address`: check, before any work, that every node of the cluster sees the directory workers will
+    read; returns that directory when it is `sim.shared_dir`'s (None: the run directory)."""
+    if cfg.sim.ray_address is None:
+        return None
+    data = data_dir(cfg, out)
+    try:
+        nodes = check_cluster(cfg.sim.ray_address, data or out, out)
+    except ClusterError:
+        if data is not None and not any(data.iterdir()):  # made just now, for this run
+            data.rmdir()
+        raise
+    reporter.log(f"Ray cluster at {cfg.sim.ray_address}: {len(nodes)} node(s), "
+                 f"{sum(n['cpus'] for n in nodes):g} CPU(s); workers read {data or out}")
+    return data
 
 
 def _rate(devices: pd.DataFrame, outcome: str) -> float:

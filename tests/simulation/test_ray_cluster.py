@@ -1,0 +1,188 @@
+"""`edgefleet simulate --ray-address`: a tiny simulation on a two-node Ray cluster started on this host gives the same
+results as a single-node run with the same seed, and devices ran on both nodes.
+
+The cluster is two `ray start --block` processes (a head and a worker node, one CPU each) with their own temporary
+directory; the fixture stops exactly the processes they started, by pid, however the test ends.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+
+from edgefleet.cli import main
+from edgefleet.results import OUTCOMES, Results
+from edgefleet.rundir import STATE_DIR
+from edgefleet.tasks import federated_task
+from simulation.cluster import check_cluster
+from tests.stress.conftest import small_model  # noqa: F401 (the fixture: a small deployed model, built in seconds)
+
+pytestmark = pytest.mark.slow
+RAY = str(Path(sys.executable).parent / "ray")
+TINY = ["--preset", "tiny", "--devices", "40", "--rounds", "2", "--cohort", "8"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalCluster:
+    """A head node and a worker node on this host; every process they start is remembered by pid and create time."""
+
+    def __init__(self, root: Path):
+        self.root, self.port = root, _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FLWR_"))}
+        self.env.update(RAY_TMPDIR=str(root), TMPDIR=str(root), RAY_USAGE_STATS_ENABLED="0", OMP_NUM_THREADS="1",
+                        OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+        self.starters: list[subprocess.Popen] = []
+        self.seen: dict[int, float] = {}
+
+    def start_node(self, name: str, head: bool) -> None:
+        where = ["--head", "--port", str(self.port), "--temp-dir", str(self.root), "--include-dashboard", "false",
+                 "--ray-client-server-port", str(_free_port())] if head else ["--address", self.address]
+        log = open(self.root / f"{name}.out", "wb")
+        self.starters.append(subprocess.Popen(
+            [RAY, "start", "--block", *where, "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
+             "--dashboard-agent-listen-port", str(_free_port()), "--disable-usage-stats"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+        log.close()
+        deadline = time.monotonic() + 180
+        while b"Ray runtime started" not in (self.root / f"{name}.out").read_bytes():
+            assert self.starters[-1].poll() is None, (self.root / f"{name}.out").read_text()[-2000:]
+            assert time.monotonic() < deadline, f"the {name} node did not start"
+            self.track()
+            time.sleep(0.5)
+        self.track()
+
+    def track(self) -> None:
+        for starter in self.starters:
+            try:
+                root = psutil.Process(starter.pid)
+                for p in [root, *root.children(recursive=True)]:
+                    self.seen.setdefault(p.pid, p.create_time())
+            except psutil.Error:
+                pass
+
+    def mine(self) -> list[psutil.Process]:
+        alive = []
+        for pid, created in self.seen.items():
+            try:
+                p = psutil.Process(pid)
+                if p.create_time() == created:  # the same process, not a recycled pid
+                    alive.append(p)
+            except psutil.Error:
+                pass
+        return alive
+
+    def stop(self) -> None:
+        self.track()
+        procs = self.mine()
+        for p in procs:
+            try:
+                p.terminate()
+            except psutil.Error:
+                pass
+        _, still = psutil.wait_procs(procs, timeout=20)
+        for p in still:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(still, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    root = Path(tempfile.mkdtemp(prefix="efray-", dir="/tmp"))  # short: Ray's socket paths must stay under 108
+    local = LocalCluster(root)
+    try:
+        local.start_node("head", head=True)
+        local.start_node("worker", head=False)
+        yield local
+    finally:
+        local.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory, small_model, cluster):  # noqa: F811
+    root = tmp_path_factory.mktemp("ray")
+    shared = root / "shared"
+    shared.mkdir()
+    model = ["--model", str(small_model)]
+    single = main(["--quiet", "simulate", *TINY, *model, "--out", str(root / "single")])
+    on_cluster = main(["--quiet", "simulate", *TINY, *model, "--ray-address", cluster.address,
+                       "--set", f'sim.shared_dir="{shared}"', "--out", str(root / "cluster")])
+    return root, single, on_cluster
+
+
+def test_the_cluster_has_two_nodes_that_see_a_directory(cluster, tmp_path):
+    nodes = check_cluster(cluster.address, tmp_path, tmp_path)
+    assert len(nodes) == 2 and all(n["sees"] and n["writes"] for n in nodes)
+    assert sum(n["cpus"] for n in nodes) == 2
+
+
+def test_a_run_on_two_nodes_equals_a_single_node_run(two_runs, cluster):
+    """Devices, outcomes and updates are seeded by (seed, round, device), so they do not depend on which worker ran
+    them. Two things are compared with a tolerance. The server averages the replies in the order they arrive, which
+    differs between runs, so the weights, losses and global metrics are compared to float32 rounding (1e-5
+    relative, and 2e-6 absolute on weights of order 1: 6e-7 measured after two rounds). A device's memory peak is
+    measured by tracemalloc in a worker whose earlier devices differ (a few hundred bytes of ~1 MB: 1e-3 relative).
+    Everything else is compared exactly.
+    """
+    root, single, on_cluster = two_runs
+    assert single == 0 and on_cluster == 0
+    a, b = Results(root / "single"), Results(root / "cluster")
+    devices_a, devices_b = (r.devices().sort_values(["round", "device"]).reset_index(drop=True) for r in (a, b))
+
+    # Both nodes of the cluster ran devices; the single-node run had one node.
+    nodes = check_cluster(cluster.address, root, root)
+    assert set(devices_b["node"].str.split("/").str[1]) == {n["node"][:12] for n in nodes}
+    assert devices_a["node"].nunique() == 1
+    assert len(devices_b) == 16 and set(devices_b["outcome"]) <= set(OUTCOMES)
+    assert (devices_b["outcome"] == "ok").sum() >= 8
+
+    # The devices did the same work: same devices, outcomes, plans, memory, examples, losses and own metrics.
+    task = federated_task("movielens")
+    same = ["round", "device", "outcome", "plan", "variant", "workload", "error", "allowance_bytes", "bytes_down",
+            "bytes_up", "examples", "attempts", *(m.key for m in task.device_metrics)]
+    pd.testing.assert_frame_equal(devices_a[same], devices_b[same])
+    np.testing.assert_allclose(devices_a["peak_bytes"], devices_b["peak_bytes"], rtol=1e-3)
+    np.testing.assert_allclose(devices_a["loss"], devices_b["loss"], rtol=1e-5)
+
+    # The committed rounds: the same outcome counts and bytes, the same weights and global metrics.
+    rounds_a, rounds_b = a.rounds(), b.rounds()
+    exact = ["round", "sampled", *OUTCOMES, "bytes_up", "bytes_down"]
+    pd.testing.assert_frame_equal(rounds_a[exact], rounds_b[exact])
+    metrics = [m.key for m in task.metrics]
+    np.testing.assert_allclose(rounds_a[metrics].to_numpy(float), rounds_b[metrics].to_numpy(float), rtol=1e-5)
+    for name, weights in a.checkpoint(2).items():
+        np.testing.assert_allclose(weights, b.checkpoint(2)[name], rtol=1e-5, atol=2e-6, err_msg=name)
+
+    # The workers kept the devices' storage in the shared directory, the results stayed in the run directory.
+    shared = list((root / "shared").iterdir())
+    assert len(shared) == 1 and any((shared[0] / STATE_DIR).iterdir())
+    assert not (root / "cluster" / STATE_DIR).exists()
+    assert json.loads((root / "cluster" / "summary.json").read_text())["rounds"] == 2
+
+
+def test_a_bad_address_is_one_line_and_leaves_no_run_directory(tmp_path, capsys, small_model):  # noqa: F811
+    out = tmp_path / "bad"
+    code = main(["--quiet", "simulate", *TINY, "--model", str(small_model), "--ray-address",
+                 f"127.0.0.1:{_free_port()}", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "ray_address" in err[0]
+    assert not out.exists()
