@@ -143,14 +143,31 @@ def summarize(cfg: Config, results: Results, run_wall: float, wall: float, peak_
         "device_rounds_per_s": float(len(devices) / max(rounds["wall_s"].sum(), 1e-9)),
         "peak_rss_bytes": int(peak_rss),
         "bytes_up": int(rounds["bytes_up"].sum()), "bytes_down": int(rounds["bytes_down"].sum()),
-        **privacy_summary(cfg, rounds),
+        **privacy_summary(cfg, rounds, most_devices_of_one_user(cfg, results)),
         "outcomes_by_tier": outcomes_by_tier(devices),
         "update_bits": cfg.sim.update_bits, "fallback": cfg.sim.fallback,
     }
 
 
-def privacy_summary(cfg: Config, rounds: pd.DataFrame) -> dict:
-    """`epsilon` (null without DP) at `delta` after the last round, and how the updates were protected."""
+def most_devices_of_one_user(cfg: Config, results: Results) -> int | None:
+    """How many devices the user with the most devices holds, for a task whose fleet says which user owns each
+    device (None otherwise)."""
+    from edgefleet.rundir import FLEET_DIR
+    from edgefleet.tasks import federated_task
+
+    try:
+        fleet, _ = federated_task(cfg.task.name).load_fleet(results.run_dir / FLEET_DIR)
+    except FileNotFoundError:  # a run directory whose fleet data was removed says nothing of its owners
+        return None
+    owners = getattr(fleet, "device_user", None)
+    return None if owners is None or len(owners) == 0 else int(np.unique(owners, return_counts=True)[1].max())
+
+
+def privacy_summary(cfg: Config, rounds: pd.DataFrame, devices_per_user: int | None = None) -> dict:
+    """`epsilon` (null without DP) at `delta` after the last round, and how the updates were protected.
+
+    The guarantee is device-level: epsilon covers everything one device contributes. When one user owns several
+    devices, the summary says so: that user is covered as a group of devices, whose epsilon grows with the group."""
     p = cfg.privacy
     if p.noise is None and not p.secagg:
         return {"epsilon": None}
@@ -159,9 +176,19 @@ def privacy_summary(cfg: Config, rounds: pd.DataFrame) -> dict:
         eps = float(rounds["epsilon"].iloc[-1])
         out["epsilon"] = eps if np.isfinite(eps) else None  # JSON has no infinity: noise 0 gives no guarantee
         out["delta"] = float(rounds["delta"].iloc[-1])
-        out["privacy"].update(noise_multiplier=p.noise, clip=p.clip, adaptive=p.adaptive, unit="device",
-                              sampling="poisson", sampling_rate=float(rounds["sampling_rate"].iloc[-1]),
-                              accountant="RDP (Flower RdpAccountant over dp-accounting)",
+        from server.privacy import mechanism_class, mechanism_name
+
+        name = mechanism_name(cfg)
+        mechanism = mechanism_class(name)
+        out["privacy"].update(mechanism=name, noise_multiplier=p.noise, clip=p.clip, adaptive=p.adaptive,
+                              unit="device", sampling=mechanism.sampling,
+                              max_devices_per_user=devices_per_user,
+                              guarantee=("device-level; one user holds up to "
+                                         f"{devices_per_user} devices, covered as a group of that many"
+                                         if devices_per_user and devices_per_user > 1 else
+                                         "device-level; every user holds one device, so also user-level"),
+                              sampling_rate=float(rounds["sampling_rate"].iloc[-1]),
+                              accountant=mechanism.accountant,
                               clip_norm_last=float(rounds["clip_norm"].iloc[-1]),
                               noise_std_last=float(rounds["noise_std"].iloc[-1]))
     if p.secagg:

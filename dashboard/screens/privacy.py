@@ -38,9 +38,13 @@ def _per_round(r: data.Run, rs: pd.DataFrame) -> None:
     privacy = (r.config or {}).get("privacy", {})
     if "epsilon" in rs.columns:
         st.subheader(f"Epsilon per round ({r.name})")
-        st.caption(f"client-level DP, noise multiplier {privacy.get('noise')}, delta {rs['delta'].iloc[-1]:.2g}, "
-                   f"Poisson sampling at rate {rs['sampling_rate'].iloc[-1]:.4f}"
+        done = (r.summary or {}).get("privacy") or {}
+        sampling = done.get("sampling", "poisson")
+        st.caption(f"{done.get('mechanism', 'client-level DP')}, noise multiplier {privacy.get('noise')}, delta "
+                   f"{rs['delta'].iloc[-1]:.2g}, {sampling} sampling at rate {rs['sampling_rate'].iloc[-1]:.4f}"
                    + (", SecAgg+" if privacy.get("secagg") else ""))
+        if done.get("guarantee"):  # device-level, and whether one user holds several devices (summary.json)
+            st.caption(f"Guarantee: {done['guarantee']}.")
         st.altair_chart(charts.line(rs.assign(run=r.name), "round", "epsilon", "run", "epsilon"), width="stretch")
         if rs["clip_norm"].nunique() > 1:  # adaptive clipping
             st.altair_chart(charts.line(rs.assign(run=r.name), "round", "clip_norm", "run", "clipping norm"),

@@ -28,6 +28,7 @@ class PrivacyMechanism(ABC):
     """How a round's accepted updates become the model the server releases, and what that costs."""
 
     sampling: ClassVar[str] = "uniform"
+    accountant: ClassVar[str | None] = None  # what the run's epsilon is computed with (summary.json), if any
     # Whether the mechanism needs to know how many updates were within the clipping norm (adaptive clipping): under
     # SecAgg+ the devices then report it, since only they see their own update.
     counts_clipped: ClassVar[bool] = False

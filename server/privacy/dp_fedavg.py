@@ -71,6 +71,7 @@ class DPFedAvg(PrivacyMechanism):
     """Clip, sum over the expected cohort, add noise; the clipping norm stays `clip`."""
 
     sampling = "poisson"
+    accountant = "RDP of the Poisson-subsampled Gaussian (Flower's RdpAccountant over dp-accounting)"
 
     def __init__(self, sampler: Sampler, ledger: Ledger, clip: float, seed: int):
         super().__init__(sampler, clip)

@@ -58,6 +58,7 @@ class DPFTRL(PrivacyMechanism):
     """Clip, add to the running sum, release it with the tree's noise; the model follows the noised running sum."""
 
     sampling = "capped"
+    accountant = "RDP of tree aggregation without sampling (dp-accounting), participations capped"
 
     def __init__(self, sampler: Sampler, ledger: TreeLedger, clip: float, seed: int):
         super().__init__(sampler, clip)
