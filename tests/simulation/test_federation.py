@@ -5,6 +5,7 @@ import pytest
 from edgefleet.config import load_config
 from edgefleet.errors import ConfigError
 from simulation.federation import RUNS, rounds_to, run_bench_federation, share_of_gain
+from tests.stress.conftest import small_model  # noqa: F401 (the fixture: a small deployed model, built in seconds)
 
 
 def test_share_of_the_oracles_gain():
@@ -30,3 +31,35 @@ def test_unknown_runs_are_one_line_before_anything_is_written(tmp_path):
 def test_the_configured_runs_exist():
     assert set(load_config(None, "default").federation.runs) <= set(RUNS)
     assert set(load_config(None, "tiny").federation.runs) <= set(RUNS)
+
+
+@pytest.mark.slow
+def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
+    """Start, both oracles, baselines on every user's data and two real federated runs (one with DP calibrated to
+    the target epsilon) on the real MovieLens fleet, into one report and the runs' yardsticks."""
+    import json
+
+    from edgefleet.cli import main
+    from edgefleet.rundir import FEDERATION_REPORT, YARDSTICK
+
+    out = tmp_path / "bench"
+    sets = [f'sim.model="{small_model}"', "sim.devices=40", "sim.cohort=8", 'federation.runs=["fedavgm", "dp"]',
+            "federation.rounds=2", "federation.dp_devices=80", "federation.dp_epsilon=20",
+            "federation.full_max_steps=1"]
+    assert main(["--quiet", "bench", "federation", "--preset", "tiny", "--out", str(out),
+                 *[a for s in sets for a in ("--set", s)]]) == 0
+    report = json.loads((out / FEDERATION_REPORT).read_text())
+    head = report["headline"]
+    start, oracle = report["start"][head], report["oracle"][head]
+    assert [e["epoch"] for e in report["oracle"]["epochs"]] == [0, 1]
+    assert set(report["baselines"]) == {"popularity", "itemknn", "bpr_mf"} and head in report["oracle_full"]
+    plain, dp = report["runs"]
+    assert (plain["name"], dp["name"]) == ("fedavgm", "dp")
+    assert plain["epsilon"] is None and 0 < dp["epsilon"] <= 20 and dp["devices"] == 80
+    for run in report["runs"]:
+        (seed,) = run["seeds"]
+        assert len(seed["curve"][head]) == 2 and seed["curve"][head][-1] == pytest.approx(run[head])
+        expected = share_of_gain(run[head], start, oracle)
+        assert run["share_of_oracle_gain"] == (None if expected is None else pytest.approx(expected))
+        yardstick = json.loads((out / seed["dir"] / YARDSTICK).read_text())
+        assert yardstick["start"][head] == start and yardstick["oracle"][head] == oracle
