@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 
 TIER_ORDER = ["ram-2gb", "ram-3gb", "ram-4gb", "ram-6gb", "ram-8gb", "ram-12gb+"]
-ROUND_AXIS = alt.Axis(tickMinStep=1, format="d")
+# Rounds are whole: over two rounds Vega still puts ticks at 0.5 and 1.5 (tickMinStep caps their count, not their
+# step), which "d" printed as a second "1" and "2"; those ticks go unlabelled.
+ROUND_AXIS = alt.Axis(tickMinStep=1, format="d", labelExpr="datum.value % 1 ? '' : datum.label")
 
 
 def _order(x: str) -> list[str] | None:

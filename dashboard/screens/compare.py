@@ -1,6 +1,6 @@
 """The Compare page: the selected simulations side by side (each task's headline per round, the outcome mix per tier,
-device-clock latency, memory headroom, epsilon, artifact size) and the comparison exported as CSV and as an HTML
-report."""
+device-clock latency, memory headroom, epsilon, artifact size) and the comparison exported as CSV, as an HTML
+report that draws its charts offline, and as one PNG of every chart."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.report import html_report
+from dashboard.report import html_report, png_report
 from dashboard.view import View, frames, of, sims
 from edgefleet.rundir import MODEL
 
@@ -27,7 +27,7 @@ def render(view: View) -> None:
     if not runs:
         return
     rs, ds = frames(view)
-    summary = pd.DataFrame([_row(r, of(rs, [r]), of(ds, [r])) for r in runs])
+    summary, figures = comparison(runs, rs, ds)
     st.caption("Device clock: the emulated phone's time (docs/simulation.md). Headroom: budget - (model + peak) "
                "of each device whose work fitted. Filters in the sidebar apply.")
     shown = side_by_side(summary)
@@ -35,17 +35,28 @@ def render(view: View) -> None:
                  column_config={"_index": st.column_config.TextColumn(width="medium")})
     st.download_button("Download the comparison as CSV", summary.to_csv(index=False).encode(), "comparison.csv",
                        "text/csv", key="csv-comparison")
-    figures = _figures(runs, rs, ds, summary)
-    html = html_report("EdgeFleet: runs compared", f"{', '.join(r.name for r in runs)}; written "
-                       f"{time.strftime('%Y-%m-%d %H:%M')} by the dashboard's Compare page.",
-                       [("Runs", shown.reset_index())], figures)
-    st.download_button("Download the comparison as an HTML report", html.encode(), "comparison.html", "text/html",
-                       key="html-comparison")
-    st.caption("The report holds the table and every chart with its data; its charts load Vega from "
-               "cdn.jsdelivr.net when opened. A PNG would need vl-convert, which is not installed.")
-    for title, chart in figures:
-        st.subheader(title)
+    title, intro = "EdgeFleet: runs compared", (f"{', '.join(r.name for r in runs)}; written "
+                                                f"{time.strftime('%Y-%m-%d %H:%M')} by the dashboard's Compare page.")
+    # Both are made when their button is clicked, not on every rerun: vl-convert takes seconds (its Vega bundle the
+    # first time, then about half a second a chart for the PNG).
+    st.download_button("Download the comparison as an HTML report",
+                       lambda: html_report(title, intro, [("Runs", shown.reset_index())], figures).encode(),
+                       "comparison.html", "text/html", key="html-comparison", on_click="ignore")
+    st.download_button("Download the comparison as PNG", lambda: png_report(title, intro, figures),
+                       "comparison.png", "image/png", key="png-comparison", on_click="ignore",
+                       disabled=not figures)
+    st.caption("The report holds the table and every chart with its data, and draws its charts with no network. "
+               "The PNG is every chart below, one under another.")
+    for heading, chart in figures:  # not `title`: the buttons' callables read that when clicked
+        st.subheader(heading)
         st.altair_chart(chart, width="content" if isinstance(chart, alt.FacetChart) else "stretch")
+
+
+def comparison(runs: list[data.Run], rs: pd.DataFrame,
+               ds: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, alt.TopLevelMixin]]]:
+    """A row of figures per run (the CSV) and every chart with its heading (the page, the report and the PNG)."""
+    summary = pd.DataFrame([_row(r, of(rs, [r]), of(ds, [r])) for r in runs])
+    return summary, _figures(runs, rs, ds, summary)
 
 
 def side_by_side(summary: pd.DataFrame) -> pd.DataFrame:

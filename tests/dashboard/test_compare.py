@@ -1,12 +1,16 @@
-"""The Compare page puts the selected simulations side by side and exports them as CSV and an HTML report."""
+"""The Compare page puts the selected simulations side by side and exports them as CSV, an HTML report and a PNG."""
 
 import json
 import re
+import struct
 
 import altair as alt
 import pandas as pd
 
-from dashboard.report import html_report
+from dashboard import data
+from dashboard.report import PNG_WIDTH, html_report, png_report, vega_bundle
+from dashboard.screens.compare import comparison
+from dashboard.view import View, frames
 from tests.dashboard.test_app import app, texts
 
 
@@ -30,7 +34,8 @@ def test_two_runs_side_by_side(monkeypatch, runs_root):
         assert heading in shown
     assert len(at.get("vega_lite_chart")) == 5
     labels = [b.proto.label for b in at.get("download_button")]
-    assert labels == ["Download the comparison as CSV", "Download the comparison as an HTML report"]
+    assert labels == ["Download the comparison as CSV", "Download the comparison as an HTML report",
+                      "Download the comparison as PNG"]
 
 
 def test_one_run_is_a_hint_and_a_report_is_not_a_simulation(monkeypatch, runs_root):
@@ -59,7 +64,31 @@ def test_the_html_report_holds_the_table_and_every_chart_with_its_data():
     specs = json.loads(re.search(r"const specs = (.*);\n", page).group(1).replace("<\\/", "</"))
     assert list(specs) == ["chart0", "chart1"]
     assert [r["run"] for r in next(iter(specs["chart0"]["datasets"].values()))] == ["a</script>", "b"]
-    assert page.count("</script>") == 4  # three libraries and the one script: the data cannot close it early
+    assert page.count("</script>") == 2  # the libraries and the one script: the data cannot close it early
+
+
+def test_the_html_report_draws_its_charts_offline():
+    """Vega, Vega-Lite and vega-embed are in the page (vl-convert's bundle), not fetched: no script has a src, and no
+    address the page names is fetched by a script tag (the bundle's own strings name namespaces, not scripts)."""
+    chart = alt.Chart(pd.DataFrame({"run": ["a", "b"], "ms": [1.5, 2.0]})).mark_bar().encode(x="run:N", y="ms:Q")
+    page = html_report("Runs", "intro", [], [("Latency", chart)])
+    scripts = re.findall(r"<script\b[^>]*>", page)
+    assert scripts == ["<script>", "<script>"] and not re.search(r"src=[\"']?https?:", page)
+    assert "cdn.jsdelivr.net" not in page
+    bundle = vega_bundle()
+    assert len(bundle) > 500_000 and "vegaEmbed" in bundle and bundle in page
+    assert "</script" not in bundle  # it would end the page's script early
+
+
+def test_the_png_holds_every_chart_of_two_runs(runs_root):
+    runs = [data.load_run(runs_root / name, runs_root) for name in ("sim-a", "sim-dp")]
+    rs, ds = frames(View(runs, None, None))
+    _, figures = comparison(runs, rs, ds)
+    assert len(figures) == 5
+    png = png_report("EdgeFleet: runs compared", "sim-a, sim-dp", figures)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR" and len(png) > 50_000
+    width, height = struct.unpack(">II", png[16:24])
+    assert width >= 2 * PNG_WIDTH and height > 1.5 * width  # scale 2; five charts, one under another
 
 
 def specs(at) -> list[dict]:
