@@ -60,6 +60,8 @@ def train(msg: Message, context: Context) -> Message:
     except Exception as exc:  # a device that raises is an outcome of the round, not a failure of the run
         report = DeviceReport("error", error=f"{type(exc).__name__}: {exc}"[:500])
         traceback.print_exc()
+    if "supernode" in context.node_config:  # on the Deployment Engine (simulation/launch.py): which SuperNode ran it
+        report.node = f"{report.node}/supernode-{context.node_config['supernode']}"
     content = reply_content(report)
     # The testbed's own host timings, apart from the device's report: where the call's wall time went.
     content["wall"] = ConfigRecord({**report.wall, "worker": os.getpid(), "call": time.perf_counter() - started})

@@ -81,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted run after its last round")
     p.add_argument("--out", type=Path, help="new run directory")
 
+    p = add("deploy", "the simulate run on Flower's Deployment Engine: a SuperLink and SuperNodes")
+    _config_args(p)
+    p.add_argument("--local", type=int, default=0, metavar="N", help="SuperNodes to start on this host (without "
+                   "--superlink the cohort must fit: --cohort defaults to N when the config's is larger)")
+    p.add_argument("--superlink", metavar="HOST:PORT", help="join this running SuperLink (insecure) instead of "
+                   "starting one; every host must see the run directory at the same path")
+    p.add_argument("--devices", type=int, help="population size (sim.devices)")
+    p.add_argument("--rounds", type=int, help="federated rounds (sim.rounds)")
+    p.add_argument("--cohort", type=int, help="devices sampled per round (sim.cohort)")
+    p.add_argument("--model", type=Path, help="model.eflt to deploy (default: compress one into the run directory)")
+    p.add_argument("--out", type=Path, required=True, help="new run directory")
+
     p = add("stress", "sweep device memory budgets and model variants")
     _config_args(p, presets=("quick", "full"))
     p.add_argument("--out", type=Path, required=True)
@@ -176,6 +188,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                       *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None),
                       *(f"privacy.{k}={_toml(v)}" for k, v in privacy.items() if v is not None)]
     return _simulate(_load(args), args.out, reporter)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from edgefleet.progress import Reporter
+    from edgefleet.report_view import print_sim_summary
+    from edgefleet.tasks import get_task
+    from simulation.deploy import run_deploy
+
+    sim = {"devices": args.devices, "rounds": args.rounds, "cohort": args.cohort, "model": args.model}
+    args.overrides = [*args.overrides, *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None)]
+    cfg = _load(args)
+    if args.superlink is None and args.cohort is None and cfg.sim.cohort > args.local >= 1:  # a device a SuperNode
+        args.overrides.append(f"sim.cohort={args.local}")
+        cfg = _load(args)
+    try:
+        summary = run_deploy(cfg, args.out, Reporter(enabled=not args.quiet), args.local, args.superlink)
+    except KeyboardInterrupt:
+        print("edgefleet: interrupted; every process it started is stopped", file=sys.stderr)
+        return 130
+    print_sim_summary(summary, args.out, get_task(summary["task"]))
+    return 0
 
 
 def _data_overrides(args: argparse.Namespace) -> list[str]:
@@ -351,6 +384,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "teacher": cmd_teacher,
     "compress": cmd_compress,
     "simulate": cmd_simulate,
+    "deploy": cmd_deploy,
     "dashboard": cmd_dashboard,
     "bench": cmd_bench,
     "demo": cmd_demo,

@@ -123,19 +123,24 @@ class FlowerSim:
     """One SuperLink and one run; use as a context manager so that everything is stopped however it ends.
 
     With `supernodes` > 0 it is Flower's Deployment Engine instead: a SuperLink without `--simulation` and that many
-    `flower-supernode` processes on this host (each runs the ClientApp in a subprocess per message). With
-    `ray_address` the simulation engine joins that Ray cluster (simulation/cluster.py) instead of starting its own
-    Ray: the workers are the cluster's, and the cluster stops them when the run ends.
+    `flower-supernode` processes on this host (each runs the ClientApp in a subprocess per message); with
+    `superlink` ("host:port", insecure) it joins that running SuperLink instead of starting one, and stops the run
+    there (`flwr stop`) if it ends early, never the SuperLink itself. With `ray_address` the simulation engine joins
+    that Ray cluster (simulation/cluster.py) instead of starting its own Ray: the workers are the cluster's, and the
+    cluster stops them when the run ends.
     """
 
-    def __init__(self, run_dir: Path, workers: int, supernodes: int = 0, ray_address: str | None = None):
+    def __init__(self, run_dir: Path, workers: int, supernodes: int = 0, ray_address: str | None = None,
+                 superlink: str | None = None):
         self.run_dir = run_dir.resolve()
         self.workers = workers
         self.ray_address = ray_address
         self.n_supernodes = supernodes
+        self.deployed = supernodes > 0 or superlink is not None  # Flower's Deployment Engine, not its simulation
         self.supernodes: list[subprocess.Popen] = []
         self.home = self.run_dir / FLWR_HOME
-        self.port = _free_port()
+        self.joined = superlink
+        self.address = superlink or f"127.0.0.1:{_free_port()}"
         self.bin = Path(sys.executable).parent
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FLWR_"))}
         short_tmp = self._short_tmp()
@@ -157,6 +162,7 @@ class FlowerSim:
         self.seen: dict[int, float] = {}  # pid -> create_time of every process of this run ever seen
         self.peak_rss = 0
         self.run_id: str | None = None
+        self.last_status = ""  # what `follow` last returned
 
     def _short_tmp(self) -> Path:
         self.link = tmp_link(self.run_dir)  # created in __enter__, removed by `stop`
@@ -170,22 +176,26 @@ class FlowerSim:
             if self.link.is_symlink():
                 self.link.unlink()
             self.link.symlink_to(self.run_dir / TMP, target_is_directory=True)
-        mode = [] if self.n_supernodes else ["--simulation"]
-        self.superlink = self._spawn("superlink", [
-            "flower-superlink", "--insecure", *mode, "--isolation", "subprocess", "--host", "127.0.0.1",
-            "--port", str(self.port), "--database", str(self.home / "state.db"),
-            "--log-file", str(self.run_dir / LOGS / "superlink.log"), "--disable-runtime-dependency-installation"])
+        if self.joined is None:
+            host, port = self.address.rsplit(":", 1)
+            self.superlink = self._spawn("superlink", [
+                "flower-superlink", "--insecure", *([] if self.deployed else ["--simulation"]), "--isolation",
+                "subprocess", "--host", host, "--port", port, "--database", str(self.home / "state.db"),
+                "--log-file", str(self.run_dir / LOGS / "superlink.log"), "--disable-runtime-dependency-installation"])
         deadline = time.monotonic() + 60
         while not self._healthy():
-            if self.superlink.poll() is not None or time.monotonic() > deadline:
-                raise SimulationFailed(f"the Flower SuperLink did not start; see {self.run_dir / 'logs'}")
+            if (self.superlink is not None and self.superlink.poll() is not None) or time.monotonic() > deadline:
+                raise SimulationFailed(f"the Flower SuperLink at {self.address} did not answer"
+                                       + ("" if self.joined else f"; see {self.run_dir / 'logs'}"))
             time.sleep(0.2)
+        # Each names its partition as Flower's examples do, and itself (`supernode`) for the device rows.
         for i in range(self.n_supernodes):
             self.supernodes.append(self._spawn(f"supernode-{i}", [
-                "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{self.port}", "--isolation",
-                "subprocess", "--host", "127.0.0.1", "--port", str(_free_port())]))
+                "flower-supernode", "--insecure", "--superlink", self.address, "--isolation",
+                "subprocess", "--host", "127.0.0.1", "--port", str(_free_port()),
+                "--node-config", f"partition-id={i} num-partitions={self.n_supernodes} supernode={i}"]))
         (self.home / "config.toml").write_text(
-            f'[superlink]\ndefault = "edgefleet"\n\n[superlink.edgefleet]\naddress = "127.0.0.1:{self.port}"\n'
+            f'[superlink]\ndefault = "edgefleet"\n\n[superlink.edgefleet]\naddress = "{self.address}"\n'
             "insecure = true\n")
         return self
 
@@ -202,7 +212,7 @@ class FlowerSim:
 
     def _healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as r:
+            with urllib.request.urlopen(f"http://{self.address}/health", timeout=1) as r:
                 return r.status == 200
         except OSError:
             return False
@@ -215,7 +225,7 @@ class FlowerSim:
         overrides = " ".join(f"{k}={json.dumps(v)}" for k, v in run_config.items())
         # Joining a cluster, Ray refuses `num_cpus`: the cluster's CPUs decide how many workers run.
         cpus = "" if self.ray_address else f" init-args-num-cpus={self.workers}"
-        federation = [] if self.n_supernodes else [
+        federation = [] if self.deployed else [
             "--federation-config", f"num-supernodes={supernodes} client-resources-num-cpus=1{cpus}"]
         done = self._cli("run", str(app_dir.resolve()), "edgefleet", "--format", "json", "--run-config", overrides,
                          *federation)
@@ -278,20 +288,21 @@ class FlowerSim:
         Asking Flower starts a `flwr` process (about a CPU-second, taken from the run on a small host), so the wait
         between two questions doubles from `status_every_s` to `status_at_most_s`: a run that fails at its start
         is seen within seconds, one that fails later within a minute."""
-        last_status, wait_s = time.monotonic(), status_every_s
+        asked_at, wait_s = time.monotonic(), status_every_s
         status = "running"
         while True:
             self._track()
             on_tick()
             if until():
-                return "finished:completed"
-            if self.superlink is not None and self.superlink.poll() is not None:
-                return "superlink-exited"
-            if time.monotonic() - last_status > wait_s:
-                status, last_status = self.status(), time.monotonic()
+                status = "finished:completed"
+            elif self.superlink is not None and self.superlink.poll() is not None:
+                status = "superlink-exited"
+            elif time.monotonic() - asked_at > wait_s:
+                status, asked_at = self.status(), time.monotonic()
                 wait_s = min(2 * wait_s, max(status_at_most_s, status_every_s))
-                if status.startswith("finished") and not until():
-                    return status
+            if status.startswith("finished") or status == "superlink-exited":
+                self.last_status = status
+                return status
             time.sleep(poll_s)
 
     def stop(self) -> None:
@@ -300,6 +311,11 @@ class FlowerSim:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             self._track()
+            if self.joined and self.run_id is not None and not self.last_status.startswith("finished"):
+                try:  # the SuperLink is not ours to stop, the run is
+                    self._cli("stop", self.run_id, "edgefleet", timeout=60)
+                except subprocess.TimeoutExpired:
+                    pass
             if self.superlink is not None and self.superlink.poll() is None:
                 self.superlink.send_signal(signal.SIGTERM)
             procs = []

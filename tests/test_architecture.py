@@ -100,7 +100,7 @@ def test_importing_packages_does_no_work():
 
 def test_flower_apps_import_without_starting_anything():
     apps = ["server.app", "client.app", "server.secure", "client.secure", "simulation.reference", "simulation.run",
-            "simulation.bench", "simulation.bench_privacy"]
+            "simulation.bench", "simulation.bench_privacy", "simulation.deploy"]
     assert heavy_after_importing(apps, ("torch", "transformers", "ray")) == []
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from edgefleet.cli import main
 
-DESIGN_COMMANDS = ["teacher", "compress", "simulate", "stress", "dashboard", "bench", "demo"]
+DESIGN_COMMANDS = ["teacher", "compress", "simulate", "deploy", "stress", "dashboard", "bench", "demo"]
 
 
 def test_help_lists_every_subcommand(capsys):
@@ -29,6 +29,20 @@ def test_help_lists_every_subcommand(capsys):
 def test_bad_privacy_settings_exit_2_with_one_line(extra, message, tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["simulate", "--preset", "tiny", *extra, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--local", "2", "--cohort", "3"], "give --cohort 2 or --local 3"),
+    (["--cohort", "3"], "start at least one SuperNode"),
+    (["--superlink", "http://host:9092", "--cohort", "3"], "give the SuperLink's HOST:PORT"),
+])
+def test_deploy_that_cannot_run_exits_2_with_one_line(extra, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["deploy", "--preset", "tiny", *extra, "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and err.count("\n") == 1

@@ -1,0 +1,86 @@
+"""`edgefleet deploy --local N [--superlink ADDR]`: the simulation's run on Flower's Deployment Engine.
+
+A SuperLink (no `--simulation`) and N `flower-supernode` processes on loopback, insecure, each naming its partition
+in its `--node-config`; with `--superlink ADDR`, a running SuperLink instead, which the SuperNodes started here (if
+any) and those started elsewhere join. The ServerApp and ClientApp are the simulation's, unchanged: each round the
+ServerApp samples the cohort and tells each SuperNode which device of the fleet it emulates (server/strategy.py), so
+a SuperNode is an execution slot, as a Ray worker is in simulation, and the cohort must fit on the SuperNodes (the
+server waits until enough have joined). The ServerApp (on the SuperLink's host) and the ClientApp read the config,
+model and fleet from the run directory, so every host must see it at the same path. The results and `summary.json`
+are `simulate`'s, with `engine`, `supernodes` and `superlink` added. Every process started here is stopped by pid,
+however the run ends (simulation/launch.py).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from edgefleet.config import Config
+from edgefleet.errors import ConfigError, RunDirError
+from edgefleet.progress import Reporter
+from edgefleet.results import Results
+from edgefleet.rundir import SIM_CONFIG, SUMMARY, prepare, removed_on_failure, write_json
+from edgefleet.tasks import get_task
+from server.privacy import slots_for
+from simulation.launch import FlowerSim, SimulationFailed, write_app
+from simulation.prepare import prepare_fleet
+from simulation.run import CLIENTAPP, SECURE_APPS, SERVERAPP, summarize
+
+
+def check_deploy(cfg: Config, supernodes: int, superlink: str | None) -> None:
+    if supernodes < 0 or (supernodes == 0 and superlink is None):
+        raise ConfigError(f"deploy --local {supernodes}: start at least one SuperNode, or join a SuperLink whose "
+                          "SuperNodes run elsewhere with --superlink HOST:PORT")
+    if cfg.sim.ray_address is not None:
+        raise ConfigError("deploy runs on Flower's Deployment Engine; sim.ray_address is for simulate")
+    if superlink is not None and (":" not in superlink or "://" in superlink):
+        raise ConfigError(f"--superlink {superlink}: give the SuperLink's HOST:PORT")
+    slots = slots_for(cfg)
+    if superlink is None and slots > supernodes:
+        raise ConfigError(f"deploy --local {supernodes}: a round sends work to {slots} devices at once and each "
+                          f"SuperNode runs one; give --cohort {supernodes} or --local {slots}")
+
+
+def run_deploy(cfg: Config, out: Path, reporter: Reporter, supernodes: int, superlink: str | None = None) -> dict:
+    started = time.perf_counter()
+    check_deploy(cfg, supernodes, superlink)
+    existed = Path(out).exists() and any(Path(out).iterdir())
+    out = prepare(out, SUMMARY)
+    if (out / SIM_CONFIG).exists():
+        raise RunDirError(f"{out} holds an unfinished run; continue it with edgefleet simulate --resume {out}")
+    with removed_on_failure(out, existed):
+        prepare_fleet(cfg, out, reporter)
+    results = Results(out)
+    headline = get_task(cfg.task.name).headline
+    app_dir = write_app(out / "app", "edgefleet", *(SECURE_APPS if cfg.privacy.secagg else (SERVERAPP, CLIENTAPP)))
+    slots = slots_for(cfg)
+    where = f"{supernodes} local SuperNode(s)" + (f" and those of {superlink}" if superlink else "")
+    with FlowerSim(out, cfg.sim.workers, supernodes=supernodes, superlink=superlink) as deployment:
+        run_started = time.perf_counter()
+        deployment.submit(app_dir, slots, {"run-dir": str(out.resolve())})
+        if superlink:
+            reporter.log(f"run {deployment.run_id} on the SuperLink at {superlink}; round 1 starts when {slots} "
+                         "SuperNodes have joined")
+        with reporter.stage(f"federated rounds on {where} ({cfg.sim.devices:,} devices, cohort {cfg.sim.cohort})",
+                            total=cfg.sim.rounds) as advance:
+            shown = [0]
+
+            def tick() -> None:
+                done = results.completed_rounds()
+                if done > shown[0]:
+                    last = results.rounds().iloc[-1]
+                    advance(done - shown[0], **{headline.label: float(last[headline.key])}, ok=int(last["ok"]))
+                    shown[0] = done
+
+            status = deployment.follow(lambda: results.finished() is not None, tick)
+        run_wall = time.perf_counter() - run_started
+        log = deployment.save_log()
+        if results.finished() is None:
+            raise SimulationFailed(f"the Flower run ended with status {status!r} after "
+                                   f"{results.completed_rounds()} round(s); see {log}")
+        peak_rss = deployment.peak_rss
+    summary = {**summarize(cfg, results, run_wall, time.perf_counter() - started, peak_rss),
+               "engine": "deployment", "supernodes": supernodes, "superlink": superlink}
+    write_json(out / SUMMARY, summary)
+    return summary
