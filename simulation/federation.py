@@ -10,13 +10,15 @@ On the device-owned users' test items (the task's protocol, as every headline fi
 - `runs`: real Flower simulations (simulation/run.py) of each named run in `federation.runs` for each seed in
   `federation.seeds`, each with its curve per round, its share of the oracle's gain and the round at which it
   first reached 90% of its final gain. Each run directory also gets `yardstick.json` (start and oracles), which the
-  dashboard's Accuracy page draws as reference lines.
+  dashboard's Accuracy page draws as reference lines. Run again with the same `--out`, a bench that was stopped
+  goes on: finished runs are read back, an interrupted one resumes (the oracles and baselines are computed again).
 Every row deploys the same artifact to the same device users with the same negatives; the seeds change the fleet's
 sampling, its devices' data order and their dropouts.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,7 @@ from edgefleet.config import Config
 from edgefleet.errors import ConfigError
 from edgefleet.progress import Reporter
 from edgefleet.results import Results
-from edgefleet.rundir import FEDERATION_REPORT, YARDSTICK, prepare, write_json
+from edgefleet.rundir import FEDERATION_REPORT, SIM_CONFIG, SUMMARY, YARDSTICK, prepare, write_json
 from edgefleet.tasks import federated_task
 from simulation.run import run_simulate
 
@@ -132,7 +134,7 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
         seeds = []
         for seed in f.seeds:
             run_dir = out / "runs" / f"{name}-seed{seed}"
-            summary = run_simulate(_sim(base, seed=seed), run_dir, reporter)
+            summary = _run(_sim(base, seed=seed), run_dir, reporter)
             write_json(run_dir / YARDSTICK, yardstick)
             rounds = Results(run_dir).rounds()
             curve = [float(v) for v in rounds[head]]
@@ -164,6 +166,17 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
     write_json(out / FEDERATION_REPORT, report)
     print_bench_federation(report, out)
     return report
+
+
+def _run(cfg: Config, run_dir: Path, reporter: Reporter) -> dict:
+    """One federated run of the bench: a finished one in this bench directory is read back, an interrupted one is
+    resumed after its last committed round (a bench stopped midway goes on where it stopped), else a new one."""
+    if (run_dir / SUMMARY).exists():
+        reporter.log(f"{run_dir}: finished earlier in this bench directory, read back")
+        return json.loads((run_dir / SUMMARY).read_text())
+    if (run_dir / SIM_CONFIG).exists():
+        return run_simulate(None, run_dir, reporter, resume=True)
+    return run_simulate(cfg, run_dir, reporter)
 
 
 def _pick(metrics: dict, keys: list[str]) -> dict:

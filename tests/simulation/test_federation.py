@@ -63,3 +63,27 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
         assert run["share_of_oracle_gain"] == (None if expected is None else pytest.approx(expected))
         yardstick = json.loads((out / seed["dir"] / YARDSTICK).read_text())
         assert yardstick["start"][head] == start and yardstick["oracle"][head] == oracle
+
+
+def test_a_stopped_bench_goes_on_where_it_stopped(tmp_path, monkeypatch):
+    """Finished runs in the bench directory are read back, an interrupted one resumes, a missing one starts."""
+    import json
+
+    from edgefleet.progress import Reporter
+    from edgefleet.rundir import SIM_CONFIG, SUMMARY
+    from simulation import federation
+
+    calls = []
+    monkeypatch.setattr(federation, "run_simulate",
+                        lambda cfg, out, reporter, resume=False: calls.append((out.name, resume)) or {"new": True})
+    finished, stopped, fresh = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    finished.mkdir()
+    (finished / SUMMARY).write_text(json.dumps({"hr@10": 0.5}))
+    stopped.mkdir()
+    (stopped / SIM_CONFIG).write_text("{}")
+    cfg = load_config(None, "tiny")
+    quiet = Reporter(enabled=False)
+    assert federation._run(cfg, finished, quiet) == {"hr@10": 0.5}
+    federation._run(cfg, stopped, quiet)
+    federation._run(cfg, fresh, quiet)
+    assert calls == [("b", True), ("c", False)]
