@@ -305,13 +305,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     print(f"EdgeFleet demo, {label}: the real MovieLens-100K data and MiniLM teacher; every figure below comes from "
           f"this build. Run directory: {args.out}", flush=True)
-    print(f"\n[{build} build] 1/3 teacher and baselines", flush=True)
-    cmd_teacher(args)
-    print(f"\n[{build} build] 2/3 the compressed on-device student", flush=True)
-    cmd_compress(args)
-    print(f"\n[{build} build] 3/3 a federated simulation that deploys it", flush=True)
-    deployed = cfg.model_copy(update={"sim": cfg.sim.model_copy(update={"model": args.out / MODEL})})
-    code = _simulate(deployed, args.out / "sim", Reporter(enabled=not args.quiet))
+    from edgefleet.rundir import removed_on_failure
+
+    # A demo stopped or failed midway leaves no half-made run directory (the trained models stay in the cache).
+    with removed_on_failure(args.out, existed=False):
+        print(f"\n[{build} build] 1/3 teacher and baselines", flush=True)
+        cmd_teacher(args)
+        print(f"\n[{build} build] 2/3 the compressed on-device student", flush=True)
+        cmd_compress(args)
+        print(f"\n[{build} build] 3/3 a federated simulation that deploys it", flush=True)
+        deployed = cfg.model_copy(update={"sim": cfg.sim.model_copy(update={"model": args.out / MODEL})})
+        code = _simulate(deployed, args.out / "sim", Reporter(enabled=not args.quiet))
     if code == 0:
         print(f"\n{label} finished in {(time.perf_counter() - started) / 60:.1f} min: {args.out}")
         print(f"See it on the dashboard: .venv/bin/edgefleet dashboard --runs {args.out}  "

@@ -181,6 +181,22 @@ def test_the_quick_build_says_what_the_full_build_changes():
     assert "student." not in note and "privacy." not in note  # the demo keeps them as the full build has them
 
 
+def test_a_demo_stopped_midway_leaves_no_run_directory(tmp_path, monkeypatch):
+    from edgefleet import cli
+
+    def teacher(args):
+        args.out.mkdir(parents=True)
+        (args.out / "teacher_report.json").write_text("{}")
+
+    def stopped(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_teacher", teacher)
+    monkeypatch.setattr(cli, "cmd_compress", stopped)
+    assert main(["--quiet", "demo", "--runs", str(tmp_path)]) != 0
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_two_demos_in_the_same_second_get_two_run_directories(tmp_path):
     from edgefleet.cli import _new_dir
 
