@@ -20,7 +20,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import psutil
 
@@ -82,6 +82,19 @@ def tmp_link(run_dir: Path) -> Path | None:
     return Path(tempfile.gettempdir()) / f"edgefleet-{hashlib.sha1(str(real).encode()).hexdigest()[:10]}"
 
 
+def still_running(seen: Mapping[int | str, float]) -> list[psutil.Process]:
+    """The processes of `seen` (pid -> start time) that still run: the same start time, not a recycled pid."""
+    alive = []
+    for pid, created in seen.items():
+        try:
+            p = psutil.Process(int(pid))
+            if p.create_time() == created:
+                alive.append(p)
+        except psutil.Error:
+            pass
+    return alive
+
+
 def reap_leftovers(run_dir: Path) -> int:
     """Stop what an earlier launcher of this run directory started and could not stop (it was killed)."""
     link = tmp_link(run_dir)
@@ -90,14 +103,7 @@ def reap_leftovers(run_dir: Path) -> int:
     path = run_dir / LOGS / PIDS
     if not path.exists():
         return 0
-    alive = []
-    for pid, created in json.loads(path.read_text()).items():
-        try:
-            p = psutil.Process(int(pid))
-            if p.create_time() == created:
-                alive.append(p)
-        except psutil.Error:
-            pass
+    alive = still_running(json.loads(path.read_text()))
     _terminate(alive)
     return len(alive)
 
@@ -318,15 +324,7 @@ class FlowerSim:
                     pass
             if self.superlink is not None and self.superlink.poll() is None:
                 self.superlink.send_signal(signal.SIGTERM)
-            procs = []
-            for pid, created in self.seen.items():
-                try:
-                    p = psutil.Process(pid)
-                    if p.create_time() == created:  # the same process, not a recycled pid
-                        procs.append(p)
-                except psutil.Error:
-                    pass
-            _terminate(procs)
+            _terminate(still_running(self.seen))
             if self.superlink is not None:
                 try:
                     self.superlink.wait(timeout=5)

@@ -17,6 +17,7 @@ from edgefleet.cli import main
 from edgefleet.config import load_config
 from edgefleet.results import Results
 from edgefleet.rundir import LOGS, PIDS, SUMMARY
+from simulation.launch import still_running
 from simulation.run import summarize
 from tests.stress.conftest import small_model  # noqa: F401 (the fixture: a small deployed model, built in seconds)
 
@@ -26,14 +27,7 @@ BIN = Path(sys.executable).parent
 
 def alive(run_dir: Path) -> list[int]:
     """The processes the launcher started (logs/pids.json: pid and start time) that still run."""
-    found = []
-    for pid, created in json.loads((run_dir / LOGS / PIDS).read_text()).items():
-        try:
-            if psutil.Process(int(pid)).create_time() == created:
-                found.append(int(pid))
-        except psutil.NoSuchProcess:
-            pass
-    return found
+    return [p.pid for p in still_running(json.loads((run_dir / LOGS / PIDS).read_text()))]
 
 
 def test_deploy_local_runs_every_round_on_three_supernodes(small_model, tmp_path):  # noqa: F811

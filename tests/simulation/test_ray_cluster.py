@@ -25,6 +25,7 @@ from edgefleet.results import OUTCOMES, Results
 from edgefleet.rundir import STATE_DIR
 from edgefleet.tasks import federated_task
 from simulation.cluster import check_cluster
+from simulation.launch import still_running
 from tests.stress.conftest import small_model  # noqa: F401 (the fixture: a small deployed model, built in seconds)
 
 pytestmark = pytest.mark.slow
@@ -77,15 +78,7 @@ class LocalCluster:
                 pass
 
     def mine(self) -> list[psutil.Process]:
-        alive = []
-        for pid, created in self.seen.items():
-            try:
-                p = psutil.Process(pid)
-                if p.create_time() == created:  # the same process, not a recycled pid
-                    alive.append(p)
-            except psutil.Error:
-                pass
-        return alive
+        return still_running(self.seen)
 
     def stop(self) -> None:
         self.track()
