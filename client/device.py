@@ -6,7 +6,9 @@ and encodes each text once); the task's device side (edgefleet/tasks/base.py `De
 work on the encoded texts: inference, and training of the shared weights plus a personal part that stays in the
 device's own storage (client/storage.py), across rounds and restarts.
 
-Everything a device does runs under its memory budget (client/memcap.py, in a forked child). If it does not fit,
+Everything a device does runs under its memory budget (client/memcap.py, in a forked child); once a device of this
+worker has completed work of the same shapes, its measured peak stands for later ones (`sim.reuse_peaks`). If it does
+not fit,
 the fallback policy walks down a ladder (smaller batch, shorter texts, inference only) before the device gives up
 with `oom`. Compute time is the CPU time of the work (immune to the other workers on the host) times the device's
 CPU factor.
@@ -24,7 +26,6 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from client.memcap import run_capped
 from client.storage import PersonalState
 from client.worker import Deployment, Worker
 from compression.runtime.memory_model import predict
@@ -55,6 +56,7 @@ class DeviceJob:
     fallback: str
     update_bits: int
     encoder_cache: int
+    reuse_peaks: int
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "DeviceJob":
@@ -121,6 +123,7 @@ class DeviceReport:
     attempts: int = 0
     variant: int = 0  # which deployment ran (client/worker.py Worker.deployments; 0 is the deployed model)
     predicted_bytes: int = 0  # the memory model's bytes (model + work) for the last rung tried
+    peak_reused: bool = False  # peak_bytes is the worker's known peak for work of these shapes (client/memcap.py)
     workload: str = ""  # "training" or "inference": what the last rung tried asked of the device
     error: str = ""
     node: str = field(default_factory=this_node)  # where it ran (a Ray node), a fact of the testbed, not the device
@@ -184,7 +187,7 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
                timed: bool = True, timeout_s: float = 20.0) -> DeviceReport:
     """The device's whole round; every way it can end is an outcome, never an exception. `plans` replaces the
     fallback ladder, and `timed=False` skips the untraced rerun that times the work (the stress sweep, which
-    measures memory only, one workload at a time)."""
+    measures memory only, one workload at a time, every one under the cap)."""
     rng = np.random.default_rng([job.seed, job.server_round, job.device, 0xDE71CE])
     report = DeviceReport("ok", bytes_down=sum(v.nbytes for v in shared.values()))
     if rng.random() < job.dropout:
@@ -217,9 +220,14 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
                                                            reuse=bool(job.encoder_cache))
         wall["encode"] += time.perf_counter() - started
         seed = [job.seed, job.server_round, job.device, 0x7EA1]
-        result, cap = run_capped(lambda: device.work(shared, personal, encoded, local, plan.train, job,
-                                                     plan.batch_div, dep.model.config, np.random.default_rng(seed)),
-                                 report.allowance_bytes, timed_rerun=timed, timeout_s=timeout_s)
+        # What decides the work's allocations: the deployment, the plan, the task's shapes, the epochs, the inputs.
+        key = (i, plan, shapes_of(w, job, dep, plan, local), job.epochs, encoded.shape, personal.shape,
+               tuple((k, v.shape) for k, v in shared.items())) if job.reuse_peaks and timed else None
+        result, cap = w.peaks.run(key, lambda: device.work(shared, personal, encoded, local, plan.train, job,
+                                                           plan.batch_div, dep.model.config,
+                                                           np.random.default_rng(seed)),
+                                  report.allowance_bytes, timed_rerun=timed, timeout_s=timeout_s)
+        report.peak_reused = cap.reused
         for part, seconds in (("traced", cap.traced_s), ("rerun", cap.rerun_s), ("fork", cap.overhead_s)):
             wall[part] += seconds
         # Encoding one text happens while the table fills: at most the whole table plus one encode's transient.

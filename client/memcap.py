@@ -8,6 +8,11 @@ abseil); either way the device is out of memory and the worker carries on. trace
 child: it sees every numpy and Python allocation. Allocators reuse memory they already hold without asking the
 kernel, so the limit can let a small overshoot through; work whose measured peak exceeds the allowance counts as out
 of memory too. Forking a worker costs a few milliseconds: its pages are shared copy-on-write.
+
+The traced run, the untraced rerun that times it and the fork take about eight times as long as the work itself
+(`edgefleet bench sim`'s breakdown), and the peak they measure is a function of the work's shapes (the task's
+`DeviceSide.shapes` and the plan): `KnownPeaks` keeps the peak of work that completed, and a later device whose
+work has the same shapes and fits with room to spare runs it once, untraced, in the worker.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class CapResult:
     traced_s: float = 0.0
     rerun_s: float = 0.0
     overhead_s: float = 0.0
+    complete: bool = False  # the traced run finished: `peak_bytes` is the whole work's peak, over the allowance or not
+    reused: bool = False  # the peak is a known one (KnownPeaks); this work ran untraced and uncapped
 
 
 def _child(fn: Callable[[], Any], allowance: int, out: int, timed_rerun: bool) -> None:
@@ -125,7 +132,7 @@ def run_capped(fn: Callable[[], Any], allowance_bytes: int, timed_rerun: bool = 
         return None, result
     kind, value, peak, (result.traced_s, result.rerun_s) = pickle.loads(b"".join(chunks))
     result.overhead_s = max(0.0, result.overhead_s - result.traced_s - result.rerun_s)
-    result.peak_bytes = max(peak, 0)
+    result.peak_bytes, result.complete = max(peak, 0), kind == "ok"
     if kind == "error":
         result.error = value
         return None, result
@@ -133,3 +140,49 @@ def run_capped(fn: Callable[[], Any], allowance_bytes: int, timed_rerun: bool = 
     if kind == "oom":  # a peak over the allowance leaves `error` empty: the caller says it in its own terms
         result.error = "an allocation failed under the memory cap"
     return (None if result.oom else value), result
+
+
+def run_uncapped(fn: Callable[[], Any], peak_bytes: int) -> tuple[Any, CapResult]:
+    """`fn()` in this process, untraced and uncapped: work whose peak is known and fits. Its value is what a capped
+    run with `timed_rerun` returns (the same deterministic work), its time is the rerun's."""
+    result = CapResult(peak_bytes=peak_bytes, complete=True, reused=True)
+    started = time.perf_counter()
+    try:
+        value = fn()
+    except MemoryError:  # the host itself is short: the device's answer is unknown, as when a capped child dies
+        value, result.oom, result.error = None, True, "an allocation failed in the worker"
+    except Exception as exc:
+        value, result.error = None, f"{type(exc).__name__}: {exc}"
+    result.rerun_s = time.perf_counter() - started
+    return value, result
+
+
+class KnownPeaks:
+    """The measured peak of each piece of work that completed under a cap, by its key (what decides its
+    allocations: the deployment, the plan, the task's shapes), in one worker process.
+
+    Work whose key is known and whose peak is at most `1 - margin` of the allowance runs uncapped (`run_uncapped`);
+    work whose known peak exceeds the allowance is out of memory without running, as a capped run's overshoot is.
+    Anything closer to the allowance than `margin` goes through the cap as the first one did: there, allocator
+    fragmentation can fail an allocation before the traced peak reaches the allowance (up to ~13% short of it,
+    measured by `edgefleet stress`), and only the real cap says which way such a device goes.
+    """
+
+    margin = 0.15
+
+    def __init__(self) -> None:
+        self.peaks: dict[Any, int] = {}
+
+    def run(self, key: Any, fn: Callable[[], Any], allowance_bytes: int, timed_rerun: bool = False,
+            timeout_s: float = 20.0) -> tuple[Any, CapResult]:
+        """`fn()` as `run_capped` runs it, or uncapped or not at all when its peak is known; `key` None: always
+        capped."""
+        known = None if key is None else self.peaks.get(key)
+        if known is not None and known > allowance_bytes:
+            return None, CapResult(peak_bytes=known, oom=True, complete=True, reused=True)
+        if known is not None and known <= (1 - self.margin) * allowance_bytes:
+            return run_uncapped(fn, known)
+        value, result = run_capped(fn, allowance_bytes, timed_rerun, timeout_s)
+        if key is not None and result.complete:
+            self.peaks[key] = result.peak_bytes
+        return value, result

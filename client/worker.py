@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from client.memcap import KnownPeaks
 from compression.runtime import load_model
 from compression.runtime.artifact import read_artifact
 from compression.runtime.memory_model import ModelDims
@@ -80,6 +81,7 @@ class Worker:
             self.deployments = [Deployment("deployed", model or run_dir / MODEL, self.texts)]
         base = self.deployments[0]
         self.model, self.model_bytes, self.encodings = base.model, base.model_bytes, base.encodings
+        self.peaks = KnownPeaks()  # the peak of each device work's shapes, once one device has completed it
         (run_dir / STATE_DIR).mkdir(exist_ok=True)
 
 

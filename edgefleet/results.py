@@ -33,7 +33,7 @@ WALL_PARTS = {
     "messaging": "Flower/Ray: deliver the messages and the replies",
     "encode": "device: encode its texts (the worker's encoder cache)",
     "traced": "device: its work, traced for the memory peak",
-    "rerun": "device: its work again, untraced, for the clock",
+    "rerun": "device: its work untraced, for the clock (the only run when its peak is known)",
     "fork": "device: fork the capped child, read its answer, reap it",
     "client": "device: the rest of the ClientApp call",
     "aggregate": "server: decode the updates, aggregate",

@@ -38,7 +38,8 @@ def device_job(cfg: Config) -> dict:
     return {"seed": s.seed, "epochs": s.local_epochs, "batch-size": s.batch_size, "negatives": s.negatives,
             "lr": own["lr"] if s.lr is None else s.lr,
             "personal-lr": own["personal_lr"] if s.personal_lr is None else s.personal_lr,
-            "fallback": s.fallback, "update-bits": s.update_bits, "encoder-cache": int(s.encoder_cache)}
+            "fallback": s.fallback, "update-bits": s.update_bits, "encoder-cache": int(s.encoder_cache),
+            "reuse-peaks": int(s.reuse_peaks)}
 
 
 @dataclass

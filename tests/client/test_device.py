@@ -125,6 +125,23 @@ def test_reusing_encoder_outputs_changes_nothing_a_device_reports_but_host_work(
     assert again.host_infer_ms == pytest.approx(first.host_infer_ms, rel=0.5)
 
 
+def test_a_device_whose_work_has_known_shapes_reports_what_the_capped_run_would(setup):
+    w, shared = setup
+    w.peaks.peaks.clear()
+    capped = run_device(w, job(reuse_peaks=0), shared)
+    first = run_device(w, job(), shared)  # the first of its shapes in this worker: traced under the cap
+    known = run_device(w, job(), shared)
+    assert not capped.peak_reused and not first.peak_reused and known.peak_reused
+    assert first.wall["traced"] > 0 and known.wall["traced"] == known.wall["fork"] == 0
+    assert known.peak_bytes == first.peak_bytes and known.outcome == first.outcome == "ok"
+    assert (known.measured, known.loss, known.examples) == (capped.measured, capped.loss, capped.examples)
+    for k in capped.update:
+        np.testing.assert_array_equal(known.update[k], capped.update[k])
+    # Under a budget the known peak does not fit, the device steps down the ladder as a capped one does.
+    tight = job(budget_bytes=w.model_bytes + (first.peak_bytes * 3) // 4)
+    assert run_device(w, tight, shared).plan == run_device(w, replace(tight, reuse_peaks=0), shared).plan != "full"
+
+
 def test_the_small_batch_rung_accumulates_to_the_same_update(setup):
     from edgefleet.tasks.movielens.device import LocalItems
 

@@ -5,7 +5,7 @@ import resource
 
 import numpy as np
 
-from client.memcap import run_capped
+from client.memcap import KnownPeaks, run_capped
 
 
 def test_allocation_beyond_the_allowance_is_an_oom_and_the_worker_is_untouched():
@@ -59,3 +59,47 @@ def test_the_call_says_where_its_wall_time_went():
     _, once = run_capped(work, 16 << 20)
     assert min(timed.traced_s, timed.rerun_s, timed.overhead_s) >= 0 and timed.rerun_s > 0
     assert once.traced_s > 0 and once.rerun_s == 0 and once.overhead_s >= 0
+
+
+def test_known_peaks_run_later_work_of_the_same_key_once_in_the_worker():
+    peaks = KnownPeaks()
+
+    def work():
+        return int(np.ones(2 << 20, dtype=np.uint8).sum()), os.getpid()
+
+    (total, pid), first = peaks.run("2MiB", work, 16 << 20, timed_rerun=True)
+    assert pid != os.getpid() and first.complete and not first.reused and first.traced_s > 0
+    (again, pid), known = peaks.run("2MiB", work, 16 << 20, timed_rerun=True)
+    assert (again, pid) == (total, os.getpid())  # the same value, computed here, once
+    assert known.reused and known.peak_bytes == first.peak_bytes
+    assert known.traced_s == known.overhead_s == 0 and known.rerun_s > 0
+
+
+def test_a_known_peak_over_the_allowance_is_an_oom_without_running():
+    peaks = KnownPeaks()
+    peaks.run("2MiB", lambda: np.ones(2 << 20, dtype=np.uint8).sum(), 16 << 20)
+    ran = []
+    value, cap = peaks.run("2MiB", lambda: ran.append(1), 1 << 20)
+    assert value is None and cap.oom and cap.reused and ran == []
+
+
+def test_work_near_its_allowance_or_never_completed_goes_through_the_cap():
+    peaks = KnownPeaks()
+    _, first = peaks.run("2MiB", lambda: np.ones(2 << 20, dtype=np.uint8).sum(), 16 << 20)
+    # Within the margin of the allowance: allocator fragmentation could fail it there, only the cap can say.
+    _, near = peaks.run("2MiB", lambda: (np.ones(2 << 20, dtype=np.uint8).sum(), os.getpid()),
+                        int(first.peak_bytes / (1 - KnownPeaks.margin / 2)))
+    assert not near.reused and near.traced_s > 0
+    # Work that failed under its cap left no peak to reuse.
+    _, failed = peaks.run("64MiB", lambda: np.ones(64 << 20, dtype=np.uint8).sum(), 4 << 20)
+    assert failed.oom and not failed.complete and "64MiB" not in peaks.peaks
+    # No key: always capped.
+    _, unkeyed = peaks.run(None, lambda: np.ones(2 << 20, dtype=np.uint8).sum(), 16 << 20)
+    assert not unkeyed.reused and peaks.peaks.keys() == {"2MiB"}
+
+
+def test_work_that_raises_uncapped_is_an_error():
+    peaks = KnownPeaks()
+    peaks.run("k", lambda: 1, 16 << 20)
+    value, cap = peaks.run("k", lambda: 1 / 0, 16 << 20)
+    assert value is None and not cap.oom and "ZeroDivisionError" in cap.error
