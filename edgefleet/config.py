@@ -244,8 +244,17 @@ class SimConfig(_Section):
     personal_lr: float | None = Field(None, ge=0, description="SGD on the personal part that stays on the device "
                                                                "(0: none); unset: the task's own (movielens 0.5, "
                                                                "textclf 0.1)")
-    server_lr: float = Field(1.0, gt=0, description="FedAvgM; 1.0 and momentum 0 is plain FedAvg")
-    server_momentum: float = Field(0.9, ge=0, lt=1, description="FedAvgM's momentum")
+    server_optimizer: Literal["fedavgm", "fedadam", "fedyogi", "fedadagrad"] = Field(
+        "fedavgm", description="the server's step from each round's average (server/optimizers.py): FedAvgM, or the "
+                               "adaptive FedAdam, FedYogi, FedAdagrad of Reddi et al. 2021")
+    server_lr: float | None = Field(None, gt=0, description="the server optimizer's step size; unset: 1.0 for "
+                                                            "fedavgm (with momentum 0, plain FedAvg), 0.01 for the "
+                                                            "adaptive ones")
+    server_momentum: float = Field(0.9, ge=0, lt=1, description="FedAvgM's momentum; fedadam's and fedyogi's "
+                                                                "first-moment decay (beta_1)")
+    server_beta2: float = Field(0.99, ge=0, lt=1, description="fedadam, fedyogi: the second moment's decay")
+    server_tau: float = Field(1e-3, gt=0, description="fedadam, fedyogi, fedadagrad: added to the second "
+                                                      "moment's root (how adaptive the step is)")
     fallback: Literal["ladder", "none"] = Field(
         "ladder", description="ladder: a device out of memory retries with a smaller batch, shorter texts, then "
                               "inference only; none: it reports oom")
@@ -452,6 +461,9 @@ class Config(_Section):
             raise ValueError("privacy.secagg needs a cohort of at least 3 devices")
         if self.privacy.adaptive and self.privacy.noise is None:
             raise ValueError("privacy.adaptive clipping is part of DP: set privacy.noise too")
+        if self.privacy.mechanism == "dp-ftrl" and self.sim.server_optimizer != "fedavgm":
+            raise ValueError("privacy.mechanism dp-ftrl releases the FTRL model itself: keep sim.server_optimizer "
+                             "fedavgm")
         return self
 
 

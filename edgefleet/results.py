@@ -41,7 +41,6 @@ WALL_PARTS = {
     "write": "server: write the previous round's results",
     "other": "the rest (Flower's round loop)",
 }
-MOMENTUM = "momentum/"
 
 
 def _name(server_round: int, suffix: str) -> str:
@@ -67,13 +66,14 @@ class Results:
         atomic_write(self.dir / START, lambda p: p.write_text(json.dumps(dict(metrics), indent=1)))
 
     def commit_round(self, server_round: int, devices: pd.DataFrame, round_row: Mapping,
-                     weights: Mapping[str, np.ndarray], momentum: list[np.ndarray] | None = None) -> None:
-        """The round's parts, then the checkpoint (weights, and the server optimizer's momentum if any)."""
+                     weights: Mapping[str, np.ndarray], optimizer: Mapping[str, np.ndarray] | None = None) -> None:
+        """The round's parts, then the checkpoint: the weights, and the server optimizer's state if any, under names
+        with a "/" (server/optimizers.py), which no weight has."""
         atomic_write(self.dir / "devices" / _name(server_round, "parquet"),
                      lambda p: devices.to_parquet(p, index=False))
         atomic_write(self.dir / "rounds" / _name(server_round, "parquet"),
                 lambda p: pd.DataFrame([dict(round_row)]).to_parquet(p, index=False))
-        state = {**weights, **{f"{MOMENTUM}{i}": m for i, m in enumerate(momentum or [])}}
+        state = {**weights, **dict(optimizer or {})}
         save_npz(self.ckpt / _name(server_round, "npz"), state)
 
     def finish(self, info: Mapping) -> None:
@@ -94,12 +94,12 @@ class Results:
 
     def checkpoint(self, server_round: int) -> dict[str, np.ndarray]:
         with np.load(self.ckpt / _name(server_round, "npz")) as z:
-            return {k: z[k] for k in z.files if not k.startswith(MOMENTUM)}
+            return {k: z[k] for k in z.files if "/" not in k}
 
-    def momentum(self, server_round: int) -> list[np.ndarray] | None:
+    def optimizer_state(self, server_round: int) -> dict[str, np.ndarray]:
+        """The server optimizer's state checkpointed with round `server_round`'s weights (empty: none)."""
         with np.load(self.ckpt / _name(server_round, "npz")) as z:
-            found = sorted((k for k in z.files if k.startswith(MOMENTUM)), key=lambda k: int(k[len(MOMENTUM):]))
-            return [z[k] for k in found] or None
+            return {k: z[k] for k in z.files if "/" in k}
 
     def start(self) -> dict | None:
         path = self.dir / START

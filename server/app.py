@@ -23,10 +23,11 @@ from edgefleet.results import Results
 from edgefleet.rundir import FLEET_DIR, MODEL, POPULATION, SIM_CONFIG
 from edgefleet.tasks import federated_task, get_task
 from edgefleet.tasks.base import FederatedTask
+from server.optimizers import restore, settings
 from server.privacy import mechanism_from_config
 from server.privacy.base import PrivacyMechanism
 from server.recorder import RoundRecorder
-from server.strategy import FleetFedAvg
+from server.strategy import fleet_strategy
 
 app = ServerApp()
 
@@ -90,12 +91,11 @@ def main(grid: Grid, context: Context) -> None:
     if session is None:
         return
     cfg, results, done = session.cfg, session.results, session.done
-    strategy = FleetFedAvg(session.population, session.mechanism, device_job(cfg), cfg.sim.deadline_s * 1e3,
-                           session.recorder.on_devices, round_offset=done, server_lr=cfg.sim.server_lr,
-                           server_momentum=cfg.sim.server_momentum)
+    strategy = fleet_strategy(cfg.sim.server_optimizer, session.population, session.mechanism, device_job(cfg),
+                              cfg.sim.deadline_s * 1e3, session.recorder.on_devices, done, **settings(cfg.sim))
     session.recorder.strategy = strategy
     if done:
-        strategy.momentum_vector = results.momentum(done)
+        restore(strategy, results.optimizer_state(done), by_name=True)
     strategy.start(grid=grid, initial_arrays=ArrayRecord({k: Array(v) for k, v in session.weights.items()}),
                    num_rounds=session.remaining, train_config=ConfigRecord(), evaluate_fn=session.recorder.evaluate)
     results.finish({"rounds": results.completed_rounds()})

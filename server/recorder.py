@@ -11,6 +11,7 @@ from flwr.app import ArrayRecord, MetricRecord
 
 from edgefleet.results import OUTCOMES, WALL_PARTS, Results
 from edgefleet.tasks.base import Metric
+from server.optimizers import state_of
 
 
 def round_row(r: int, devices: pd.DataFrame, available: int, deadline_s: float, metrics: dict, wall_s: float,
@@ -92,8 +93,7 @@ class RoundRecorder:
                **wall_breakdown(wall, getattr(self.strategy, "wall", {}), getattr(self.strategy, "worker_wall", {}),
                                 evaluate_s, self._write_s),
                **self._extra}
-        momentum = getattr(self.strategy, "momentum_vector", None)
-        self.results.commit_round(r, devices, row, params, momentum)
+        self.results.commit_round(r, devices, row, params, state_of(self.strategy) if self.strategy else None)
         self._devices, self._extra = None, {}
         self._write_s = time.perf_counter() - now
         return MetricRecord(_scalars(row))

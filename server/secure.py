@@ -27,13 +27,13 @@ from flwr.server import ServerConfig
 from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.compat import LegacyContext
-from flwr.server.strategy import FedAvgM
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid, ServerApp
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM, KEY_NORM_BIT
 
 from edgefleet.protocol import ADAPTIVE, DEADLINE, FIELD_BYTES, LEFT
 from server.app import Session, device_job, open_session
+from server.optimizers import legacy_strategy, restore, settings
 from server.strategy import assign, device_config, left_out
 
 app = ServerApp()
@@ -52,8 +52,9 @@ def field_bytes(cohort_slots: int, bits: int) -> int:
     return 2 if width <= 16 else 4
 
 
-class SecureFleetFedAvg(FedAvgM):
-    """Legacy FedAvgM whose round is: assign devices to nodes, let SecAgg+ sum their clipped updates, release."""
+class _SecureFleet:
+    """A legacy strategy (the server's optimizer, the class after this one in a subclass's bases) whose round is:
+    assign devices to nodes, let SecAgg+ sum their clipped updates, release, step."""
 
     def __init__(self, session: Session, workflow: SecAggPlusWorkflow, slots: int):
         cfg = session.cfg
@@ -62,9 +63,9 @@ class SecureFleetFedAvg(FedAvgM):
         initial = ndarrays_to_parameters([session.weights[k] for k in self.keys])
         super().__init__(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=slots, min_evaluate_clients=0,
                          min_available_clients=slots, accept_failures=True, initial_parameters=initial,
-                         server_learning_rate=cfg.sim.server_lr, server_momentum=cfg.sim.server_momentum)
+                         **settings(cfg.sim))
         if session.done:
-            self.momentum_vector = session.results.momentum(session.done)
+            restore(self, session.results.optimizer_state(session.done), by_name=False)
         # With adaptive clipping the devices say whether they clipped: only they see their update.
         self.job = {**device_job(cfg), DEADLINE: cfg.sim.deadline_s * 1e3,
                     ADAPTIVE: int(session.mechanism.counts_clipped),
@@ -125,7 +126,8 @@ class SecureFleetFedAvg(FedAvgM):
         if new is None:
             return None, {}
         carrier = FitRes(Status(Code.OK, ""), ndarrays_to_parameters(list(new.values())), 1, {})
-        # Flower's FedAvgM over the one released model: momentum on what was released (numbered across resumes).
+        # The optimizer's strategy over the one released model: its step from what was released (its round numbered
+        # across resumes).
         return super().aggregate_fit(r, [(results[0][0], carrier)], [])
 
     def evaluate(self, server_round: int, parameters: Parameters) -> tuple[float, dict] | None:
@@ -163,7 +165,8 @@ def main(grid: Grid, context: Context) -> None:
         num_shares=p.secagg_shares, reconstruction_threshold=p.secagg_threshold, max_weight=1.0,
         clipping_range=p.clip, quantization_range=2 ** p.secagg_bits,
         modulus_range=2 ** field_bits(slots, p.secagg_bits), timeout=p.secagg_timeout_s)
-    strategy = SecureFleetFedAvg(session, workflow, slots)
+    base = legacy_strategy(session.cfg.sim.server_optimizer)
+    strategy = type(f"SecureFleet{base.__name__}", (_SecureFleet, base), {})(session, workflow, slots)
     session.recorder.strategy = strategy
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=session.remaining), strategy=strategy)
     DefaultWorkflow(fit_workflow=workflow)(grid, legacy)

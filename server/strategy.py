@@ -1,12 +1,12 @@
-"""FedAvg (with optional server momentum: Flower's FedAvgM) over an emulated device population, through the
-strategy's hooks.
+"""Federated averaging over an emulated device population, through the hooks of the Flower strategy that is the
+server's optimizer (server/optimizers.py: FedAvgM, FedAdam, FedYogi or FedAdagrad).
 
 Flower's nodes are the simulation's execution slots; which device a slot emulates is chosen each round by the
 privacy mechanism's sampler (server/samplers/), so the population costs nothing per round, however large it is.
 `configure_train` sends each slot its device's profile; `aggregate_train` applies the round deadline on the virtual
 clock, hands the updates of devices that finished in time to the privacy mechanism (server/privacy/: FedAvg
-weighted by examples, or DP-FedAvg's clipped, noised release), lets FedAvgM average what it returns, and hands every
-device's outcome to the recorder.
+weighted by examples, or DP-FedAvg's clipped, noised release), lets the optimizer's strategy average what it returns
+and take its step, and hands every device's outcome to the recorder.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ import pandas as pd
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvgM
+from flwr.serverapp.strategy.fedopt import FedOpt
 from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
 from compression.runtime.update_codec import decode_update
+from server.optimizers import message_strategy
 from server.privacy.base import PrivacyMechanism
 
 PROFILE = ("budget_bytes", "cpu_factor", "down_bps", "up_bps", "dropout")
@@ -56,14 +58,15 @@ def left_out(r: int, devices: list[int]) -> list[dict]:
     return [{"round": r, "device": d, "outcome": "dropout", "error": "no free slot this round"} for d in devices]
 
 
-class FleetFedAvg(FedAvgM):
+class _Fleet:
+    """The fleet's rounds over a Flower strategy (the class after this one in a subclass's bases)."""
+
     def __init__(self, population: pd.DataFrame, mechanism: PrivacyMechanism, job: dict, deadline_ms: float,
                  on_devices: Callable[[int, pd.DataFrame, int, dict], None], round_offset: int = 0,
-                 server_lr: float = 1.0, server_momentum: float = 0.0):
+                 **optimizer: float):
         self.slots = mechanism.slots
         super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=self.slots,
-                         min_available_nodes=self.slots, server_learning_rate=server_lr,
-                         server_momentum=server_momentum)
+                         min_available_nodes=self.slots, **optimizer)
         self.population, self.mechanism, self.job = population, mechanism, job
         self.deadline_ms, self.on_devices, self.round_offset = deadline_ms, on_devices, round_offset
         self._sent: dict[int, int] = {}
@@ -81,7 +84,9 @@ class FleetFedAvg(FedAvgM):
         nodes, _ = sample_nodes(grid, self.slots, self.slots)
         devices, self._available = self.mechanism.sampler.sample(r)
         self._base = {k: a.numpy() for k, a in arrays.items()}
-        if self.current_arrays is None:  # what FedAvgM's own configure_train does
+        if isinstance(self, FedOpt):  # what the optimizers' own configure_train does
+            self.current_arrays = dict(self._base)
+        elif self.current_arrays is None:
             self.current_arrays = arrays
         self._sent, self._unsent = assign(nodes, devices)
         messages = [Message(RecordDict({"arrays": arrays,
@@ -126,8 +131,28 @@ class FleetFedAvg(FedAvgM):
                 rows.append({"round": r, "device": device, "outcome": "error", "error": "no reply"})
         rows += left_out(r, self._unsent)
         replies, extra = self.mechanism.aggregate(self._base, accepted)
-        aggregated = super().aggregate_train(server_round, replies) if replies else (None, None)
+        # The run's round, numbered across resumes: the adaptive optimizers correct their moments' bias with it.
+        aggregated = super().aggregate_train(r, replies) if replies else (None, None)
         self.wall.update(devices=received - self._sent_at, aggregate=time.perf_counter() - received)
         self.worker_wall = busiest_worker(timings)
         self.on_devices(r, pd.DataFrame(rows), self._available, extra)
         return aggregated
+
+
+class FleetFedAvg(_Fleet, FedAvgM):
+    """The fleet over FedAvgM: `server_lr` 1 and `server_momentum` 0 is plain FedAvg."""
+
+    def __init__(self, population: pd.DataFrame, mechanism: PrivacyMechanism, job: dict, deadline_ms: float,
+                 on_devices: Callable[[int, pd.DataFrame, int, dict], None], round_offset: int = 0,
+                 server_lr: float = 1.0, server_momentum: float = 0.0):
+        super().__init__(population, mechanism, job, deadline_ms, on_devices, round_offset,
+                         server_learning_rate=server_lr, server_momentum=server_momentum)
+
+
+def fleet_strategy(optimizer: str, population: pd.DataFrame, mechanism: PrivacyMechanism, job: dict,
+                   deadline_ms: float, on_devices: Callable[[int, pd.DataFrame, int, dict], None],
+                   round_offset: int, **settings: float) -> _Fleet:
+    """The fleet over the named server optimizer (server/optimizers.py), with its Flower strategy's settings."""
+    base = message_strategy(optimizer)
+    kind = type(f"Fleet{base.__name__}", (_Fleet, base), {"__doc__": f"The fleet over Flower's {base.__name__}."})
+    return kind(population, mechanism, job, deadline_ms, on_devices, round_offset, **settings)

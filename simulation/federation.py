@@ -71,6 +71,12 @@ def _dp(cfg: Config) -> Config:
 RUNS: dict[str, RunSpec] = {
     "fedavg": RunSpec("plain FedAvg (no server momentum)", lambda cfg: _sim(cfg, server_momentum=0.0)),
     "fedavgm": RunSpec("the configured settings (FedAvgM)", lambda cfg: cfg),
+    "fedadam": RunSpec("the configured settings with FedAdam at the server",
+                       lambda cfg: _sim(cfg, server_optimizer="fedadam")),
+    "fedyogi": RunSpec("the configured settings with FedYogi at the server",
+                       lambda cfg: _sim(cfg, server_optimizer="fedyogi")),
+    "fedadagrad": RunSpec("the configured settings with FedAdagrad at the server",
+                          lambda cfg: _sim(cfg, server_optimizer="fedadagrad")),
     "dp": RunSpec("the configured settings with DP-FedAvg at federation.dp_epsilon on federation.dp_devices", _dp),
 }
 

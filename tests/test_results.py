@@ -40,14 +40,14 @@ def test_a_round_without_its_checkpoint_is_not_read_and_is_discarded(tmp_path):
     assert list(results.rounds()["round"]) == [1, 2] and len(results.devices()) == 4
 
 
-def test_server_momentum_is_checkpointed_beside_the_weights(tmp_path):
+def test_the_server_optimizers_state_is_checkpointed_beside_the_weights(tmp_path):
     results = Results(tmp_path)
     results.ensure()
-    momentum = [np.arange(3.0), np.ones((2, 2))]
+    state = {"momentum/0": np.arange(3.0), "m_t/w": np.ones((2, 2))}
     results.commit_round(1, pd.DataFrame({"round": [1], "outcome": ["ok"]}), {"round": 1}, {"w": np.zeros(3)},
-                         momentum)
+                         state)
     assert set(results.checkpoint(1)) == {"w"}
-    got = results.momentum(1)
-    assert len(got) == 2 and (got[0] == momentum[0]).all() and (got[1] == momentum[1]).all()
+    got = results.optimizer_state(1)
+    assert got.keys() == state.keys() and all((got[k] == v).all() for k, v in state.items())
     _commit(results, 2)
-    assert results.momentum(2) is None
+    assert results.optimizer_state(2) == {}
