@@ -403,10 +403,12 @@ class FederationConfig(_Section):
     seeds: tuple[int, ...] = Field((0, 1, 2), description="sim.seed of each repetition of a run; a run's figure is "
                                                           "their mean, with their spread")
     oracle_epochs: int = Field(6, ge=1, description="the oracle's epochs over every device user's examples; the "
-                                                    "best on the server users' validation is kept")
+                                                    "best checkpoint on every user's validation item is kept")
     oracle_batch_size: int = Field(256, ge=1, description="the oracle's examples per step")
     oracle_negatives: int = Field(256, ge=1, description="the oracle's uniform negatives per step")
     oracle_lr: float = Field(1e-3, gt=0, description="the oracle's Adam learning rate")
+    oracle_checks: int = Field(4, ge=1, description="validations of the oracle per epoch, evenly spaced (its "
+                                                    "checkpoints)")
     full_epochs: int = Field(3, ge=1, description="oracle_full: epochs of the whole student over every user's "
                                                   "examples; the best on the server users' validation is kept")
     full_lr: float = Field(1e-3, gt=0, description="oracle_full: AdamW learning rate, falling linearly to 0")

@@ -124,7 +124,8 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
     f = cfg.federation
     from edgefleet.tasks.movielens.central import CentralSettings
 
-    settings = CentralSettings(f.oracle_epochs, f.oracle_batch_size, f.oracle_negatives, f.oracle_lr, cfg.sim.seed)
+    settings = CentralSettings(f.oracle_epochs, f.oracle_batch_size, f.oracle_negatives, f.oracle_lr, cfg.sim.seed,
+                               f.oracle_checks)
     with reporter.stage(f"oracle: the shared heads trained centrally ({f.oracle_epochs} epochs)"):
         trained, epochs = task.centralized(model, texts, data, shared, settings, reporter.log)
     oracle = {**_pick(evaluate(trained), keys), "epochs": epochs}

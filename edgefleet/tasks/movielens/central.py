@@ -31,6 +31,7 @@ class CentralSettings:
     negatives: int  # uniform catalogue negatives per step, shared by the batch
     lr: float  # Adam
     seed: int
+    checks: int = 1  # validations per epoch, evenly spaced; the best of all of them is kept
 
 
 def next_item_examples(split: Split, users: np.ndarray, history_len: int) -> tuple[np.ndarray, np.ndarray,
@@ -67,26 +68,35 @@ def train_central(shared: Params, items: np.ndarray, titles: np.ndarray, split: 
     log_rows = [{"epoch": 0, "valid": best_score, "loss": None, "seconds": 0.0}]
     n_items = len(items)
     for epoch in range(1, s.epochs + 1):
-        start, losses = time.perf_counter(), []
         order = rng.permutation(len(pos))
-        for first in range(0, len(order), s.batch_size):
-            rows = order[first:first + s.batch_size]
-            neg = rng.choice(n_items, size=min(s.negatives, n_items), replace=False)
-            cand = np.concatenate([pos[rows][:, None], np.broadcast_to(neg, (len(rows), len(neg)))], axis=1)
-            valid = np.ones(cand.shape, dtype=bool)
-            valid[:, 1:] = cand[:, 1:] != cand[:, :1]  # a sampled negative that is the positive does not count
-            loss, grads, _ = loss_and_grads(p, items, Examples(ctx[rows], mask[rows], cand, valid))
-            opt.step(p, grads)
-            losses.append(loss)
-        order = rng.permutation(tagged)
-        for first in range(0, len(order), s.batch_size):
-            part = order[first:first + s.batch_size]
-            _, grads = genre_head.loss_and_grads(p, titles[part], genres[part])
-            genre_opt.step(p, grads)
-        score = validate(p)
-        log_rows.append({"epoch": epoch, "valid": score, "loss": float(np.mean(losses)),
-                         "seconds": time.perf_counter() - start})
-        log(f"oracle epoch {epoch}/{s.epochs}: loss {np.mean(losses):.4f}, validation {score:.4f}")
-        if score > best_score:
-            best, best_score = {k: v.copy() for k, v in p.items()}, score
+        rec_batches = [order[i:i + s.batch_size] for i in range(0, len(order), s.batch_size)]
+        tag_order = rng.permutation(tagged)
+        tag_batches = [tag_order[i:i + s.batch_size] for i in range(0, len(tag_order), s.batch_size)]
+        for check in range(1, s.checks + 1):
+            # This part of the epoch: its share of the recommendation batches, then of the genre batches.
+            start, losses = time.perf_counter(), []
+            for rows in _part(rec_batches, check, s.checks):
+                neg = rng.choice(n_items, size=min(s.negatives, n_items), replace=False)
+                cand = np.concatenate([pos[rows][:, None], np.broadcast_to(neg, (len(rows), len(neg)))], axis=1)
+                valid = np.ones(cand.shape, dtype=bool)
+                valid[:, 1:] = cand[:, 1:] != cand[:, :1]  # a sampled negative that is the positive does not count
+                loss, grads, _ = loss_and_grads(p, items, Examples(ctx[rows], mask[rows], cand, valid))
+                opt.step(p, grads)
+                losses.append(loss)
+            for part in _part(tag_batches, check, s.checks):
+                _, grads = genre_head.loss_and_grads(p, titles[part], genres[part])
+                genre_opt.step(p, grads)
+            at = epoch - 1 + check / s.checks
+            score = validate(p)
+            log_rows.append({"epoch": round(at, 4), "valid": score, "loss": float(np.mean(losses)),
+                             "seconds": time.perf_counter() - start})
+            log(f"oracle epoch {at:.2f}/{s.epochs}: loss {np.mean(losses):.4f}, validation {score:.4f}")
+            if score > best_score:
+                best, best_score = {k: v.copy() for k, v in p.items()}, score
     return best, log_rows
+
+
+def _part(batches: list, check: int, checks: int) -> list:
+    """The `check`-th of `checks` even parts of an epoch's batches."""
+    n = len(batches)
+    return batches[(check - 1) * n // checks: check * n // checks]

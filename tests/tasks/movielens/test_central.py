@@ -67,6 +67,26 @@ def test_training_moves_the_heads_and_keeps_the_best_validated_epoch(toy_catalog
     assert all(np.isfinite(r["loss"]) for r in log[1:])
 
 
+def test_validations_within_an_epoch_can_keep_a_checkpoint_between_epochs(toy_catalogue):
+    cat = toy_catalogue
+    split = make_split(cat, 0.3, seed=0)
+    rng = np.random.default_rng(2)
+    items = rng.normal(size=(cat.n_items, HIDDEN)).astype(np.float32)
+    titles = rng.normal(size=(cat.n_items, HIDDEN)).astype(np.float32)
+    seen, scores = [], iter([0.5, 0.2, 0.9, 0.6, 0.7])  # the deployed heads, then halfway and end of epochs 1, 2
+
+    def validate(p):
+        seen.append({k: v.copy() for k, v in p.items()})
+        return next(scores)
+
+    best, log = train_central(_heads(), items, titles, split, cat.genres, held_out_items(cat.n_items, 0), 4,
+                              validate, CentralSettings(2, 4, 5, 0.05, 0, checks=2))
+    assert [r["epoch"] for r in log] == [0, 0.5, 1.0, 1.5, 2.0]
+    for k in best:  # kept: the end of epoch 1
+        np.testing.assert_array_equal(best[k], seen[2][k])
+    assert not all(np.array_equal(seen[1][k], seen[2][k]) for k in best)  # each half trains
+
+
 def test_an_oracle_that_never_beats_the_deployed_heads_is_the_deployed_heads(toy_catalogue):
     cat = toy_catalogue
     split = make_split(cat, 0.3, seed=0)
