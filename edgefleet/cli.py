@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, help="federated rounds (sim.rounds)")
     p.add_argument("--cohort", type=int, help="devices sampled per round (sim.cohort)")
     p.add_argument("--model", type=Path, help="model.eflt to deploy (default: compress one into the run directory)")
-    p.add_argument("--out", type=Path, required=True, help="new run directory")
+    p.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted deploy run after its last "
+                   "committed round, with --local N and/or --superlink")
+    p.add_argument("--out", type=Path, help="new run directory")
 
     p = add("stress", "sweep device memory budgets and model variants")
     _config_args(p, presets=("quick", "full"))
@@ -197,17 +199,27 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from simulation.deploy import run_deploy
 
     sim = {"devices": args.devices, "rounds": args.rounds, "cohort": args.cohort, "model": args.model}
-    args.overrides = [*args.overrides, *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None)]
-    cfg = _load(args)
-    if args.superlink is None and args.cohort is None and cfg.sim.cohort > args.local >= 1:  # a device a SuperNode
-        args.overrides.append(f"sim.cohort={args.local}")
-        cfg = _load(args)
+    if args.resume is not None:
+        if args.out is not None or args.config or args.preset or args.overrides or \
+                any(v is not None for v in sim.values()):
+            raise ConfigError("--resume DIR takes its config from DIR; give only --local N and --superlink with it")
+        cfg, out = None, args.resume
+    elif args.out is None:
+        raise ConfigError("deploy needs --out DIR (or --resume DIR)")
+    else:
+        args.overrides = [*args.overrides, *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None)]
+        cfg, out = _load(args), args.out
+        if args.superlink is None and args.cohort is None and cfg.sim.cohort > args.local >= 1:  # one device each
+            args.overrides.append(f"sim.cohort={args.local}")
+            cfg = _load(args)
     try:
-        summary = run_deploy(cfg, args.out, Reporter(enabled=not args.quiet), args.local, args.superlink)
+        summary = run_deploy(cfg, out, Reporter(enabled=not args.quiet), args.local, args.superlink)
     except KeyboardInterrupt:
-        print("edgefleet: interrupted; every process it started is stopped", file=sys.stderr)
+        print("edgefleet: interrupted; every process it started is stopped. Continue with: edgefleet deploy "
+              f"--resume {out} --local {args.local}" + (f" --superlink {args.superlink}" if args.superlink else ""),
+              file=sys.stderr)
         return 130
-    print_sim_summary(summary, args.out, get_task(summary["task"]))
+    print_sim_summary(summary, out, get_task(summary["task"]))
     return 0
 
 

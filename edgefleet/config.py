@@ -261,6 +261,9 @@ class SimConfig(_Section):
     update_bits: Literal[32, 8] = Field(32, description="bits per coordinate of a device's update (32 with "
                                                         "privacy.secagg, which quantizes itself)")
     deadline_s: float = Field(2.5, gt=0, description="on the virtual clock; devices later than this are stragglers")
+    round_timeout_s: float = Field(600.0, gt=0, description="host wall seconds the server waits for a round's "
+                                                            "replies; a device that has not answered by then (its "
+                                                            "SuperNode gone) is a dropout")
     workers: int = Field(2, ge=1, le=64, description="Ray actors running ClientApp calls (one CPU each); with "
                                                      "ray_address the cluster's CPUs decide")
     ray_address: str | None = Field(None, description="run on this existing Ray cluster (`HOST:PORT` of the head, "

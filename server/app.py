@@ -97,5 +97,6 @@ def main(grid: Grid, context: Context) -> None:
     if done:
         restore(strategy, results.optimizer_state(done), by_name=True)
     strategy.start(grid=grid, initial_arrays=ArrayRecord({k: Array(v) for k, v in session.weights.items()}),
-                   num_rounds=session.remaining, train_config=ConfigRecord(), evaluate_fn=session.recorder.evaluate)
+                   num_rounds=session.remaining, train_config=ConfigRecord(), evaluate_fn=session.recorder.evaluate,
+                   timeout=cfg.sim.round_timeout_s)
     results.finish({"rounds": results.completed_rounds()})

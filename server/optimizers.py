@@ -28,12 +28,16 @@ MOMENTUM, FIRST, SECOND = "momentum/", "m_t/", "v_t/"
 STATE_PREFIXES = (MOMENTUM, FIRST, SECOND)
 
 
-def server_lr(sim: SimConfig) -> float:
+def step_size(optimizer: str, lr: float | None) -> float:
     """`sim.server_lr`, or the optimizer's own when unset: 1 for FedAvgM (each round's average as it is), 0.01
     for the adaptive ones (a step of about 0.01 per coordinate; see docs/simulation.md for how it was chosen)."""
-    if sim.server_lr is not None:
-        return sim.server_lr
-    return 1.0 if sim.server_optimizer == "fedavgm" else 0.01
+    if lr is not None:
+        return lr
+    return 1.0 if optimizer == "fedavgm" else 0.01
+
+
+def server_lr(sim: SimConfig) -> float:
+    return step_size(sim.server_optimizer, sim.server_lr)
 
 
 def settings(sim: SimConfig) -> dict[str, float]:

@@ -111,7 +111,7 @@ class _SecureFleet:
                 if info["device"] not in {row["device"] for row in rows}:
                     rows.append({**info, "round": r})
         reported = {row.get("device") for row in rows}
-        rows += [{"round": r, "device": d, "outcome": "error", "error": "no reply"}
+        rows += [{"round": r, "device": d, "outcome": "dropout", "error": "no reply in the round"}
                  for d in self._sent.values() if d not in reported]
         rows += left_out(r, self._unsent)
         k = sum(res.num_examples for _, res in results)  # devices with an update in the sum (weight 1 each)
@@ -168,6 +168,7 @@ def main(grid: Grid, context: Context) -> None:
     base = legacy_strategy(session.cfg.sim.server_optimizer)
     strategy = type(f"SecureFleet{base.__name__}", (_SecureFleet, base), {})(session, workflow, slots)
     session.recorder.strategy = strategy
-    legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=session.remaining), strategy=strategy)
+    legacy = LegacyContext(context=context, config=ServerConfig(
+        num_rounds=session.remaining, round_timeout=session.cfg.sim.round_timeout_s), strategy=strategy)
     DefaultWorkflow(fit_workflow=workflow)(grid, legacy)
     session.results.finish({"rounds": session.results.completed_rounds()})

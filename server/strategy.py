@@ -18,10 +18,10 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvgM
 from flwr.serverapp.strategy.fedopt import FedOpt
-from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
 from compression.runtime.update_codec import decode_update
 from server.optimizers import message_strategy
@@ -58,6 +58,22 @@ def left_out(r: int, devices: list[int]) -> list[dict]:
     return [{"round": r, "device": d, "outcome": "dropout", "error": "no free slot this round"} for d in devices]
 
 
+# Flower's errors for a node that went away (its SuperNode stopped answering the SuperLink's heartbeat) or a message
+# lost with it: the device left the round, as a phone that loses its connection does.
+GONE = (ErrorCode.NODE_UNAVAILABLE, ErrorCode.MESSAGE_UNAVAILABLE, ErrorCode.REPLY_MESSAGE_UNAVAILABLE)
+# After its first round, a run waits this long for every slot's node before it goes on with those connected: on the
+# Deployment Engine a SuperNode that died is not back, and its devices are dropouts until one replaces it.
+NODE_WAIT_S = 30.0
+
+
+def connected_nodes(grid: Grid, slots: int, wait_s: float | None) -> list[int]:
+    """Up to `slots` connected nodes, waiting for that many at most `wait_s` (None: as long as it takes)."""
+    deadline = None if wait_s is None else time.monotonic() + wait_s
+    while len(nodes := sorted(grid.get_node_ids())) < slots and (deadline is None or time.monotonic() < deadline):
+        time.sleep(1.0)
+    return nodes[:slots]
+
+
 class _Fleet:
     """The fleet's rounds over a Flower strategy (the class after this one in a subclass's bases)."""
 
@@ -71,6 +87,7 @@ class _Fleet:
         self.deadline_ms, self.on_devices, self.round_offset = deadline_ms, on_devices, round_offset
         self._sent: dict[int, int] = {}
         self._unsent: list[int] = []
+        self._messages: dict[int, Message] = {}
         self._base: dict[str, np.ndarray] = {}
         # Host wall seconds of the last round's steps here, and of its busiest worker (for the round's breakdown).
         self.wall: dict[str, float] = {}
@@ -81,7 +98,9 @@ class _Fleet:
                         grid: Grid) -> Iterable[Message]:
         started = time.perf_counter()
         r = server_round + self.round_offset
-        nodes, _ = sample_nodes(grid, self.slots, self.slots)
+        # The first round waits for every slot (the Deployment Engine's SuperNodes joining); later ones go on
+        # without a node that is gone.
+        nodes = connected_nodes(grid, self.slots, None if server_round == 1 else NODE_WAIT_S)
         devices, self._available = self.mechanism.sampler.sample(r)
         self._base = {k: a.numpy() for k, a in arrays.items()}
         if isinstance(self, FedOpt):  # what the optimizers' own configure_train does
@@ -94,6 +113,7 @@ class _Fleet:
                                                             **device_config(self.population, device, r, self.job)})}),
                         node, MessageType.TRAIN)
                 for node, device in self._sent.items()]
+        self._messages = dict(zip(self._sent, messages))
         self._sent_at = time.perf_counter()
         self.wall = {"configure": self._sent_at - started}
         return messages
@@ -104,12 +124,15 @@ class _Fleet:
         r = server_round + self.round_offset
         rows, accepted, timings = [], [], []
         answered = set()
+        # A reply names the message it answers (Flower gives a message its id when it is sent): an error the
+        # SuperLink writes for a node that went away comes from the SuperLink, not from that node.
+        sent_to = {m.metadata.message_id: node for node, m in self._messages.items() if m.metadata.message_id}
         for msg in replies:
-            node = msg.metadata.src_node_id
+            node = sent_to.get(msg.metadata.reply_to_message_id, msg.metadata.src_node_id)
             answered.add(node)
             row = {"round": r, "device": self._sent.get(node, -1)}
             if msg.has_error():
-                row.update(outcome="error", error=msg.error.reason[:500])
+                row.update(outcome="dropout" if msg.error.code in GONE else "error", error=msg.error.reason[:500])
             else:
                 if "wall" in msg.content:
                     timings.append(dict(msg.content["wall"]))
@@ -126,9 +149,9 @@ class _Fleet:
                     else:  # never let one device poison the model
                         row.update(outcome="error", error="non-finite update")
             rows.append(row)
-        for node, device in self._sent.items():  # a node that never answered is a device lost in the round
+        for node, device in self._sent.items():  # a node that never answered: the device left the round
             if node not in answered:
-                rows.append({"round": r, "device": device, "outcome": "error", "error": "no reply"})
+                rows.append({"round": r, "device": device, "outcome": "dropout", "error": "no reply in the round"})
         rows += left_out(r, self._unsent)
         replies, extra = self.mechanism.aggregate(self._base, accepted)
         # The run's round, numbered across resumes: the adaptive optimizers correct their moments' bias with it.

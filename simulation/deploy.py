@@ -8,7 +8,9 @@ a SuperNode is an execution slot, as a Ray worker is in simulation, and the coho
 server waits until enough have joined). The ServerApp (on the SuperLink's host) and the ClientApp read the config,
 model and fleet from the run directory, so every host must see it at the same path. The results and `summary.json`
 are `simulate`'s, with `engine`, `supernodes` and `superlink` added. Every process started here is stopped by pid,
-however the run ends (simulation/launch.py).
+however the run ends (simulation/launch.py). `--resume DIR` goes on after the last committed round, as `simulate
+--resume` does, on the SuperNodes given then; a launcher that was killed left its pids, and their leftovers are
+stopped first.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from edgefleet.tasks import get_task
 from server.privacy import slots_for
 from simulation.launch import FlowerSim, SimulationFailed, write_app
 from simulation.prepare import prepare_fleet
-from simulation.run import CLIENTAPP, SECURE_APPS, SERVERAPP, summarize
+from simulation.run import CLIENTAPP, SECURE_APPS, SERVERAPP, load_resumable, summarize
 
 
 def check_deploy(cfg: Config, supernodes: int, superlink: str | None) -> None:
@@ -42,15 +44,23 @@ def check_deploy(cfg: Config, supernodes: int, superlink: str | None) -> None:
                           f"SuperNode runs one; give --cohort {supernodes} or --local {slots}")
 
 
-def run_deploy(cfg: Config, out: Path, reporter: Reporter, supernodes: int, superlink: str | None = None) -> dict:
+def run_deploy(cfg: Config | None, out: Path, reporter: Reporter, supernodes: int,
+               superlink: str | None = None) -> dict:
+    """A new run into `out` with `cfg`; `cfg` None: resume the interrupted run in `out` (its own config) after its
+    last committed round, on the SuperNodes given now."""
     started = time.perf_counter()
-    check_deploy(cfg, supernodes, superlink)
-    existed = Path(out).exists() and any(Path(out).iterdir())
-    out = prepare(out, SUMMARY)
-    if (out / SIM_CONFIG).exists():
-        raise RunDirError(f"{out} holds an unfinished run; continue it with edgefleet simulate --resume {out}")
-    with removed_on_failure(out, existed):
-        prepare_fleet(cfg, out, reporter)
+    if cfg is None:
+        cfg = load_resumable(out)
+        check_deploy(cfg, supernodes, superlink)
+        reporter.log(f"resuming {out} after round {Results(out).completed_rounds()} of {cfg.sim.rounds}")
+    else:
+        check_deploy(cfg, supernodes, superlink)
+        existed = Path(out).exists() and any(Path(out).iterdir())
+        out = prepare(out, SUMMARY)
+        if (out / SIM_CONFIG).exists():
+            raise RunDirError(f"{out} holds an unfinished run; continue it with edgefleet deploy --resume {out}")
+        with removed_on_failure(out, existed):
+            prepare_fleet(cfg, out, reporter)
     results = Results(out)
     headline = get_task(cfg.task.name).headline
     app_dir = write_app(out / "app", "edgefleet", *(SECURE_APPS if cfg.privacy.secagg else (SERVERAPP, CLIENTAPP)))
@@ -64,7 +74,9 @@ def run_deploy(cfg: Config, out: Path, reporter: Reporter, supernodes: int, supe
                          "SuperNodes have joined")
         with reporter.stage(f"federated rounds on {where} ({cfg.sim.devices:,} devices, cohort {cfg.sim.cohort})",
                             total=cfg.sim.rounds) as advance:
-            shown = [0]
+            shown = [results.completed_rounds()]
+            if shown[0]:
+                advance(shown[0])
 
             def tick() -> None:
                 done = results.completed_rounds()

@@ -183,6 +183,10 @@ class FlowerSim:
                 self.link.unlink()
             self.link.symlink_to(self.run_dir / TMP, target_is_directory=True)
         if self.joined is None:
+            # The SuperLink's state belongs to one launch: a resumed run submits a new Flower run, and the database
+            # of a launch that was killed would list its dead SuperNodes as connected.
+            for stale in self.home.glob("state.db*"):
+                stale.unlink()
             host, port = self.address.rsplit(":", 1)
             self.superlink = self._spawn("superlink", [
                 "flower-superlink", "--insecure", *([] if self.deployed else ["--simulation"]), "--isolation",

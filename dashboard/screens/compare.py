@@ -15,6 +15,7 @@ from dashboard import charts, data
 from dashboard.report import html_report, png_report
 from dashboard.view import View, frames, of, sims
 from edgefleet.rundir import MODEL
+from server.optimizers import step_size
 
 FIT = ["ok", "straggler"]  # the devices whose work fitted their budget (the Memory page's headroom)
 
@@ -83,7 +84,7 @@ def _row(r: data.Run, rs: pd.DataFrame, ds: pd.DataFrame) -> dict:
     headroom = (fit["allowance_bytes"] - fit["peak_bytes"]) / 1024 if len(fit) else pd.Series(dtype=float)
     share = ds["outcome"].value_counts(normalize=True) if len(ds) else pd.Series(dtype=float)
     return {"run": r.name, "status": r.status, "task": r.task.name, "devices": sim.get("devices"),
-            "cohort": sim.get("cohort"), "policy": sim.get("policy"), "rounds": len(rs),
+            "cohort": sim.get("cohort"), "policy": sim.get("policy"), "server": _server(sim), "rounds": len(rs),
             "headline": r.task.headline_label, "start": start, "last": last,
             "change": None if start is None or last is None else last - start,
             "participation": share.get("ok", 0.0), "oom": share.get("oom", 0.0),
@@ -93,6 +94,15 @@ def _row(r: data.Run, rs: pd.DataFrame, ds: pd.DataFrame) -> dict:
             "headroom min (KB)": headroom.min() if len(headroom) else None,
             "privacy": _privacy(r), "epsilon": float(rs["epsilon"].iloc[-1]) if "epsilon" in rs and len(rs) else None,
             "artifact bytes": _artifact_bytes(r)}
+
+
+def _server(sim: dict) -> str:
+    """The server's optimizer and its step (server/optimizers.py), as the run was configured."""
+    name = sim.get("server_optimizer", "fedavgm")
+    lr = step_size(name, sim.get("server_lr"))
+    return f"{name} lr {lr:g}, " + (f"momentum {sim.get('server_momentum', 0):g}" if name == "fedavgm"
+                                    else f"beta1 {sim.get('server_momentum', 0):g}" if name != "fedadagrad"
+                                    else f"tau {sim.get('server_tau', 1e-3):g}")
 
 
 def _privacy(r: data.Run) -> str:

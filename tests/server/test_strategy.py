@@ -89,8 +89,42 @@ def test_a_round_with_no_usable_update_keeps_the_model(strategy):
     arrays, metrics = s.aggregate_train(1, [_reply(messages[0], None, 0, outcome="dropout")])
     assert arrays is None
     frame = seen[0][1]
-    assert sorted(frame["outcome"]) == ["dropout", "error", "error", "error"]  # three never answered
-    assert (frame.loc[frame["outcome"] == "error", "error"] == "no reply").all()
+    assert list(frame["outcome"]) == ["dropout"] * 4  # one said so, three never answered: they left the round
+    assert (frame["error"].iloc[1:] == "no reply in the round").all()
+
+
+def test_a_device_whose_node_went_away_is_a_dropout_and_a_crash_an_error(strategy):
+    from flwr.app import Error
+    from flwr.common.constant import ErrorCode
+
+    s, seen, _ = strategy
+    messages = list(s.configure_train(1, ArrayRecord({"w": Array(np.zeros(2, np.float32))}), ConfigRecord(),
+                                      FakeGrid(4)))
+    for i, m in enumerate(messages):  # what Flower does when it sends them
+        m.metadata.__dict__["_message_id"] = f"sent-{i}"
+    gone = Message(Error(ErrorCode.NODE_UNAVAILABLE, "node offline"), reply_to=messages[0])
+    gone.metadata.__dict__["_src_node_id"] = 0  # written by the SuperLink, not by the node that went away
+    crashed = Message(Error(ErrorCode.CLIENT_APP_CRASHED, "segfault"), reply_to=messages[1])
+    s.aggregate_train(1, [gone, crashed])
+    frame = seen[0][1]
+    sent = [m.content["config"]["device"] for m in messages]
+    assert list(frame["device"][:2]) == sent[:2] and list(frame["outcome"][:2]) == ["dropout", "error"]
+    assert len(frame) == 4 and sorted(frame["device"]) == sorted(sent)
+
+
+def test_after_its_first_round_a_run_goes_on_with_the_nodes_still_connected(strategy, monkeypatch):
+    import server.strategy as module
+
+    s, seen, _ = strategy
+    monkeypatch.setattr(module, "NODE_WAIT_S", 0.0)
+    arrays = ArrayRecord({"w": Array(np.zeros(2, np.float32))})
+    assert len(list(s.configure_train(1, arrays, ConfigRecord(), FakeGrid(4)))) == 4
+    messages = list(s.configure_train(2, arrays, ConfigRecord(), FakeGrid(3)))  # one SuperNode died
+    assert len(messages) == 3
+    s.aggregate_train(2, [_reply(m, None, 0, outcome="dropout") for m in messages])
+    frame = seen[0][1]
+    assert list(frame["outcome"]) == ["dropout"] * 4
+    assert frame["error"].iloc[-1] == "no free slot this round"
 
 
 def test_a_non_finite_update_is_an_error_not_aggregated(strategy):

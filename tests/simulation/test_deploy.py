@@ -16,7 +16,7 @@ import pytest
 from edgefleet.cli import main
 from edgefleet.config import load_config
 from edgefleet.results import Results
-from edgefleet.rundir import LOGS, PIDS, SUMMARY
+from edgefleet.rundir import CHECKPOINTS, LOGS, PIDS, SUMMARY
 from simulation.launch import still_running
 from simulation.run import summarize
 from tests.stress.conftest import small_model  # noqa: F401 (the fixture: a small deployed model, built in seconds)
@@ -96,3 +96,82 @@ def test_deploy_joins_a_running_superlink_and_leaves_it_running(small_model, sup
     assert (summary["rounds"], summary["superlink"], summary["supernodes"]) == (1, address, 2)
     assert alive(out) == []  # the SuperNodes it started
     assert proc.poll() is None  # the SuperLink is its owner's
+
+
+def _cmdline(p: psutil.Process) -> str:
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:  # gone, or a zombie already (a ClientApp process that just ended)
+        return ""
+
+
+def test_a_supernode_killed_mid_run_is_a_dropout_and_the_run_goes_on(small_model, tmp_path):  # noqa: F811
+    """Kill one of three SuperNodes once round 1 is committed: its devices are dropouts (its node unavailable, no
+    reply in the round, or no free slot), never errors; the run goes on with the two left and commits every round."""
+    out = tmp_path / "dep"
+    cmd = [str(BIN / "edgefleet"), "--quiet", "deploy", "--local", "3", "--preset", "tiny", "--model", str(small_model),
+           "--devices", "12", "--rounds", "4", "--cohort", "3", "--set", "sim.round_timeout_s=120", "--out", str(out)]
+    launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def committed() -> int:
+        return Results(out).completed_rounds() if (out / CHECKPOINTS).is_dir() else 0
+
+    try:
+        deadline = time.monotonic() + 300
+        while committed() < 1:
+            assert launcher.poll() is None and time.monotonic() < deadline, launcher.stdout.read().decode()[-3000:]
+            time.sleep(0.2)
+        victim, = [p for p in psutil.Process(launcher.pid).children(recursive=True) if "supernode=1" in _cmdline(p)]
+        killed_after = committed()
+        for p in [*victim.children(recursive=True), victim]:
+            p.kill()
+        output = launcher.communicate(timeout=600)[0].decode()
+    finally:
+        if launcher.poll() is None:
+            launcher.terminate()
+            launcher.wait(30)
+    assert launcher.returncode == 0, output[-3000:]
+    results = Results(out)
+    assert results.completed_rounds() == 4
+    devices = results.devices()
+    after = devices[devices["round"] > killed_after]
+    assert "error" not in set(after["outcome"])
+    lost = after[(after["outcome"] == "dropout")
+                 & after["error"].fillna("").str.contains("unavailable|no reply|no free slot", case=False)]
+    assert len(lost) >= 1
+    # Once the round in flight at the kill is over, no device answers from the dead SuperNode.
+    answered = after[(after["round"] > killed_after + 1) & (after["outcome"] != "dropout")]
+    assert not answered["node"].astype(str).str.endswith("supernode-1").any()
+    assert alive(out) == []
+
+
+def test_a_killed_deploy_launcher_resumes_after_its_last_committed_round(small_model, tmp_path):  # noqa: F811
+    """SIGKILL the launcher once round 1 is committed (its SuperLink and SuperNodes die with it), then
+    `deploy --resume DIR --local 3`: every round commits once, no device row is written twice, nothing is left."""
+    out = tmp_path / "dep"
+    cmd = [str(BIN / "edgefleet"), "--quiet", "deploy", "--local", "3", "--preset", "tiny", "--model", str(small_model),
+           "--devices", "12", "--rounds", "3", "--cohort", "3", "--out", str(out)]
+    launcher = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not ((out / CHECKPOINTS).is_dir() and Results(out).completed_rounds() >= 1):
+            assert launcher.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        launcher.kill()
+        launcher.wait(30)
+    killed_after = Results(out).completed_rounds()
+    assert killed_after < 3, "the run finished before the launcher was killed"
+    assert main(["--quiet", "deploy", "--resume", str(out), "--local", "3"]) == 0
+    results = Results(out)
+    assert results.completed_rounds() == 3 and list(results.rounds()["round"]) == [1, 2, 3]
+    devices = results.devices()
+    assert not devices.duplicated(["round", "device"]).any()
+    assert set(devices["device"]) <= set(range(12))  # every row names the device it was sent to
+    assert json.loads((out / SUMMARY).read_text())["rounds"] == 3
+    assert alive(out) == []
+
+
+def test_deploy_resume_refuses_run_options(capsys):
+    assert main(["deploy", "--resume", "x", "--local", "2", "--rounds", "3"]) != 0
+    assert "takes its config from DIR" in capsys.readouterr().err
