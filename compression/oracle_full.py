@@ -9,10 +9,10 @@ other train items masked (teacher_head.py `task_loss`), plus the genre head's la
 may use. Each step encodes the whole catalogue once with gradients, so both the history side and the candidates
 learn through the encoder, and scores a large batch of next-item examples against it: an epoch is tens of steps.
 
-The epoch is chosen on the server-owned users' validation items (never the device users' test items), scored on the
-weights re-quantized as deployed, so the choice is about what is written; epoch 0 is the deployed model, and when
-no epoch beats it the deployed tensors are written unchanged. The result is an artifact of the same format, bits
-and vocabulary, which the device runtime evaluates exactly as it evaluates the start.
+The epoch is chosen on every user's validation item (edgefleet/tasks/movielens/bundle.py `every_user_valid`; never
+a test item), scored on the weights re-quantized as deployed, so the choice is about what is written; epoch 0 is the
+deployed model, and when no epoch beats it the deployed tensors are written unchanged. The result is an artifact of
+the same format, bits and vocabulary, which the device runtime evaluates exactly as it evaluates the start.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from compression.teacher.two_tower import ItemTokens, encode_texts
 from edgefleet.config import Config, StudentConfig
 from edgefleet.progress import Reporter
 from edgefleet.rundir import MODEL
-from edgefleet.tasks.movielens.bundle import load_task
+from edgefleet.tasks.movielens.bundle import every_user_valid, load_task
 from edgefleet.tasks.movielens.genre import GenreTask, evaluate_genres
 from edgefleet.tasks.movielens.protocol import EvalSet, evaluate
 from edgefleet.tasks.movielens.split import Split
@@ -109,7 +109,7 @@ def train_full_oracle(model_path: Path, cfg: Config, out: Path, reporter: Report
     `epochs`: passes over every user's next-item examples, AdamW at `lr` falling linearly to zero; `batch_size`
     examples and `negatives` uniform items (shared by the batch) per step; `max_steps_per_epoch` caps a pass;
     `seed` (default `distill.seed`) orders the examples and draws the negatives. Returns the artifact's path and one
-    row per epoch (epoch 0 is the deployed model): mean loss, the server-owned users' validation HR@k of the
+    row per epoch (epoch 0 is the deployed model): mean loss, every user's validation HR@k of the
     re-quantized weights, seconds, and `chosen` on the epoch written.
     """
     base = read_artifact(model_path)
@@ -135,9 +135,10 @@ def train_full_oracle(model_path: Path, cfg: Config, out: Path, reporter: Report
     opt = torch.optim.AdamW(student.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / (epochs * steps)))
 
-    best_tensors, best = dict(base.tensors), _valid_score(student, base.tensors, tokens, data.valid)
+    valid = every_user_valid(data)
+    best_tensors, best = dict(base.tensors), _valid_score(student, base.tensors, tokens, valid)
     log = [{"epoch": 0, "loss": None, "valid": best, "seconds": 0.0, "chosen": True}]
-    reporter.log(f"oracle_full epoch 0 (deployed): valid hr@{data.valid.k} {best:.4f}")
+    reporter.log(f"oracle_full epoch 0 (deployed): valid hr@{valid.k} {best:.4f}")
     for epoch in range(1, epochs + 1):
         started, losses = time.perf_counter(), []
         order = rng.permutation(len(targets))
@@ -156,10 +157,10 @@ def train_full_oracle(model_path: Path, cfg: Config, out: Path, reporter: Report
                 advance(loss=loss.item())
         student.eval()
         tensors = _quantized(student, base.tensors, bits, group)
-        score = _valid_score(student, tensors, tokens, data.valid)
+        score = _valid_score(student, tensors, tokens, valid)
         log.append({"epoch": epoch, "loss": float(np.mean(losses)), "valid": score,
                     "seconds": round(time.perf_counter() - started, 1), "chosen": False})
-        reporter.log(f"oracle_full epoch {epoch}: loss {np.mean(losses):.4f}  valid hr@{data.valid.k} {score:.4f}")
+        reporter.log(f"oracle_full epoch {epoch}: loss {np.mean(losses):.4f}  valid hr@{valid.k} {score:.4f}")
         if score > best:
             best, best_tensors = score, tensors
             for row in log:
@@ -171,7 +172,7 @@ def train_full_oracle(model_path: Path, cfg: Config, out: Path, reporter: Report
     if "genre_threshold" in config:  # the written head's threshold, chosen as compress chooses it
         config["genre_threshold"] = evaluate_genres(student.genre_probs(titles), genre)["threshold"]
     meta = {**base.meta, "variant": "oracle_full", "derived_from": base.sha256, "chosen_epoch": chosen,
-            f"valid_hr@{data.valid.k}": best}
+            f"valid_hr@{valid.k}": best}
     out.mkdir(parents=True, exist_ok=True)
     path = out / MODEL
     write_artifact(path, config, base.vocab, best_tensors, meta)

@@ -21,7 +21,7 @@ from compression.runtime.tokenizer import SPECIALS
 from compression.student import build_encoder
 from edgefleet.config import StudentConfig, load_config
 from edgefleet.progress import Reporter
-from edgefleet.tasks.movielens.bundle import TaskBundle, load_task
+from edgefleet.tasks.movielens.bundle import TaskBundle, every_user_valid, load_task
 from edgefleet.tasks.movielens.protocol import evaluate
 
 
@@ -72,12 +72,14 @@ class Untouchable:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, cfg, task, small_artifact):
-    """One short run where every user's validation and test items, and the device users' test set, are poisoned:
-    only the server users' prebuilt validation set may be read."""
-    hidden = TaskBundle(task.catalogue, replace(task.split, valid=Untouchable(), test=Untouchable()), task.valid,
-                        Untouchable())
+    """One short run where every user's test item, and the device users' test set, are poisoned: the oracle picks
+    its epoch on every user's validation item (a set built beforehand, as the protocol builds it: its negatives
+    avoid the user's test item) and reads no test item itself."""
+    hidden = TaskBundle(task.catalogue, replace(task.split, test=Untouchable()), task.valid, Untouchable())
+    every = every_user_valid(task)
     patch = pytest.MonkeyPatch()
     patch.setattr(oracle_full, "load_task", lambda _: hidden)
+    patch.setattr(oracle_full, "every_user_valid", lambda _: every)
     try:
         out = tmp_path_factory.mktemp("oracle_full")
         path, log = train_full_oracle(small_artifact, cfg, out, Reporter(enabled=False), epochs=2, lr=3e-3,
@@ -119,7 +121,7 @@ def test_the_chosen_epoch_is_the_best_on_validation_and_is_what_was_written(task
     artifact = read_artifact(path)
     assert artifact.meta["chosen_epoch"] == chosen[0]["epoch"]
     tokens = oracle_full.encode_texts(load_model(artifact).tokenizer, task.catalogue.item_texts())
-    rescored = evaluate(student_from_artifact(artifact).scorer(tokens, 1.0), task.valid)["hr@10"]
+    rescored = evaluate(student_from_artifact(artifact).scorer(tokens, 1.0), every_user_valid(task))["hr@10"]
     assert rescored == pytest.approx(chosen[0]["valid"])
 
 

@@ -35,3 +35,12 @@ def load_task(task: TaskConfig) -> TaskBundle:
     users = eval_users(split.device_users, task.max_eval_users, task.seed)
     test = EvalSet.build(split, users, "test", task.num_negatives, task.seed, task.k)
     return TaskBundle(catalogue, split, valid, test)
+
+
+def every_user_valid(data: TaskBundle) -> EvalSet:
+    """Every user's validation item, the server-owned users' and the device-owned users' (held out of the devices'
+    training as of the server's): what picks the checkpoints of federation's oracles. The server-owned users alone
+    (about a tenth) move HR@10 by about 0.01 a user, too coarse to choose among checkpoints a few users apart."""
+    split, v = data.split, data.valid
+    return EvalSet.build(split, np.concatenate([split.server_users, split.device_users]), "valid",
+                         v.negatives.shape[1], v.seed, v.k)

@@ -12,18 +12,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import numpy as np
-
 from edgefleet.rundir import FLEET_DATA
 from edgefleet.tasks.base import FederatedTask, Metric, Params
-from edgefleet.tasks.movielens.bundle import TaskBundle, load_task
+from edgefleet.tasks.movielens.bundle import TaskBundle, every_user_valid, load_task
 from edgefleet.tasks.movielens.central import CentralSettings, train_central
 from edgefleet.tasks.movielens.device import RecommendationDevice
 from edgefleet.tasks.movielens.device_head import shared_params
 from edgefleet.tasks.movielens.evaluate import GlobalEvaluator, HeadScorer, encode_all
 from edgefleet.tasks.movielens.fleet import FleetData, load_texts, save_texts
 from edgefleet.tasks.movielens.genre_head import genre_params, held_out_items
-from edgefleet.tasks.movielens.protocol import EvalSet, evaluate
+from edgefleet.tasks.movielens.protocol import evaluate
 from edgefleet.tasks.movielens.shards import assign_devices
 
 
@@ -60,18 +58,13 @@ class MovieLens(FederatedTask):
     def centralized(self, model: Any, texts: list[str], data: TaskBundle, shared: Params, settings: CentralSettings,
                     log: Callable[[str], None]) -> tuple[Params, list[dict]]:
         """The oracle of federation (central.py): the shared heads trained on one machine over every device-owned
-        user's train items, the checkpoint picked on every user's validation item (never a test item).
-
-        The server-owned users alone (about a tenth of them) make a validation set where one user moves HR@10 by 0.01,
-        too coarse to pick among checkpoints a few users apart; the device users' validation items are held out of
-        their training, as the server users' are."""
+        user's train items, the checkpoint picked on every user's validation item (bundle.py `every_user_valid`),
+        never a test item."""
         cat = data.catalogue
         pooled = encode_all(model, texts)
         items, titles = pooled[:cat.n_items], pooled[cat.n_items:]
         history_len = int(model.config["history_len"])
-        split, v = data.split, data.valid
-        every = EvalSet.build(split, np.concatenate([split.server_users, split.device_users]), "valid",
-                              v.negatives.shape[1], v.seed, v.k)
+        every = every_user_valid(data)
 
         def validate(p: Params) -> float:
             return evaluate(HeadScorer(p, items, history_len), every)[self.headline.key]
