@@ -248,7 +248,7 @@ class SimConfig(_Section):
         "fedavgm", description="the server's step from each round's average (server/optimizers.py): FedAvgM, or the "
                                "adaptive FedAdam, FedYogi, FedAdagrad of Reddi et al. 2021")
     server_lr: float | None = Field(None, gt=0, description="the server optimizer's step size; unset: 1.0 for "
-                                                            "fedavgm (with momentum 0, plain FedAvg), 0.01 for the "
+                                                            "fedavgm (with momentum 0, plain FedAvg), 0.03 for the "
                                                             "adaptive ones")
     server_momentum: float = Field(0.9, ge=0, lt=1, description="FedAvgM's momentum; fedadam's and fedyogi's "
                                                                 "first-moment decay (beta_1)")
@@ -413,7 +413,7 @@ class FederationConfig(_Section):
     oracle_checks: int = Field(4, ge=1, description="validations of the oracle per epoch, evenly spaced (its "
                                                     "checkpoints)")
     full_epochs: int = Field(3, ge=1, description="oracle_full: epochs of the whole student over every user's "
-                                                  "examples; the best on the server users' validation is kept")
+                                                  "examples; the best on every user's validation item is kept")
     full_lr: float = Field(1e-3, gt=0, description="oracle_full: AdamW learning rate, falling linearly to 0")
     full_batch_size: int = Field(4096, ge=1, description="oracle_full: examples per step (each step encodes the "
                                                          "whole catalogue once)")

@@ -97,7 +97,7 @@ def test_the_legacy_strategies_state_restores_too(optimizer):
 
 
 def test_each_optimizer_has_its_own_default_step():
-    assert server_lr(_sim("fedavgm")) == 1.0 and server_lr(_sim("fedyogi")) == 0.01
+    assert server_lr(_sim("fedavgm")) == 1.0 and server_lr(_sim("fedyogi")) == 0.03
     assert server_lr(_sim("fedadam", server_lr=0.3)) == 0.3
 
 
