@@ -42,12 +42,16 @@ def test_examples_are_the_device_users_train_items_only(toy_catalogue):
     assert len(held) == 2 * len(split.device_users)
 
 
+def _inputs(cat):
+    """A split of the toy catalogue and random pooled vectors of its item texts and titles."""
+    rng = np.random.default_rng(2)
+    return (make_split(cat, 0.3, seed=0), rng.normal(size=(cat.n_items, HIDDEN)).astype(np.float32),
+            rng.normal(size=(cat.n_items, HIDDEN)).astype(np.float32))
+
+
 def test_training_moves_the_heads_and_keeps_the_best_validated_epoch(toy_catalogue):
     cat = toy_catalogue
-    split = make_split(cat, 0.3, seed=0)
-    rng = np.random.default_rng(2)
-    items = rng.normal(size=(cat.n_items, HIDDEN)).astype(np.float32)
-    titles = rng.normal(size=(cat.n_items, HIDDEN)).astype(np.float32)
+    split, items, titles = _inputs(cat)
     start = _heads()
     seen = []
     scores = iter([0.5, 0.2, 0.7, 0.6])  # epoch 0 (the deployed heads), then epochs 1..3
@@ -69,10 +73,7 @@ def test_training_moves_the_heads_and_keeps_the_best_validated_epoch(toy_catalog
 
 def test_validations_within_an_epoch_can_keep_a_checkpoint_between_epochs(toy_catalogue):
     cat = toy_catalogue
-    split = make_split(cat, 0.3, seed=0)
-    rng = np.random.default_rng(2)
-    items = rng.normal(size=(cat.n_items, HIDDEN)).astype(np.float32)
-    titles = rng.normal(size=(cat.n_items, HIDDEN)).astype(np.float32)
+    split, items, titles = _inputs(cat)
     seen, scores = [], iter([0.5, 0.2, 0.9, 0.6, 0.7])  # the deployed heads, then halfway and end of epochs 1, 2
 
     def validate(p):
