@@ -220,9 +220,11 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
                                                            reuse=bool(job.encoder_cache))
         wall["encode"] += time.perf_counter() - started
         seed = [job.seed, job.server_round, job.device, 0x7EA1]
-        # What decides the work's allocations: the deployment, the plan, the task's shapes, the epochs, the inputs.
-        key = (i, plan, shapes_of(w, job, dep, plan, local), job.epochs, encoded.shape, personal.shape,
-               tuple((k, v.shape) for k, v in shared.items())) if job.reuse_peaks and timed else None
+        # What decides the work's allocations: the deployment, the plan, the task's shapes, the epochs, and the
+        # inputs' shapes and dtypes (weights in float64 double the work's memory).
+        key = (i, plan, shapes_of(w, job, dep, plan, local), job.epochs,
+               *((a.shape, a.dtype.str) for a in (encoded, personal, *shared.values())),
+               tuple(shared)) if job.reuse_peaks and timed else None
         result, cap = w.peaks.run(key, lambda: device.work(shared, personal, encoded, local, plan.train, job,
                                                            plan.batch_div, dep.model.config,
                                                            np.random.default_rng(seed)),

@@ -34,7 +34,7 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM, KEY_NORM_BIT
 from edgefleet.protocol import ADAPTIVE, DEADLINE, FIELD_BYTES, LEFT
 from server.app import Session, device_job, open_session
 from server.optimizers import legacy_strategy, restore, settings
-from server.strategy import assign, device_config, left_out
+from server.strategy import assign, device_config, in_dtype_of, left_out
 
 app = ServerApp()
 
@@ -128,7 +128,13 @@ class _SecureFleet:
         carrier = FitRes(Status(Code.OK, ""), ndarrays_to_parameters(list(new.values())), 1, {})
         # The optimizer's strategy over the one released model: its step from what was released (its round numbered
         # across resumes).
-        return super().aggregate_fit(r, [(results[0][0], carrier)], [])
+        stepped, metrics = super().aggregate_fit(r, [(results[0][0], carrier)], [])
+        if stepped is None:
+            return None, metrics
+        weights = [in_dtype_of(self._base, k, a) for k, a in zip(self.keys, parameters_to_ndarrays(stepped))]
+        if hasattr(self, "current_weights"):  # the adaptive optimizers step from the model the devices got
+            self.current_weights = weights
+        return ndarrays_to_parameters(weights), metrics
 
     def evaluate(self, server_round: int, parameters: Parameters) -> tuple[float, dict] | None:
         if server_round > 0 and self._pending:  # SecAgg+ halted (too few devices left to unmask): nothing released

@@ -54,6 +54,13 @@ def busiest_worker(replies: list[dict[str, float]]) -> dict[str, float]:
     return dict(max(workers.values(), key=lambda w: w["call"], default={}))
 
 
+def in_dtype_of(base: dict[str, np.ndarray], key: str, value: np.ndarray) -> np.ndarray:
+    """`value` in the dtype of the weights it replaces. Flower's adaptive optimizers step in float64 (their
+    bias-corrected step size is a numpy float64), and the model the devices get must stay as deployed: twice the
+    bytes down, and twice the memory of the device's work, otherwise."""
+    return np.asarray(value, dtype=base[key].dtype)
+
+
 def left_out(r: int, devices: list[int]) -> list[dict]:
     return [{"round": r, "device": d, "outcome": "dropout", "error": "no free slot this round"} for d in devices]
 
@@ -156,6 +163,9 @@ class _Fleet:
         replies, extra = self.mechanism.aggregate(self._base, accepted)
         # The run's round, numbered across resumes: the adaptive optimizers correct their moments' bias with it.
         aggregated = super().aggregate_train(r, replies) if replies else (None, None)
+        if aggregated[0] is not None:
+            aggregated = (ArrayRecord({k: Array(in_dtype_of(self._base, k, a.numpy()))
+                                       for k, a in aggregated[0].items()}), aggregated[1])
         self.wall.update(devices=received - self._sent_at, aggregate=time.perf_counter() - received)
         self.worker_wall = busiest_worker(timings)
         self.on_devices(r, pd.DataFrame(rows), self._available, extra)

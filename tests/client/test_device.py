@@ -137,6 +137,9 @@ def test_a_device_whose_work_has_known_shapes_reports_what_the_capped_run_would(
     assert (known.measured, known.loss, known.examples) == (capped.measured, capped.loss, capped.examples)
     for k in capped.update:
         np.testing.assert_array_equal(known.update[k], capped.update[k])
+    # Weights in another dtype are other work: measured afresh, not given the float32 peak.
+    wide = run_device(w, job(), {k: v.astype(np.float64) for k, v in shared.items()})
+    assert not wide.peak_reused and wide.peak_bytes > known.peak_bytes
     # Under a budget the known peak does not fit, the device steps down the ladder as a capped one does.
     tight = job(budget_bytes=w.model_bytes + (first.peak_bytes * 3) // 4)
     assert run_device(w, tight, shared).plan == run_device(w, replace(tight, reuse_peaks=0), shared).plan != "full"

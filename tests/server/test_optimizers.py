@@ -70,6 +70,7 @@ def test_a_resumed_run_steps_as_one_never_stopped(optimizer):
     for r, delta in enumerate(ROUNDS[1:], 1):
         w = _round(resumed, r, w, delta)
     np.testing.assert_allclose(w, w_whole, rtol=1e-6)
+    assert w.dtype == w_whole.dtype == np.float32  # the devices get the model in its deployed dtype
 
 
 @pytest.mark.parametrize("optimizer", NAMES)
