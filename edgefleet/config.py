@@ -217,6 +217,15 @@ def _is_host_port(address: str) -> bool:
     return bool(host) and "/" not in host and port.isdigit() and 0 < int(port) < 65536
 
 
+def step_size(optimizer: str, lr: float | None) -> float:
+    """The server optimizer's step (server/optimizers.py): `sim.server_lr`, or the optimizer's own when unset: 1 for
+    FedAvgM (each round's average as it is), 0.03 for the adaptive ones (FedAdam's best of 0.003, 0.01, 0.03 and 0.1
+    after 100 rounds on every user's validation item, docs/simulation.md)."""
+    if lr is not None:
+        return lr
+    return 1.0 if optimizer == "fedavgm" else 0.03
+
+
 class SimConfig(_Section):
     """The federated simulation (docs/simulation.md): the fleet, the rounds, and each device's local work."""
 

@@ -20,21 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from edgefleet.config import SimConfig
+from edgefleet.config import SimConfig, step_size
 
 NAMES = ("fedavgm", "fedadam", "fedyogi", "fedadagrad")
 # The checkpoint's names for the state (no weight name has a "/").
 MOMENTUM, FIRST, SECOND = "momentum/", "m_t/", "v_t/"
 STATE_PREFIXES = (MOMENTUM, FIRST, SECOND)
-
-
-def step_size(optimizer: str, lr: float | None) -> float:
-    """`sim.server_lr`, or the optimizer's own when unset: 1 for FedAvgM (each round's average as it is), 0.03
-    for the adaptive ones (FedAdam's best of 0.003, 0.01, 0.03 and 0.1 after 100 rounds on every user's validation
-    item, docs/simulation.md)."""
-    if lr is not None:
-        return lr
-    return 1.0 if optimizer == "fedavgm" else 0.03
 
 
 def server_lr(sim: SimConfig) -> float:

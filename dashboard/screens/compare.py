@@ -14,8 +14,8 @@ import streamlit as st
 from dashboard import charts, data
 from dashboard.report import html_report, png_report
 from dashboard.view import View, frames, of, sims
+from edgefleet.config import step_size
 from edgefleet.rundir import MODEL
-from server.optimizers import step_size
 
 FIT = ["ok", "straggler"]  # the devices whose work fitted their budget (the Memory page's headroom)
 
