@@ -6,12 +6,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from compression.choose import Candidate, choose
 from compression.distill.stages import (
     GenreInputs,
     StudentRec,
@@ -69,10 +72,10 @@ def make_student(cfg: Config, student_cfg: StudentConfig, vocab_size: int, teach
     return student, info
 
 
-# The distill keys that say which students a run trains, not how one trains: `ablation` adds the comparison variants,
-# `method` is the configured variant's method, which reaches the key as `variant` (the ablation's bert/kd is the same
-# student as a run configured for bert/kd).
-_CHOOSES_VARIANTS = {"ablation", "method"}
+# The distill keys that say which students a run trains or deploys, not how one trains: `ablation` adds the
+# comparison variants, `method` is the configured variant's method, which reaches the key as `variant` (the
+# ablation's bert/kd is the same student as a run configured for bert/kd), `deploy*` picks among the trained ones.
+_CHOOSES_VARIANTS = {"ablation", "method", "deploy", "deploy_max_bytes"}
 
 
 def _cache_key(cfg: Config, teacher_id: str, variant: str, student_cfg: StudentConfig) -> str:
@@ -209,8 +212,8 @@ def run_compress(cfg: Config, out: Path, reporter: Reporter) -> dict:
     with reporter.stage("evaluate teacher"):
         teacher_metrics = evaluate(c.teacher.scorer(), test)
 
-    main_name = f"{cfg.student.kind}/{cfg.distill.method}"
-    variants = {main_name: (cfg.student, cfg.distill.method)}
+    configured = f"{cfg.student.kind}/{cfg.distill.method}"
+    variants = {configured: (cfg.student, cfg.distill.method)}
     if cfg.distill.ablation:
         for kind, method in ABLATION:
             variants.setdefault(f"{kind}/{method}", (cfg.student.model_copy(update={"kind": kind}), method))
@@ -222,26 +225,37 @@ def run_compress(cfg: Config, out: Path, reporter: Reporter) -> dict:
                               "genre": evaluate_genres(students[name].genre_probs(c.genre.titles), c.genre.task),
                               "params": sum(p.numel() for n, p in students[name].named_parameters()
                                             if not n.startswith("hid_proj."))}
+
+    # Every candidate is quantized and written as it would ship, so that the choice weighs the real artifact's size
+    # and its quantized model's validation HR@k.
+    bits, k = cfg.quant.bits, f"hr@{cfg.task.k}"
+    meta = {"teacher": c.teacher_id, "task": "movielens-100k two-tower recommendation", "created": time.time()}
+    candidates, shipped = {}, {}
+    with tempfile.TemporaryDirectory(prefix="edgefleet-compress-") as tmp:
+        for name in students if cfg.distill.deploy == "best" else [configured]:
+            q_student, q = c.quantized(students[name], bits)
+            path = Path(tmp) / f"{name.replace('/', '-')}.eflt"
+            with reporter.stage(f"{name} int{bits}: write the artifact"):
+                config = artifact_config(cfg, variants[name][0], c, q_student)
+                nbytes = write_artifact(path, config, c.vocab.tokens, q["tensors"], {**meta, "variant": name})
+            shipped[name] = (q_student, q, path)
+            candidates[name] = Candidate(nbytes, max(q["valid"].values()))
+        main_name, deployment = choose(candidates, configured, cfg.distill.deploy, cfg.distill.deploy_max_bytes, k)
+        reporter.log(f"deployed {main_name} ({candidates[main_name].artifact_bytes:,} bytes): {deployment['reason']}")
+        artifact_path = out / ARTIFACT
+        shutil.copyfile(shipped[main_name][2], artifact_path)
     student = students[main_name]
 
     quant = {}
-    for bits in (8, 4):
-        q_student, q = c.quantized(student, bits)
-        with reporter.stage(f"evaluate int{bits}"):
-            quant[f"int{bits}"] = {**evaluate(q_student.scorer(c.s_tokens, 1.0), test),
-                                   "weight_bytes": sum(t.nbytes for t in q["tensors"].values()),
-                                   "method": q["method"], f"valid_hr@{cfg.task.k}": q["valid"]}
-        if bits == cfg.quant.bits:
-            deployed, q_deployed = q["tensors"], q_student
+    for b in (8, 4):
+        q_student, q = shipped[main_name][:2] if b == bits else c.quantized(student, b)
+        with reporter.stage(f"evaluate int{b}"):
+            quant[f"int{b}"] = {**evaluate(q_student.scorer(c.s_tokens, 1.0), test),
+                                "weight_bytes": sum(t.nbytes for t in q["tensors"].values()),
+                                "method": q["method"], f"valid_{k}": q["valid"]}
 
-    artifact_path = out / ARTIFACT
-    config = {"runtime": RUNTIME_KIND, "student": cfg.student.model_dump(), "max_len": cfg.teacher.max_len,
-              "dim": cfg.teacher.dim, "history_len": cfg.teacher.history_len, "bits": cfg.quant.bits,
-              "int4_group": cfg.quant.int4_group, "genres": list(GENRES),
-              "genre_threshold": evaluate_genres(q_deployed.genre_probs(c.genre.titles), c.genre.task)["threshold"]}
-    meta = {"teacher": c.teacher_id, "task": "movielens-100k two-tower recommendation", "created": time.time()}
-    with reporter.stage("write artifact and run the device runtime"):
-        nbytes = write_artifact(artifact_path, config, c.vocab.tokens, deployed, meta)
+    with reporter.stage("run the device runtime on the artifact"):
+        nbytes = artifact_path.stat().st_size
         artifact = read_artifact(artifact_path)
         device = DeviceModel(artifact)
         texts = c.task.catalogue.item_texts()
@@ -259,10 +273,18 @@ def run_compress(cfg: Config, out: Path, reporter: Reporter) -> dict:
         pruning = token_pruning(cfg, student, c, device, sample, items, prior, history)
     report = build_report(cfg, c, teacher_metrics, student_metrics, measured, t_lat, artifact, nbytes,
                           artifact_path, ablation, quant, logs, main_name, reporter)
-    report.update(genre=genre, token_pruning=pruning)
+    report.update(genre=genre, token_pruning=pruning, deployment=deployment)
     report["wall_s"] = round(time.perf_counter() - started, 1)
     write_json(out / REPORT, report)
     return report
+
+
+def artifact_config(cfg: Config, student_cfg: StudentConfig, c: Compressor, q_student: StudentRec) -> dict:
+    """What the runtime reads to rebuild the variant; the genre threshold is the quantized model's own."""
+    return {"runtime": RUNTIME_KIND, "student": student_cfg.model_dump(), "max_len": cfg.teacher.max_len,
+            "dim": cfg.teacher.dim, "history_len": cfg.teacher.history_len, "bits": cfg.quant.bits,
+            "int4_group": cfg.quant.int4_group, "genres": list(GENRES),
+            "genre_threshold": evaluate_genres(q_student.genre_probs(c.genre.titles), c.genre.task)["threshold"]}
 
 
 def token_pruning(cfg: Config, student: StudentRec, c: Compressor, device: DeviceModel, sample: list[str],

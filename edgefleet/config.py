@@ -163,6 +163,11 @@ class DistillConfig(_Section):
     w_agree: float = Field(0.5, ge=0, description="cross: weight of the teacher's KL to the student's scores")
     w_genre: float = Field(0.5, ge=0, description="weight of the multi-task genre head's loss")
     ablation: bool = Field(True, description="also train bert/cross, bert/kd and bilstm/xtremedistil to compare")
+    deploy: Literal["best", "configured"] = Field(
+        "best", description="the student the artifact holds: best: of the trained variants whose artifact fits "
+                            "deploy_max_bytes, the best on validation (the smallest if none fits); configured: "
+                            "student.kind/distill.method")
+    deploy_max_bytes: int = Field(500_000, ge=1, description="deploy = best: the artifact's size budget in bytes")
     transfer_size: int = Field(20000, ge=100, description="texts in the transfer set of pre-training")
     seed: int = Field(0, description="seeds the student's initialisation, the transfer set and the batches")
 

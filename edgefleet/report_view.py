@@ -19,6 +19,20 @@ def table(title: str, columns: list[str]) -> Table:
     return table
 
 
+def deployment_table(report: dict) -> Table | None:
+    """Which trained student the artifact holds and why (compression/choose.py); None for reports without one."""
+    d = report.get("deployment")
+    if not d:
+        return None
+    metric = d["valid_metric"]
+    t = table(f"Deployed: {d['chosen']} ({d['reason']}; budget {d['max_bytes']:,} bytes)",
+              ["variant", "artifact bytes", f"validation {metric}", "fits"])
+    for name, c in d["candidates"].items():
+        t.add_row(name + (" (deployed)" if name == d["chosen"] else ""), f"{c['artifact_bytes']:,}",
+                  f"{c[f'valid_{metric}']:.4f}", "yes" if c["fits"] else "no")
+    return t
+
+
 def _tier_order(tier: str) -> tuple:
     """ram-2gb < ram-12gb+ by their number; tiers named otherwise (a profile file's) after them, by name."""
     digits = "".join(c for c in tier if c.isdigit())

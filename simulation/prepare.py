@@ -34,9 +34,13 @@ def build_model(cfg: Config, task: FederatedTask, out: Path, reporter: Reporter)
     from compression.jobs import compress_job
 
     reporter.log("no sim.model given: compressing the teacher first (--set sim.model=PATH deploys an artifact)")
-    # Only the deployed student: the comparison variants would take longer than the fleet. The students' cache key
-    # leaves distill.ablation out, so the student a `compress` trained with the ablation on is the one loaded here.
-    quiet = cfg.model_copy(update={"distill": cfg.distill.model_copy(update={"ablation": False})})
+    # Only the students the deployment can choose from: with distill.deploy = "best" every variant `compress` would
+    # train, so that the same student ships; with "configured" only that one (the others would take longer than the
+    # fleet). The students' cache key leaves distill.ablation and distill.deploy out, so after a `compress` with the
+    # same settings nothing trains here.
+    only = cfg.distill.deploy == "configured"
+    quiet = cfg.model_copy(update={"distill": cfg.distill.model_copy(update={"ablation": cfg.distill.ablation
+                                                                                         and not only})})
     compress_job(task.name)(quiet, out / COMPRESS_DIR, reporter)
     return out / COMPRESS_DIR / MODEL
 

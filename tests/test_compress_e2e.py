@@ -53,3 +53,23 @@ def test_compress_report_artifact_and_corruption(tmp_path, capsys):
     second = json.loads((again / "compression_report.json").read_text())
     assert second["student"]["hr@10"] == report["student"]["hr@10"]
     assert not any("epoch" in s["name"] for s in second["stages"] if "QAT" not in s["name"])
+
+    # distill.deploy = "best" ships the variant with the best validation HR@10 among those whose artifact fits the
+    # budget: one byte under the configured BERT's artifact leaves both BERTs out.
+    best = tmp_path / "run3"
+    budget = report["artifact_bytes"] - 1
+    assert main(["--quiet", "compress", "--preset", "tiny", "--out", str(best), "--set", cache,
+                 "--set", 'distill.deploy="best"', "--set", f"distill.deploy_max_bytes={budget}"]) == 0
+    third = json.loads((best / "compression_report.json").read_text())
+    chosen, candidates = third["deployment"]["chosen"], third["deployment"]["candidates"]
+    assert set(candidates) == set(report["ablation"])
+    assert not candidates["bert/cross"]["fits"] and not candidates["bert/kd"]["fits"]
+    fits = {n: c["valid_hr@10"] for n, c in candidates.items() if c["fits"]}
+    if fits:
+        assert chosen in fits and fits[chosen] == max(fits.values()) and third["deployment"]["fits_budget"]
+    else:
+        assert chosen == min(candidates, key=lambda n: candidates[n]["artifact_bytes"])
+    assert third["student"]["variant"] == chosen
+    assert third["artifact_bytes"] == candidates[chosen]["artifact_bytes"] == (best / "model.eflt").stat().st_size
+    assert DeviceModel.load(best / "model.eflt").config["student"]["kind"] == chosen.split("/")[0]
+    assert not any("epoch" in s["name"] for s in third["stages"] if "QAT" not in s["name"])

@@ -28,9 +28,26 @@ def files(wordnet):
 @pytest.fixture(scope="module")
 def model(wordnet, tmp_path_factory):
     out = tmp_path_factory.mktemp("compress")
+    # The deployment choice of the default build (the tiny preset ships its configured student): the variant that
+    # ships may be either kind, and the fleet below takes it.
     assert main(["--quiet", "compress", "--preset", "tiny", f"--train={wordnet / 'train.csv'}",
-                 f"--valid={wordnet / 'valid.csv'}", "--out", str(out)]) == 0
+                 f"--valid={wordnet / 'valid.csv'}", "--out", str(out), "--set", 'distill.deploy="best"']) == 0
     return out / "model.eflt"
+
+
+def test_the_best_student_on_validation_within_the_budget_ships(model):
+    report = json.loads((model.parent / "compression_report.json").read_text())
+    deployment = report["deployment"]
+    candidates, chosen = deployment["candidates"], deployment["chosen"]
+    assert set(candidates) == set(report["ablation"]) and len(candidates) == 3
+    for name, c in candidates.items():  # each candidate's figures are its written artifact's
+        assert c["artifact_bytes"] == report["ablation"][name]["deployed"]["artifact_bytes"]
+        assert c["valid_accuracy"] == report["ablation"][name]["deployed"]["valid_accuracy"]
+        assert c["fits"] == (c["artifact_bytes"] <= 500_000)
+    fits = {n: c["valid_accuracy"] for n, c in candidates.items() if c["fits"]}
+    assert fits and chosen in fits and fits[chosen] == max(fits.values())
+    assert report["student"]["variant"] == chosen and report["artifact_bytes"] == model.stat().st_size
+    assert report["quantization"]["int8"]["artifact_bytes"] == candidates[chosen]["artifact_bytes"]
 
 
 def test_a_users_csv_goes_from_compress_to_simulate(wordnet, model, tmp_path):

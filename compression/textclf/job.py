@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tempfile
 import time
 import warnings
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compression.choose import Candidate, choose
 from compression.quant.export import SIZE_GROUPS
 from compression.runtime.artifact import read_artifact, size_breakdown, write_artifact
 from compression.runtime.tokenizer import build_wordpiece
@@ -231,26 +233,33 @@ def run_textclf(cfg: Config, out: Path, rep: Reporter) -> dict:
     teacher_scores = scores(predict(run.teacher, test.lower, test.mask)[0], test.y, len(task.labels))
     students = train_students(cfg, task, run, rep)
     sample = task.test_texts[::max(1, len(task.test_texts) // n)][:n]  # the same texts time both models
-    main, bits = next(iter(students)), cfg.quant.bits
+    configured, bits = next(iter(students)), cfg.quant.bits
+    other = 4 if bits == 8 else 8
     ablation, quant = {}, {}
     with tempfile.TemporaryDirectory(prefix="edgefleet-textclf-") as tmp:
+        def written(name: str, b: int) -> tuple[Path, dict]:
+            path = Path(tmp) / f"{name.replace('/', '-')}-{b}.eflt"
+            return path, deploy(cfg, task, run, name, students[name][0], b, path, sample, rep)
+
+        # Every variant is written and measured as it would ship; distill.deploy picks one (compression/choose.py).
+        shipped = {name: written(name, bits) for name in students}
+        main, deployment = choose({n: Candidate(d["artifact_bytes"], d["valid_accuracy"])
+                                   for n, (_, d) in shipped.items()},
+                                  configured, cfg.distill.deploy, cfg.distill.deploy_max_bytes, "accuracy")
+        rep.log(f"deployed {main} ({shipped[main][1]['artifact_bytes']:,} bytes): {deployment['reason']}")
+        shutil.copyfile(shipped[main][0], out / ARTIFACT)
+        quant = {f"int{bits}": shipped[main][1], f"int{other}": written(main, other)[1]}
         for name, (student, log) in students.items():
-            for b in (bits, *(b for b in (8, 4) if b != bits)) if name == main else (bits,):
-                path = out / ARTIFACT if (name, b) == (main, bits) else Path(tmp) / f"{name.replace('/', '-')}-{b}"
-                deployed = deploy(cfg, task, run, name, student, b, path, sample, rep)
-                if name == main:
-                    quant[f"int{b}"] = deployed
-                if b == bits:
-                    ablation[name] = {"float": scores(predict(student, test.student.input_ids, test.student.mask)[0],
-                                                      test.y, len(task.labels)),
-                                      "deployed": deployed, "params": params_of(student, "hid_proj."),
-                                      "budget": {k: log[k] for k in ("represent_steps", "task_steps")}}
+            ablation[name] = {"float": scores(predict(student, test.student.input_ids, test.student.mask)[0],
+                                              test.y, len(task.labels)),
+                              "deployed": shipped[name][1], "params": params_of(student, "hid_proj."),
+                              "budget": {k: log[k] for k in ("represent_steps", "task_steps")}}
     with rep.stage("teacher latency (PyTorch, batch 1, one thread)"):
         t_lat = teacher_latency(run.tokenizer, run.teacher, sample, cfg.measure.latency_repeats, cfg.teacher.max_len)
     teacher = {**teacher_scores, **t_lat, "params": params_of(run.teacher, "bert.pooler"),
                "model": "all-MiniLM-L6-v2 + linear head", "cache": str(run.cache)}
     report = build_report(cfg, task, run, teacher, students, main, ablation, quant, out)
-    report.update(stages=rep.stages, wall_s=round(time.perf_counter() - started, 1),
+    report.update(deployment=deployment, stages=rep.stages, wall_s=round(time.perf_counter() - started, 1),
                   config=cfg.model_dump(mode="json"))
     write_json(out / REPORT, report)
     return report

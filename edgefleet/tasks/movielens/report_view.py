@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from edgefleet.report_view import deployment_table
 from edgefleet.report_view import table as titled_table
 from edgefleet.rundir import COMPRESSION_REPORT, TEACHER_REPORT
 
@@ -63,6 +64,8 @@ def print_compression_report(report: dict, out: Path) -> None:
     for name, v in report["quantization"].items():
         ab.add_row(f"{s['variant']} {name}", f"{v['hr@10']:.4f}", f"{v['ndcg@10']:.4f}", f"{v['weight_bytes']:,} B")
     console.print(ab)
+    if (deployed := deployment_table(report)) is not None:
+        console.print(deployed)
     g = report.get("genre")
     if g:
         console.print(f"genre tagging from titles (micro-F1): teacher {g['teacher']['micro_f1']:.3f}, "

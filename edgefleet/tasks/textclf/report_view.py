@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from edgefleet.report_view import deployment_table
 from edgefleet.report_view import table as titled_table
 from edgefleet.rundir import COMPRESSION_REPORT
 
@@ -41,6 +42,8 @@ def print_textclf_report(report: dict, out: Path) -> None:
         ab.add_row(f"{s['variant']} {bits} {d['quantization']}", "", f"{d['accuracy']:.4f}", f"{d['macro_f1']:.4f}",
                    f"{d['artifact_bytes']:,}", "")
     console.print(ab)
+    if (deployed := deployment_table(report)) is not None:
+        console.print(deployed)
     transfer = report["transfer_set"]
     console.print(f"transfer set: {transfer['texts']:,} texts ({transfer['train']:,} training, "
                   f"{transfer['unlabeled']:,} unlabelled, {transfer['views']:,} views)")
