@@ -269,6 +269,9 @@ class SimConfig(_Section):
     server_beta2: float = Field(0.99, ge=0, lt=1, description="fedadam, fedyogi: the second moment's decay")
     server_tau: float = Field(1e-3, gt=0, description="fedadam, fedyogi, fedadagrad: added to the second "
                                                       "moment's root (how adaptive the step is)")
+    server_ema: float = Field(0.9, ge=0, lt=1, description="the released model is an exponential moving average "
+                                                          "of the server's models with this decay (0: the last "
+                                                          "one); devices still train from the last one")
     fallback: Literal["ladder", "none"] = Field(
         "ladder", description="ladder: a device out of memory retries with a smaller batch, shorter texts, then "
                               "inference only; none: it reports oom")
@@ -380,6 +383,10 @@ class PrivacyConfig(_Section):
         "dp-fedavg", description="with noise: dp-fedavg (Poisson sampling, noise on every round's average) or dp-ftrl "
                                  "(Kairouz et al. 2021: no sampling assumption, tree-aggregated noise on the running "
                                  "sum of the updates)")
+    unit: Literal["device", "user"] = Field(
+        "device", description="what epsilon covers: device (every device sampled on its own), or user (dp-fedavg: "
+                              "users are sampled, each through one of its devices a round, so epsilon covers "
+                              "everything one user sends; needs a fleet that says who owns each device)")
     max_participations: int = Field(1, ge=1, description="dp-ftrl: rounds a device may take part in, enforced by "
                                                           "the sampler; epsilon grows with its square")
     clip: float = Field(0.1, gt=0, description="L2 clipping norm of one device's update (the initial one when "
@@ -389,8 +396,8 @@ class PrivacyConfig(_Section):
     target_quantile: float = Field(0.5, gt=0, lt=1, description="adaptive: the quantile of update norms the "
                                                                 "clipping norm tracks")
     clip_lr: float = Field(0.2, gt=0, description="adaptive: the clipping norm's geometric learning rate")
-    delta: float | None = Field(None, gt=0, lt=1, description="the delta epsilon is reported at; unset: "
-                                                              "1/sim.devices")
+    delta: float | None = Field(None, gt=0, lt=1, description="the delta epsilon is reported at; unset: one over "
+                                                              "the population (devices, or users with unit user)")
     secagg: bool = Field(False, description="SecAgg+: the server sees only the sum of the updates; needs a cohort "
                                             "of at least 3")
     secagg_shares: float = Field(0.3, gt=0, le=1, description="neighbours of a device, as a fraction of the "
@@ -407,6 +414,9 @@ class PrivacyConfig(_Section):
             raise ValueError("privacy.mechanism dp-ftrl is differential privacy: set privacy.noise too")
         if self.mechanism == "dp-ftrl" and self.adaptive:
             raise ValueError("privacy.adaptive clipping goes with dp-fedavg, not dp-ftrl")
+        if self.unit == "user" and (self.noise is None or self.mechanism != "dp-fedavg"):
+            raise ValueError("privacy.unit \"user\" is a DP-FedAvg guarantee: set privacy.noise, with mechanism "
+                             "dp-fedavg")
         return self
 
 
@@ -419,6 +429,11 @@ class FederationConfig(_Section):
     rounds: int = Field(300, ge=1, description="rounds of every federated run (sim.rounds is not used)")
     seeds: tuple[int, ...] = Field((0, 1, 2), description="sim.seed of each repetition of a run; a run's figure is "
                                                           "their mean, with their spread")
+    release_decay: float = Field(0.9, gt=0, lt=1, description="a run that released the server's model is also "
+                                                                "scored, from its checkpoints, as if it had "
+                                                                "released their moving average at this decay")
+    tail_rounds: int = Field(50, ge=1, description="a run's tail figure is the mean over its last this many rounds "
+                                                   "(a server momentum makes the last round alone a noisy figure)")
     oracle_epochs: int = Field(6, ge=1, description="the oracle's epochs over every device user's examples; the "
                                                     "best checkpoint on every user's validation item is kept")
     oracle_batch_size: int = Field(256, ge=1, description="the oracle's examples per step")

@@ -48,7 +48,7 @@ def _privacy(s: dict) -> str:
         return f"infinite (noise 0: clipping only{secagg})"
     clip = "adaptive clip" if p["adaptive"] else "clip"
     return (f"{s['epsilon']:.3f} at delta {s['delta']:.1e} (noise {p['noise_multiplier']:g}, {clip} "
-            f"{p['clip_norm_last']:.3g}, device-level{secagg})")
+            f"{p['clip_norm_last']:.3g}, {p.get('unit', 'device')}-level{secagg})")
 
 
 def print_sim_summary(summary: dict, out: Path, task: Task) -> None:
@@ -62,7 +62,7 @@ def print_sim_summary(summary: dict, out: Path, task: Task) -> None:
     rows = [
         (f"{m.label} start -> end (delta)", f"{s[f'{m.key}_start']:.4f} -> {s[m.key]:.4f} ({s[f'{m.key}_delta']:+.4f})")
         for m in task.metrics if f"{m.key}_start" in s
-    ] + [
+    ] + ([("released model (what the figures are of)", s["released"])] if "released" in s else []) + [
         ("participation / oom / dropout / straggler / error",
          " / ".join(f"{s[k]:.3f}" for k in ("participation_rate", "oom_rate", "dropout_rate", "straggler_rate",
                                             "error_rate"))),

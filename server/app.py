@@ -26,7 +26,7 @@ from edgefleet.tasks.base import FederatedTask
 from server.optimizers import restore, settings
 from server.privacy import mechanism_from_config
 from server.privacy.base import PrivacyMechanism
-from server.recorder import RoundRecorder
+from server.recorder import Released, RoundRecorder
 from server.strategy import fleet_strategy
 
 app = ServerApp()
@@ -76,10 +76,12 @@ def open_session(context: Context) -> Session | None:
     task = federated_task(cfg.task.name)
     weights = results.checkpoint(done) if done else task.shared_params(artifact.tensors)
     population = pd.read_parquet(run_dir / FLEET_DIR / POPULATION)
-    _, texts = task.load_fleet(run_dir / FLEET_DIR)
+    fleet, texts = task.load_fleet(run_dir / FLEET_DIR)
     evaluator = task.evaluator(load_model(artifact), texts, task.load(cfg.task))
-    recorder = RoundRecorder(results, population, evaluator, cfg.sim.deadline_s, done, task.device_metrics)
-    mechanism = mechanism_from_config(cfg, population["availability"].to_numpy())
+    released = Released(cfg.sim.server_ema, results.optimizer_state(done) if done else None)
+    recorder = RoundRecorder(results, population, evaluator, cfg.sim.deadline_s, done, task.device_metrics,
+                             released)
+    mechanism = mechanism_from_config(cfg, population["availability"].to_numpy(), getattr(fleet, "device_user", None))
     if done:  # the privacy spent so far, and the adaptive clipping norm the last committed round left
         mechanism.resume(done, results.rounds())
     return Session(cfg, results, done, weights, population, recorder, mechanism, task)

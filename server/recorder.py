@@ -13,6 +13,8 @@ from edgefleet.results import OUTCOMES, WALL_PARTS, Results
 from edgefleet.tasks.base import Metric
 from server.optimizers import state_of
 
+EMA = "ema/"  # the checkpoint's names for the released average (no weight name has a "/")
+
 
 def round_row(r: int, devices: pd.DataFrame, available: int, deadline_s: float, metrics: dict, wall_s: float,
               device_metrics: Sequence[Metric]) -> dict:
@@ -54,10 +56,37 @@ def wall_breakdown(wall_s: float, server: dict[str, float], worker: dict[str, fl
     return {f"wall_{p}_s": float(parts[p]) for p in WALL_PARTS}
 
 
+class Released:
+    """The model a run releases after each round: the server's model, or with `decay` > 0 an exponential moving
+    average of the server's models (Polyak averaging, as production federated language models release: Xu et al.
+    2023). The devices keep training from the server's model; the average only smooths what is evaluated and
+    shipped, which under a server momentum swings from round to round. It is bias-corrected as Adam's moments are
+    (round 1 releases round 1's model, never a pull back to the deployed one), and it reads nothing but the server's
+    models, so with DP it is post-processing and costs no privacy. Its state is checkpointed under `EMA` names."""
+
+    def __init__(self, decay: float, state: dict[str, np.ndarray] | None = None):
+        self.decay = decay
+        self.average = {k[len(EMA):]: v for k, v in (state or {}).items() if k.startswith(EMA)} or None
+
+    def __call__(self, params: dict[str, np.ndarray], r: int) -> dict[str, np.ndarray]:
+        """The model released after round `r` of the run (0: the deployed one) from the server's `params`."""
+        if not self.decay or r == 0:
+            return params
+        step = (1 - self.decay) / (1 - self.decay ** r)  # 1 at round 1
+        average = self.average or params
+        self.average = {k: (average[k] + step * (v - average[k])).astype(v.dtype) for k, v in params.items()}
+        return self.average
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {f"{EMA}{k}": v for k, v in (self.average or {}).items()}
+
+
 class RoundRecorder:
     def __init__(self, results: Results, population: pd.DataFrame, evaluate: Callable[[dict], dict],
-                 deadline_s: float, round_offset: int, device_metrics: Sequence[Metric]):
+                 deadline_s: float, round_offset: int, device_metrics: Sequence[Metric],
+                 released: Released | None = None):
         self.results, self.population, self.evaluate_params = results, population, evaluate
+        self.released = released or Released(0.0)
         self.device_metrics = tuple(device_metrics)
         self.deadline_s, self.round_offset = deadline_s, round_offset
         self._devices: pd.DataFrame | None = None
@@ -76,16 +105,16 @@ class RoundRecorder:
     def evaluate(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
         """Flower's `evaluate_fn`: round 0 is the deployed model; every later call commits its round."""
         params = {k: a.numpy() for k, a in arrays.items()}
-        if server_round == 0 and self.results.start() is not None:
+        if server_round == 0 and self.results.start() is not None:  # resumed: the average came with the checkpoint
             return MetricRecord(_scalars(self.results.start()))
         started = time.perf_counter()
-        metrics = self.evaluate_params(params)
+        r = server_round + self.round_offset
+        metrics = self.evaluate_params(self.released(params, r if server_round else 0))
         evaluate_s = time.perf_counter() - started
         if server_round == 0:
             self.results.write_start(metrics)
             self._clock = time.perf_counter()
             return MetricRecord(_scalars(metrics))
-        r = server_round + self.round_offset
         now = time.perf_counter()
         wall, self._clock = now - self._clock, now
         devices = self._devices if self._devices is not None else pd.DataFrame({"round": [], "outcome": []})
@@ -93,7 +122,8 @@ class RoundRecorder:
                **wall_breakdown(wall, getattr(self.strategy, "wall", {}), getattr(self.strategy, "worker_wall", {}),
                                 evaluate_s, self._write_s),
                **self._extra}
-        self.results.commit_round(r, devices, row, params, state_of(self.strategy) if self.strategy else None)
+        state = {**(state_of(self.strategy) if self.strategy else {}), **self.released.state()}
+        self.results.commit_round(r, devices, row, params, state)
         self._devices, self._extra = None, {}
         self._write_s = time.perf_counter() - now
         return MetricRecord(_scalars(row))

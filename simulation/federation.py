@@ -35,6 +35,7 @@ from edgefleet.progress import Reporter
 from edgefleet.results import Results
 from edgefleet.rundir import FEDERATION_REPORT, SIM_CONFIG, SUMMARY, YARDSTICK, prepare, write_json
 from edgefleet.tasks import federated_task
+from server.recorder import Released
 from simulation.run import run_simulate
 
 TARGETS = {"share_of_oracle_gain": 0.9, "dp_share_of_gain": 0.7, "epsilon": 8.0, "epsilon_goal": 3.0}
@@ -94,6 +95,31 @@ def rounds_to(curve: list[float], start: float, fraction: float = 0.9) -> int | 
     return next(r for r, v in enumerate(curve, 1) if v - start >= fraction * final - 1e-12)
 
 
+def release_curves(run_dir: Path, evaluate: Callable[[dict], dict], head: str, decay: float) -> dict:
+    """The headline per round of both release modes, from the run's checkpoints (the server's models): the server's
+    model itself, and its moving average at `decay` (server/recorder.py `Released`). The average never reaches the
+    devices, so one run's checkpoints give both curves, each as the run's ServerApp evaluates it."""
+    results = Results(run_dir)
+    released = Released(decay)
+    curves = {"server": [], f"ema {decay:g}": []}
+    for r in range(1, results.completed_rounds() + 1):
+        weights = results.checkpoint(r)
+        curves["server"].append(float(evaluate(weights)[head]))
+        curves[f"ema {decay:g}"].append(float(evaluate(released(weights, r))[head]))
+    return curves
+
+
+def _release_ablation(seeds: list[dict], start: float, oracle: float, tail_rounds: int) -> dict:
+    """Per release mode, over the seeds: the last round's and the tail's headline and share of the oracle's gain."""
+    out = {}
+    for mode in seeds[0]["release_curves"]:
+        last = statistics.fmean(s["release_curves"][mode][-1] for s in seeds)
+        tail = statistics.fmean(statistics.fmean(s["release_curves"][mode][-tail_rounds:]) for s in seeds)
+        out[mode] = {"last": last, "tail": tail, "share_of_oracle_gain": share_of_gain(last, start, oracle),
+                     "share_of_oracle_gain_tail": share_of_gain(tail, start, oracle)}
+    return out
+
+
 def _spread(values: list[float]) -> dict:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
             "min": min(values), "max": max(values), "n": len(values)}
@@ -145,25 +171,37 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
             write_json(run_dir / YARDSTICK, yardstick)
             rounds = Results(run_dir).rounds()
             curve = [float(v) for v in rounds[head]]
+            # The run's own release mode, as configured (a run from before the average released the server's model).
+            own = json.loads((run_dir / SIM_CONFIG).read_text())["sim"].get("server_ema", 0.0)
+            with reporter.stage(f"{run_dir.name}: both release modes from its checkpoints"):
+                curves = release_curves(run_dir, evaluate, head, own or f.release_decay)
             seeds.append({"seed": seed, "dir": str(run_dir.relative_to(out)), **_pick(summary, keys),
                           "epsilon": summary.get("epsilon"), "curve": {k: [float(v) for v in rounds[k]]
                                                                       for k in keys if k in rounds},
-                          "rounds_to_90pct": rounds_to(curve, start[head]),
+                          "rounds_to_90pct": rounds_to(curve, start[head]), "server_ema": own,
+                          "release_curves": curves,
+                          f"{head}_tail": statistics.fmean(curve[-f.tail_rounds:]),
                           "round_wall_s_mean": summary.get("round_wall_s_mean"),
                           "participation_rate": summary["participation_rate"], "oom_rate": summary["oom_rate"],
                           "outcomes_by_tier": summary.get("outcomes_by_tier")})
         value = statistics.fmean(s[head] for s in seeds)
+        tail = statistics.fmean(s[f"{head}_tail"] for s in seeds)
         runs.append({"name": name, "about": spec.about, "devices": base.sim.devices, "cohort": base.sim.cohort,
                      "rounds": base.sim.rounds, "noise": base.privacy.noise,
                      **{k: statistics.fmean(s[k] for s in seeds) for k in keys},
                      "spread": {k: _spread([s[k] for s in seeds]) for k in keys},
                      "epsilon": seeds[0]["epsilon"],
                      "share_of_oracle_gain": share_of_gain(value, start[head], oracle[head]),
+                     f"{head}_tail": tail, "tail_rounds": min(f.tail_rounds, base.sim.rounds),
+                     "share_of_oracle_gain_tail": share_of_gain(tail, start[head], oracle[head]),
+                     "release_ablation": _release_ablation(seeds, start[head], oracle[head], f.tail_rounds),
                      "seeds": seeds})
     plain = next((r for r in runs if r["noise"] is None and r["name"] != "fedavg"), None)
     for r in runs:
-        r["share_of_nonprivate_gain"] = (share_of_gain(r[head], start[head], plain[head])
-                                         if plain is not None and r["noise"] is not None else None)
+        private = plain is not None and r["noise"] is not None
+        r["share_of_nonprivate_gain"] = share_of_gain(r[head], start[head], plain[head]) if private else None
+        r["share_of_nonprivate_gain_tail"] = (share_of_gain(r[f"{head}_tail"], start[head], plain[f"{head}_tail"])
+                                              if private else None)
     report = {"task": task.name, "headline": head, "devices_users": int(len(data.test.users)),
               "start": start, "oracle": oracle, "oracle_full": oracle_full, "baselines": baselines, "runs": runs,
               "settings": {"federation": f.model_dump(mode="json"), "sim": cfg.sim.model_dump(mode="json"),
@@ -227,33 +265,47 @@ def _baselines(cfg: Config, data) -> dict:
 
 
 def print_bench_federation(report: dict, out: Path) -> None:
-    console = Console(width=140)
+    console = Console(width=180)
     head = report["headline"]
     start, oracle = report["start"][head], report["oracle"][head]
     t = Table(title=f"bench federation: {head} on {report['devices_users']} device users' test items (2 cores)")
-    for col in ("row", "devices", "cohort", "rounds", head, "spread (seeds)", "epsilon", "share of oracle gain",
-                "rounds to 90%", "s / round"):
+    for col in ("row", "devices", "cohort", "rounds", head, "spread (seeds)", "tail mean", "epsilon",
+                "share of oracle gain (last / tail)", "rounds to 90%", "s / round"):
         t.add_column(col, justify="left" if col == "row" else "right")
-    t.add_row("start: the deployed model", "", "", "", f"{start:.4f}", "", "", "0.00", "", "")
-    t.add_row("oracle: shared heads, central", "", "", "", f"{oracle:.4f}", "", "", "1.00", "", "")
+    t.add_row("start: the deployed model", "", "", "", f"{start:.4f}", "", "", "", "0.00", "", "")
+    t.add_row("oracle: shared heads, central", "", "", "", f"{oracle:.4f}", "", "", "", "1.00", "", "")
     full = report["oracle_full"][head]
     share = share_of_gain(full, start, oracle)
-    t.add_row("oracle_full: whole student, central", "", "", "", f"{full:.4f}", "", "",
+    t.add_row("oracle_full: whole student, central", "", "", "", f"{full:.4f}", "", "", "",
               "-" if share is None else f"{share:.2f}", "", "")
     for name, b in report["baselines"].items():
-        t.add_row(f"baseline {name} (every user's data)", "", "", "", f"{b[head]:.4f}", "", "", "", "", "")
+        t.add_row(f"baseline {name} (every user's data)", "", "", "", f"{b[head]:.4f}", "", "", "", "", "", "")
     for r in report["runs"]:
         s = r["spread"][head]
         share = r["share_of_oracle_gain"]
         to90 = [x["rounds_to_90pct"] for x in r["seeds"] if x["rounds_to_90pct"] is not None]
         walls = [x["round_wall_s_mean"] for x in r["seeds"] if x["round_wall_s_mean"] is not None]
+        tail = r["share_of_oracle_gain_tail"]
         t.add_row(f"run {r['name']}", f"{r['devices']:,}", str(r["cohort"]), str(r["rounds"]), f"{r[head]:.4f}",
-                  f"±{s['std']:.4f} ({s['n']})", "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
-                  "-" if share is None else f"{share:.2f}", "-" if not to90 else f"{statistics.fmean(to90):.0f}",
+                  f"±{s['std']:.4f} ({s['n']})", f"{r[f'{head}_tail']:.4f} (last {r['tail_rounds']})",
+                  "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
+                  "-" if share is None else f"{share:.2f} / {tail:.2f}",
+                  "-" if not to90 else f"{statistics.fmean(to90):.0f}",
                   "-" if not walls else f"{statistics.fmean(walls):.2f}")
     console.print(t)
+    ab = Table(title=f"released model: the server's last one or its moving average ({head}, from each run's "
+                     "checkpoints; the devices train from the server's model either way)")
+    for col in ("run", "released", "last round", "tail mean", "share of oracle gain (last / tail)"):
+        ab.add_column(col, justify="left" if col in ("run", "released") else "right")
+    for r in report["runs"]:
+        for mode, a in r.get("release_ablation", {}).items():
+            shares = ("-" if a["share_of_oracle_gain"] is None
+                      else f"{a['share_of_oracle_gain']:.2f} / {a['share_of_oracle_gain_tail']:.2f}")
+            ab.add_row(r["name"], mode, f"{a['last']:.4f}", f"{a['tail']:.4f}", shares)
+    console.print(ab)
     for r in report["runs"]:
         if r["share_of_nonprivate_gain"] is not None:
             console.print(f"{r['name']}: epsilon {r['epsilon']:.2f} keeps {r['share_of_nonprivate_gain']:.2f} of the "
-                          f"non-private gain (target >= {TARGETS['dp_share_of_gain']})")
+                          f"non-private gain at the last round, {r['share_of_nonprivate_gain_tail']:.2f} on the tail "
+                          f"means (target >= {TARGETS['dp_share_of_gain']})")
     console.print(f"report: {out / FEDERATION_REPORT}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from compression.runtime.artifact import read_artifact
 from edgefleet.config import Config
-from edgefleet.errors import DataError
+from edgefleet.errors import ConfigError, DataError
 from edgefleet.progress import Reporter
 from edgefleet.rundir import COMPRESS_DIR, FLEET_DIR, MODEL, POPULATION, SIM_CONFIG, write_json
 from edgefleet.tasks import federated_task
@@ -63,6 +63,9 @@ def prepare_fleet(cfg: Config, out: Path, reporter: Reporter) -> None:
         fleet_dir = out / FLEET_DIR
         fleet_dir.mkdir(exist_ok=True)
         task.prepare_fleet(data, cfg.sim, fleet_dir)
+        if cfg.privacy.unit == "user" and getattr(task.load_fleet(fleet_dir)[0], "device_user", None) is None:
+            raise ConfigError(f"privacy.unit \"user\" needs a fleet that says which user owns each device; the "
+                              f"{task.name} task's does not")
         population.to_parquet(fleet_dir / POPULATION, index=False)
     task.write_description(out)
     # Absolute, so that a reader elsewhere (the dashboard) finds the model's compression report beside it.

@@ -146,6 +146,9 @@ def summarize(cfg: Config, results: Results, run_wall: float, wall: float, peak_
         **privacy_summary(cfg, rounds, most_devices_of_one_user(cfg, results)),
         "outcomes_by_tier": outcomes_by_tier(devices),
         "update_bits": cfg.sim.update_bits, "fallback": cfg.sim.fallback,
+        # What every round's figures are of (server/recorder.py Released).
+        "released": (f"EMA {cfg.sim.server_ema:g} of the server's models" if cfg.sim.server_ema
+                     else "the server's model"),
     }
 
 
@@ -166,8 +169,10 @@ def most_devices_of_one_user(cfg: Config, results: Results) -> int | None:
 def privacy_summary(cfg: Config, rounds: pd.DataFrame, devices_per_user: int | None = None) -> dict:
     """`epsilon` (null without DP) at `delta` after the last round, and how the updates were protected.
 
-    The guarantee is device-level: epsilon covers everything one device contributes. When one user owns several
-    devices, the summary says so: that user is covered as a group of devices, whose epsilon grows with the group."""
+    With `privacy.unit="device"` the guarantee is device-level: epsilon covers everything one device contributes.
+    When one user owns several devices, the summary says so: that user is covered as a group of devices, whose
+    epsilon grows with the group. With "user" the rounds sampled users (server/samplers/poisson_user.py) and epsilon
+    covers everything one user contributes."""
     p = cfg.privacy
     if p.noise is None and not p.secagg:
         return {"epsilon": None}
@@ -176,17 +181,21 @@ def privacy_summary(cfg: Config, rounds: pd.DataFrame, devices_per_user: int | N
         eps = float(rounds["epsilon"].iloc[-1])
         out["epsilon"] = eps if np.isfinite(eps) else None  # JSON has no infinity: noise 0 gives no guarantee
         out["delta"] = float(rounds["delta"].iloc[-1])
-        from server.privacy import mechanism_class, mechanism_name
+        from server.privacy import mechanism_class, mechanism_name, sampling_name
 
         name = mechanism_name(cfg)
         mechanism = mechanism_class(name)
+        if p.unit == "user":
+            guarantee = ("user-level: each round samples users, and a sampled user sends one update through one of "
+                         f"its devices (up to {devices_per_user} a user)")
+        elif devices_per_user and devices_per_user > 1:
+            guarantee = (f"device-level; one user holds up to {devices_per_user} devices, covered as a group of "
+                         "that many")
+        else:
+            guarantee = "device-level; every user holds one device, so also user-level"
         out["privacy"].update(mechanism=name, noise_multiplier=p.noise, clip=p.clip, adaptive=p.adaptive,
-                              unit="device", sampling=mechanism.sampling,
-                              max_devices_per_user=devices_per_user,
-                              guarantee=("device-level; one user holds up to "
-                                         f"{devices_per_user} devices, covered as a group of that many"
-                                         if devices_per_user and devices_per_user > 1 else
-                                         "device-level; every user holds one device, so also user-level"),
+                              unit=p.unit, sampling=sampling_name(cfg), max_devices_per_user=devices_per_user,
+                              guarantee=guarantee,
                               sampling_rate=float(rounds["sampling_rate"].iloc[-1]),
                               accountant=mechanism.accountant,
                               clip_norm_last=float(rounds["clip_norm"].iloc[-1]),

@@ -97,12 +97,15 @@ def _row(r: data.Run, rs: pd.DataFrame, ds: pd.DataFrame) -> dict:
 
 
 def _server(sim: dict) -> str:
-    """The server's optimizer and its step (server/optimizers.py), as the run was configured."""
+    """The server's optimizer and its step (server/optimizers.py), and the released average (server/recorder.py), as
+    the run was configured; a run from before the average existed released the server's model."""
     name = sim.get("server_optimizer", "fedavgm")
     lr = step_size(name, sim.get("server_lr"))
-    return f"{name} lr {lr:g}, " + (f"momentum {sim.get('server_momentum', 0):g}" if name == "fedavgm"
-                                    else f"beta1 {sim.get('server_momentum', 0):g}" if name != "fedadagrad"
-                                    else f"tau {sim.get('server_tau', 1e-3):g}")
+    ema = sim.get("server_ema", 0.0)
+    return (f"{name} lr {lr:g}, " + (f"momentum {sim.get('server_momentum', 0):g}" if name == "fedavgm"
+                                     else f"beta1 {sim.get('server_momentum', 0):g}" if name != "fedadagrad"
+                                     else f"tau {sim.get('server_tau', 1e-3):g}")
+            + (f", releases EMA {ema:g}" if ema else ""))
 
 
 def _privacy(r: data.Run) -> str:

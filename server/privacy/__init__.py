@@ -45,13 +45,22 @@ def mechanism_class(name: str) -> type[PrivacyMechanism]:
     return MECHANISMS[name]
 
 
-def mechanism_from_config(cfg: Config, availability: np.ndarray) -> PrivacyMechanism:
-    """The run's mechanism, holding the sampler it needs over the fleet's `availability`."""
+def sampling_name(cfg: Config) -> str:
+    """The sampler the run's guarantee assumes: the mechanism's, over users with `privacy.unit="user"`."""
+    sampling = mechanism_class(mechanism_name(cfg)).sampling
+    return "poisson-user" if cfg.privacy.unit == "user" else sampling  # the config allows it with dp-fedavg only
+
+
+def mechanism_from_config(cfg: Config, availability: np.ndarray,
+                          owners: np.ndarray | None = None) -> PrivacyMechanism:
+    """The run's mechanism, holding the sampler it needs over the fleet's `availability` (and, for a user-level
+    guarantee, `owners`: the user of each device)."""
     cls = mechanism_class(mechanism_name(cfg))
-    sampler = sampler_for(cls.sampling, availability, cfg.sim.cohort, cfg.sim.seed, **cls.sampler_options(cfg))
+    options = {**cls.sampler_options(cfg), **({"owners": owners} if cfg.privacy.unit == "user" else {})}
+    sampler = sampler_for(sampling_name(cfg), availability, cfg.sim.cohort, cfg.sim.seed, **options)
     return cls.from_config(cfg, sampler)
 
 
 def slots_for(cfg: Config) -> int:
     """Flower nodes the run needs, before there is a fleet to sample from."""
-    return sampler_class(mechanism_class(mechanism_name(cfg)).sampling).slots_for(cfg.sim.cohort)
+    return sampler_class(sampling_name(cfg)).slots_for(cfg.sim.cohort)

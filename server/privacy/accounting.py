@@ -46,10 +46,10 @@ class Ledger:
                 sampling_method=SamplingMethod.POISSON))
 
     @classmethod
-    def from_config(cls, cfg: Config, rate: float) -> Ledger:
-        """The fleet is the population; delta defaults to one over its size."""
+    def from_config(cls, cfg: Config, rate: float, population: int) -> Ledger:
+        """The population is what the sampler draws (devices, or users); delta defaults to one over its size."""
         p = cfg.privacy
-        return cls(p.noise, rate, cfg.sim.devices, p.delta or 1.0 / cfg.sim.devices)
+        return cls(p.noise, rate, population, p.delta or 1.0 / population)
 
     def spend(self, rounds: int = 1) -> None:
         self.rounds += rounds

@@ -81,7 +81,8 @@ class DPFedAvg(PrivacyMechanism):
 
     @classmethod
     def from_config(cls, cfg: Config, sampler: PoissonSampler) -> DPFedAvg:
-        return cls(sampler, Ledger.from_config(cfg, sampler.rate), cfg.privacy.clip, cfg.sim.seed)
+        return cls(sampler, Ledger.from_config(cfg, sampler.rate, sampler.population), cfg.privacy.clip,
+                   cfg.sim.seed)
 
     def resume(self, rounds_done: int, rounds: pd.DataFrame) -> None:
         self.ledger.spend(rounds_done)
@@ -157,7 +158,8 @@ class AdaptiveDPFedAvg(DPFedAvg):
     @classmethod
     def from_config(cls, cfg: Config, sampler: PoissonSampler) -> AdaptiveDPFedAvg:
         p = cfg.privacy
-        return cls(sampler, Ledger.from_config(cfg, sampler.rate), p.clip, cfg.sim.seed, p.target_quantile, p.clip_lr)
+        return cls(sampler, Ledger.from_config(cfg, sampler.rate, sampler.population), p.clip, cfg.sim.seed,
+                   p.target_quantile, p.clip_lr)
 
     def resume(self, rounds_done: int, rounds: pd.DataFrame) -> None:
         """Also from the norm the last committed release left (a halted SecAgg+ round released nothing)."""

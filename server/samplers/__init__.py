@@ -13,11 +13,13 @@ from edgefleet.errors import ConfigError
 from server.samplers.base import Sampler
 from server.samplers.capped import CappedSampler
 from server.samplers.poisson import PoissonSampler
+from server.samplers.poisson_user import UserPoissonSampler
 from server.samplers.uniform import UniformSampler
 
 SAMPLERS: dict[str, type[Sampler]] = {
     "uniform": UniformSampler,
     "poisson": PoissonSampler,
+    "poisson-user": UserPoissonSampler,
     "capped": CappedSampler,
 }
 

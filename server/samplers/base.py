@@ -16,6 +16,7 @@ class Sampler(ABC):
 
     def __init__(self, availability: np.ndarray, cohort: int, seed: int):
         self.availability, self.cohort, self.seed = availability, cohort, seed
+        self.population = len(availability)  # what a guarantee's neighbouring relation counts: devices, or users
 
     @classmethod
     def slots_for(cls, cohort: int) -> int:

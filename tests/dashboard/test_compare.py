@@ -114,3 +114,11 @@ def test_each_run_keeps_its_colour_and_every_name_is_shown(monkeypatch, runs_roo
     y, x = mix["spec"]["encoding"]["y"], mix["spec"]["encoding"]["x"]
     assert (y["field"], y["sort"], x["stack"]) == ("run", ["sim-dp", "sim-a"], "normalize")
     assert x["title"] is None  # repeated under each panel, the titles ran into each other
+
+
+def test_the_server_column_names_the_optimizer_and_the_released_average():
+    from dashboard.screens.compare import _server
+
+    assert _server({"server_optimizer": "fedavgm", "server_momentum": 0.9, "server_ema": 0.9}) == \
+        "fedavgm lr 1, momentum 0.9, releases EMA 0.9"
+    assert _server({"server_optimizer": "fedadam", "server_momentum": 0.9}) == "fedadam lr 0.03, beta1 0.9"

@@ -1,5 +1,6 @@
 """Where a round's wall time went: the parts the recorder writes into the round's row."""
 
+import numpy as np
 import pytest
 
 from edgefleet.results import WALL_PARTS
@@ -24,3 +25,28 @@ def test_parts_measured_on_other_clocks_never_exceed_the_round():
 def test_a_round_without_timings_is_all_other():
     parts = wall_breakdown(2.0, {}, {}, 0.0, 0.0)
     assert parts["wall_other_s"] == 2.0 and sum(parts.values()) == 2.0
+
+
+def test_the_released_average_follows_the_server_models_and_resumes_where_it_was():
+    from server.recorder import Released
+
+    models = [{"w": np.array([float(r), -float(r)], dtype=np.float32)} for r in range(6)]
+    plain = Released(0.0)
+    assert all(plain(m, r) is m for r, m in enumerate(models))  # no decay: the server's model itself
+    assert plain.state() == {}
+
+    ema = Released(0.5)
+    released = [ema(m, r)["w"].copy() for r, m in enumerate(models)]
+    assert released[0].tolist() == [0.0, 0.0]  # round 0: the deployed model
+    assert released[1].tolist() == [1.0, -1.0]  # bias-corrected: round 1's model, not halfway back to the start
+    # Round 2: (0.5 * 0.5 * 1 + 0.5 * 2) / (1 - 0.5**2), the weights 0.25 and 0.5 over the rounds made so far.
+    assert released[2][0] == pytest.approx((0.25 * 1 + 0.5 * 2) / 0.75)
+    assert released[-1].dtype == np.float32
+
+    # A run stopped after round 3 and resumed from its checkpoint releases what an uninterrupted one does.
+    first = Released(0.5)
+    for r, m in enumerate(models[:4]):
+        first(m, r)
+    checkpoint = {**first.state(), "momentum/w": np.zeros(2)}  # beside the optimizer's own state
+    resumed = Released(0.5, checkpoint)
+    assert [resumed(m, r)["w"].tolist() for r, m in enumerate(models[4:], 4)] == [x.tolist() for x in released[4:]]

@@ -45,7 +45,7 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
     out = tmp_path / "bench"
     sets = [f'sim.model="{small_model}"', "sim.devices=40", "sim.cohort=8", 'federation.runs=["fedavgm", "dp"]',
             "federation.rounds=2", "federation.dp_devices=80", "federation.dp_epsilon=20",
-            "federation.full_max_steps=1"]
+            "federation.full_max_steps=1", "federation.tail_rounds=2"]
     assert main(["--quiet", "bench", "federation", "--preset", "tiny", "--out", str(out),
                  *[a for s in sets for a in ("--set", s)]]) == 0
     report = json.loads((out / FEDERATION_REPORT).read_text())
@@ -61,8 +61,11 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
         assert len(seed["curve"][head]) == 2 and seed["curve"][head][-1] == pytest.approx(run[head])
         expected = share_of_gain(run[head], start, oracle)
         assert run["share_of_oracle_gain"] == (None if expected is None else pytest.approx(expected))
+        assert run[f"{head}_tail"] == pytest.approx(sum(seed["curve"][head]) / 2) and run["tail_rounds"] == 2
         yardstick = json.loads((out / seed["dir"] / YARDSTICK).read_text())
         assert yardstick["start"][head] == start and yardstick["oracle"][head] == oracle
+    expected = share_of_gain(dp[f"{head}_tail"], start, plain[f"{head}_tail"])
+    assert dp["share_of_nonprivate_gain_tail"] == (None if expected is None else pytest.approx(expected))
 
 
 def test_a_stopped_bench_goes_on_where_it_stopped(tmp_path, monkeypatch):

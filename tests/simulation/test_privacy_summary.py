@@ -18,6 +18,12 @@ def test_dp_fedavg_names_poisson_sampling_and_a_group_guarantee():
     assert "Poisson" in p["accountant"]
 
 
+def test_a_user_level_run_names_user_sampling_and_a_user_guarantee():
+    cfg = load_config(None, "tiny", ["privacy.noise=1.0", 'privacy.unit="user"'])
+    p = privacy_summary(cfg, ROUNDS, devices_per_user=12)["privacy"]
+    assert p["unit"] == "user" and p["sampling"] == "poisson-user" and p["guarantee"].startswith("user-level")
+
+
 def test_dp_ftrl_names_its_own_sampling_and_accountant():
     cfg = load_config(None, "tiny", ["privacy.noise=1.0", 'privacy.mechanism="dp-ftrl"'])
     p = privacy_summary(cfg, ROUNDS, devices_per_user=1)["privacy"]

@@ -38,7 +38,7 @@ def test_ledger_grows_with_rounds_and_resumes():
     assert all(a < b for a, b in zip(eps, eps[1:]))
     cfg = load_config(None, "default", ["sim.devices=10000", "sim.cohort=100", "privacy.noise=1.0",
                                         "privacy.delta=1e-5"])
-    resumed = Ledger.from_config(cfg, 0.01)
+    resumed = Ledger.from_config(cfg, 0.01, cfg.sim.devices)
     resumed.spend(5)  # what a run resumed after 5 committed rounds starts from
     assert resumed.epsilon == pytest.approx(ledger.epsilon)
     assert resumed.row() == {"epsilon": ledger.epsilon, "delta": 1e-5, "dp_noise": 1.0, "sampling_rate": 0.01}
@@ -48,9 +48,10 @@ def test_ledger_grows_with_rounds_and_resumes():
     assert math.isinf(no_noise.epsilon)
 
 
-def test_delta_defaults_to_one_over_the_fleet():
+def test_delta_defaults_to_one_over_the_population():
     cfg = load_config(None, "default", ["sim.devices=2000", "privacy.noise=1.0"])
-    assert Ledger.from_config(cfg, 0.01).delta == 1 / 2000
+    assert Ledger.from_config(cfg, 0.01, 2000).delta == 1 / 2000
+    assert Ledger.from_config(cfg, 0.01, 150).delta == 1 / 150  # a user-level guarantee: one over the users
 
 
 @pytest.mark.parametrize("noise, published", [(1.13, 19.74), (8.83, 2.04)])

@@ -53,3 +53,22 @@ def test_dp_ftrl_takes_its_cap_to_the_sampler_and_rejects_what_does_not_fit():
         with pytest.raises(ConfigError, match=message) as error:
             load_config(None, "default", settings)
         assert "\n" not in str(error.value)
+
+
+def test_a_user_level_guarantee_samples_users_and_counts_them():
+    from server.samplers.poisson_user import UserPoissonSampler
+
+    cfg = load_config(None, "default", ["sim.devices=1000", "sim.cohort=50", "privacy.noise=1.0",
+                                        'privacy.unit="user"'])
+    owners = np.arange(1000) // 4  # 250 users of 4 devices each
+    chosen = mechanism_from_config(cfg, np.full(1000, 0.5), owners)
+    assert type(chosen) is DPFedAvg and type(chosen.sampler) is UserPoissonSampler
+    assert chosen.ledger.devices == 250 and chosen.ledger.delta == 1 / 250  # the users are the population
+    device_level = mechanism_from_config(load_config(None, "default", ["sim.devices=1000", "sim.cohort=50",
+                                                                       "privacy.noise=1.0"]), np.full(1000, 0.5))
+    assert chosen.sampler.rate > 3 * device_level.sampler.rate  # covering a user costs a higher sampling rate
+    assert chosen.slots == slots_for(cfg)
+    for settings in (['privacy.unit="user"'], ["privacy.noise=1.0", 'privacy.mechanism="dp-ftrl"',
+                                               'privacy.unit="user"']):
+        with pytest.raises(ConfigError, match="privacy.unit \"user\" is a DP-FedAvg guarantee"):
+            load_config(None, "default", settings)
