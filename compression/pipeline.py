@@ -239,7 +239,7 @@ def run_compress(cfg: Config, out: Path, reporter: Reporter) -> dict:
                 config = artifact_config(cfg, variants[name][0], c, q_student)
                 nbytes = write_artifact(path, config, c.vocab.tokens, q["tensors"], {**meta, "variant": name})
             shipped[name] = (q_student, q, path)
-            candidates[name] = Candidate(nbytes, max(q["valid"].values()))
+            candidates[name] = Candidate(nbytes, q["valid"][q["method"]])  # the method it ships with
         main_name, deployment = choose(candidates, configured, cfg.distill.deploy, cfg.distill.deploy_max_bytes, k)
         reporter.log(f"deployed {main_name} ({candidates[main_name].artifact_bytes:,} bytes): {deployment['reason']}")
         artifact_path = out / ARTIFACT

@@ -289,7 +289,7 @@ def print_bench_federation(report: dict, out: Path) -> None:
         t.add_row(f"run {r['name']}", f"{r['devices']:,}", str(r["cohort"]), str(r["rounds"]), f"{r[head]:.4f}",
                   f"±{s['std']:.4f} ({s['n']})", f"{r[f'{head}_tail']:.4f} (last {r['tail_rounds']})",
                   "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
-                  "-" if share is None else f"{share:.2f} / {tail:.2f}",
+                  " / ".join("-" if x is None else f"{x:.2f}" for x in (share, tail)),
                   "-" if not to90 else f"{statistics.fmean(to90):.0f}",
                   "-" if not walls else f"{statistics.fmean(walls):.2f}")
     console.print(t)
@@ -299,13 +299,14 @@ def print_bench_federation(report: dict, out: Path) -> None:
         ab.add_column(col, justify="left" if col in ("run", "released") else "right")
     for r in report["runs"]:
         for mode, a in r.get("release_ablation", {}).items():
-            shares = ("-" if a["share_of_oracle_gain"] is None
-                      else f"{a['share_of_oracle_gain']:.2f} / {a['share_of_oracle_gain_tail']:.2f}")
+            shares = " / ".join("-" if a[k] is None else f"{a[k]:.2f}"
+                                for k in ("share_of_oracle_gain", "share_of_oracle_gain_tail"))
             ab.add_row(r["name"], mode, f"{a['last']:.4f}", f"{a['tail']:.4f}", shares)
     console.print(ab)
     for r in report["runs"]:
         if r["share_of_nonprivate_gain"] is not None:
+            tail = r["share_of_nonprivate_gain_tail"]  # None when the non-private tail gained nothing
             console.print(f"{r['name']}: epsilon {r['epsilon']:.2f} keeps {r['share_of_nonprivate_gain']:.2f} of the "
-                          f"non-private gain at the last round, {r['share_of_nonprivate_gain_tail']:.2f} on the tail "
-                          f"means (target >= {TARGETS['dp_share_of_gain']})")
+                          f"non-private gain at the last round, {'-' if tail is None else f'{tail:.2f}'} on the "
+                          f"tail means (target >= {TARGETS['dp_share_of_gain']})")
     console.print(f"report: {out / FEDERATION_REPORT}")

@@ -243,7 +243,7 @@ def run_textclf(cfg: Config, out: Path, rep: Reporter) -> dict:
 
         # Every variant is written and measured as it would ship; distill.deploy picks one (compression/choose.py).
         shipped = {name: written(name, bits) for name in students}
-        main, deployment = choose({n: Candidate(d["artifact_bytes"], d["valid_accuracy"])
+        main, deployment = choose({n: Candidate(d["artifact_bytes"], d["valid_accuracy"][d["quantization"]])
                                    for n, (_, d) in shipped.items()},
                                   configured, cfg.distill.deploy, cfg.distill.deploy_max_bytes, "accuracy")
         rep.log(f"deployed {main} ({shipped[main][1]['artifact_bytes']:,} bytes): {deployment['reason']}")
