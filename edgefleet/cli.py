@@ -37,6 +37,7 @@ BENCHES = {
     "compress": "compression.bench:run_bench_compress",
     "task": "simulation.bench_task:run_bench_task",
     "federation": "simulation.federation:run_bench_federation",
+    "scale": "simulation.bench_scale:run_bench_scale",
 }
 
 

@@ -21,6 +21,7 @@ COMPRESSION_REPORT = "compression_report.json"
 STRESS_REPORT = "stress_report.json"
 PRIVACY_REPORT = "privacy_report.json"
 BENCH_SIM = "bench_sim.json"
+BENCH_SCALE = "bench_scale.json"
 TASK_BENCH = "bench_task.json"
 FEDERATION_REPORT = "federation_report.json"
 # In a run of `bench federation`: the deployed model's figures and the oracles', drawn as reference lines.

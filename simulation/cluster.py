@@ -27,7 +27,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import psutil
 
 from edgefleet.config import Config
 from edgefleet.errors import EdgeFleetError
@@ -135,3 +138,82 @@ def _probe(address: str, token_path: str, token: str) -> list[dict]:
 
 if __name__ == "__main__":
     print(json.dumps(_probe(*sys.argv[1:4])))
+
+
+class LocalRayCluster:
+    """Ray nodes started on this host (`ray start --block`, one CPU each, in their own temporary directory), for
+    `bench scale` and the cluster tests. Every process they start is remembered by pid and start time, and `stop`
+    ends exactly those: never a process by name, never another cluster's."""
+
+    def __init__(self, root: Path):
+        self.root, self.port = root, _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FLWR_"))}
+        self.env.update(RAY_TMPDIR=str(root), TMPDIR=str(root), RAY_USAGE_STATS_ENABLED="0", OMP_NUM_THREADS="1",
+                        OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+        self.starters: list[subprocess.Popen] = []
+        self.seen: dict[int, float] = {}
+
+    def __enter__(self) -> "LocalRayCluster":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start_node(self, name: str, head: bool, timeout_s: float = 180) -> None:
+        """Start the head (first) or one more worker node, and wait until Ray says it runs."""
+        ray = str(Path(sys.executable).parent / "ray")
+        where = ["--head", "--port", str(self.port), "--temp-dir", str(self.root), "--include-dashboard", "false",
+                 "--ray-client-server-port", str(_free_port())] if head else ["--address", self.address]
+        out = self.root / f"{name}.out"
+        with open(out, "wb") as log:
+            self.starters.append(subprocess.Popen(
+                [ray, "start", "--block", *where, "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
+                 "--dashboard-agent-listen-port", str(_free_port()), "--disable-usage-stats"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+        deadline = time.monotonic() + timeout_s
+        while b"Ray runtime started" not in out.read_bytes():
+            self.track()
+            if self.starters[-1].poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ClusterError(f"the local Ray node {name!r} did not start: {out.read_text()[-500:]}")
+            time.sleep(0.5)
+        self.track()
+
+    def track(self) -> None:
+        """Remember every process the `ray start` commands have started so far."""
+        for starter in self.starters:
+            try:
+                root = psutil.Process(starter.pid)
+                for p in [root, *root.children(recursive=True)]:
+                    self.seen.setdefault(p.pid, p.create_time())
+            except psutil.Error:
+                pass
+
+    def mine(self) -> list[psutil.Process]:
+        from simulation.launch import still_running
+
+        return still_running(self.seen)
+
+    def stop(self) -> None:
+        """SIGTERM what the nodes started, then SIGKILL what is left after 20 s."""
+        self.track()
+        procs = self.mine()
+        for p in procs:
+            try:
+                p.terminate()
+            except psutil.Error:
+                pass
+        _, still = psutil.wait_procs(procs, timeout=20)
+        for p in still:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(still, timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -2,105 +2,34 @@
 results as a single-node run with the same seed, and devices ran on both nodes.
 
 The cluster is two `ray start --block` processes (a head and a worker node, one CPU each) with their own temporary
-directory; the fixture stops exactly the processes they started, by pid, however the test ends.
+directory (simulation/cluster.py `LocalRayCluster`); the fixture stops exactly the processes they started, by pid,
+however the test ends.
 """
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
 import pytest
 
 from edgefleet.cli import main
 from edgefleet.results import OUTCOMES, Results
 from edgefleet.rundir import STATE_DIR
 from edgefleet.tasks import federated_task
-from simulation.cluster import check_cluster
-from simulation.launch import still_running
+from simulation.cluster import LocalRayCluster, _free_port, check_cluster
 from tests.stress.conftest import small_model  # noqa: F401 (the fixture: a small deployed model, built in seconds)
 
 pytestmark = pytest.mark.slow
-RAY = str(Path(sys.executable).parent / "ray")
 TINY = ["--preset", "tiny", "--devices", "40", "--rounds", "2", "--cohort", "8"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LocalCluster:
-    """A head node and a worker node on this host; every process they start is remembered by pid and create time."""
-
-    def __init__(self, root: Path):
-        self.root, self.port = root, _free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FLWR_"))}
-        self.env.update(RAY_TMPDIR=str(root), TMPDIR=str(root), RAY_USAGE_STATS_ENABLED="0", OMP_NUM_THREADS="1",
-                        OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-        self.starters: list[subprocess.Popen] = []
-        self.seen: dict[int, float] = {}
-
-    def start_node(self, name: str, head: bool) -> None:
-        where = ["--head", "--port", str(self.port), "--temp-dir", str(self.root), "--include-dashboard", "false",
-                 "--ray-client-server-port", str(_free_port())] if head else ["--address", self.address]
-        log = open(self.root / f"{name}.out", "wb")
-        self.starters.append(subprocess.Popen(
-            [RAY, "start", "--block", *where, "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
-             "--dashboard-agent-listen-port", str(_free_port()), "--disable-usage-stats"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
-        log.close()
-        deadline = time.monotonic() + 180
-        while b"Ray runtime started" not in (self.root / f"{name}.out").read_bytes():
-            assert self.starters[-1].poll() is None, (self.root / f"{name}.out").read_text()[-2000:]
-            assert time.monotonic() < deadline, f"the {name} node did not start"
-            self.track()
-            time.sleep(0.5)
-        self.track()
-
-    def track(self) -> None:
-        for starter in self.starters:
-            try:
-                root = psutil.Process(starter.pid)
-                for p in [root, *root.children(recursive=True)]:
-                    self.seen.setdefault(p.pid, p.create_time())
-            except psutil.Error:
-                pass
-
-    def mine(self) -> list[psutil.Process]:
-        return still_running(self.seen)
-
-    def stop(self) -> None:
-        self.track()
-        procs = self.mine()
-        for p in procs:
-            try:
-                p.terminate()
-            except psutil.Error:
-                pass
-        _, still = psutil.wait_procs(procs, timeout=20)
-        for p in still:
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(still, timeout=10)
 
 
 @pytest.fixture(scope="module")
 def cluster():
     root = Path(tempfile.mkdtemp(prefix="efray-", dir="/tmp"))  # short: Ray's socket paths must stay under 108
-    local = LocalCluster(root)
+    local = LocalRayCluster(root)
     try:
         local.start_node("head", head=True)
         local.start_node("worker", head=False)
