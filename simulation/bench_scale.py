@@ -32,7 +32,7 @@ from rich.table import Table
 from edgefleet.config import Config
 from edgefleet.progress import Reporter
 from edgefleet.results import Results
-from edgefleet.rundir import BENCH_SCALE, prepare, write_json
+from edgefleet.rundir import BENCH_SCALE, POPULATION, prepare, write_json
 from edgefleet.tasks import federated_task
 from simulation.bench import round_breakdown
 from simulation.cluster import LocalRayCluster
@@ -58,7 +58,7 @@ def population_costs(cfg: Config, devices: int, cohort: int, reporter: Reporter)
         profiles_s = time.perf_counter() - started
         started = time.perf_counter()
         task.prepare_fleet(data, sim, Path(tmp))
-        profiles.to_parquet(Path(tmp) / "population.parquet", index=False)
+        profiles.to_parquet(Path(tmp) / POPULATION, index=False)
         fleet_s = time.perf_counter() - started
         disk = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
     sampler = sampler_for("uniform", profiles["availability"].to_numpy(), cohort, cfg.sim.seed)
