@@ -197,20 +197,10 @@ class LocalRayCluster:
 
     def stop(self) -> None:
         """SIGTERM what the nodes started, then SIGKILL what is left after 20 s."""
+        from simulation.launch import terminate
+
         self.track()
-        procs = self.mine()
-        for p in procs:
-            try:
-                p.terminate()
-            except psutil.Error:
-                pass
-        _, still = psutil.wait_procs(procs, timeout=20)
-        for p in still:
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(still, timeout=10)
+        terminate(self.mine(), grace_s=20)
 
 
 def _free_port() -> int:

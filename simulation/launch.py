@@ -58,7 +58,8 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _terminate(procs: list[psutil.Process], grace_s: float = 10.0) -> None:
+def terminate(procs: list[psutil.Process], grace_s: float = 10.0) -> None:
+    """SIGTERM `procs`, then SIGKILL those still running after `grace_s`."""
     for p in procs:
         try:
             p.terminate()
@@ -104,7 +105,7 @@ def reap_leftovers(run_dir: Path) -> int:
     if not path.exists():
         return 0
     alive = still_running(json.loads(path.read_text()))
-    _terminate(alive)
+    terminate(alive)
     return len(alive)
 
 
@@ -328,7 +329,7 @@ class FlowerSim:
                     pass
             if self.superlink is not None and self.superlink.poll() is None:
                 self.superlink.send_signal(signal.SIGTERM)
-            _terminate(still_running(self.seen))
+            terminate(still_running(self.seen))
             if self.superlink is not None:
                 try:
                     self.superlink.wait(timeout=5)
