@@ -132,6 +132,8 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
     unknown = [r for r in cfg.federation.runs if r not in RUNS]
     if unknown:
         raise ConfigError(f"unknown federation run(s) {', '.join(unknown)} (choose from {', '.join(RUNS)})")
+    if "dp" in cfg.federation.runs and cfg.privacy.unit != "device":  # _dp calibrates to the device sampler's rate
+        raise ConfigError("bench federation's dp run calibrates device-level noise: leave privacy.unit at \"device\"")
     out = prepare(out, FEDERATION_REPORT)
     model_path = cfg.sim.model
     if model_path is None:

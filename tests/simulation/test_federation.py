@@ -26,6 +26,10 @@ def test_unknown_runs_are_one_line_before_anything_is_written(tmp_path):
     with pytest.raises(ConfigError, match="unknown federation run"):
         run_bench_federation(cfg, tmp_path / "b", None)
     assert not (tmp_path / "b").exists()
+    user_level = load_config(None, "tiny", ["privacy.noise=1.0", 'privacy.unit="user"', 'federation.runs=["dp"]'])
+    with pytest.raises(ConfigError, match="dp run calibrates device-level noise"):
+        run_bench_federation(user_level, tmp_path / "b", None)
+    assert not (tmp_path / "b").exists()
 
 
 def test_the_configured_runs_exist():
