@@ -95,18 +95,21 @@ def rounds_to(curve: list[float], start: float, fraction: float = 0.9) -> int | 
     return next(r for r, v in enumerate(curve, 1) if v - start >= fraction * final - 1e-12)
 
 
-def release_curves(run_dir: Path, evaluate: Callable[[dict], dict], head: str, decay: float) -> dict:
-    """The headline per round of both release modes, from the run's checkpoints (the server's models): the server's
-    model itself, and its moving average at `decay` (server/recorder.py `Released`). The average never reaches the
-    devices, so one run's checkpoints give both curves, each as the run's ServerApp evaluates it."""
+def release_curves(run_dir: Path, evaluate: Callable[[dict], dict], head: str, released: float,
+                   recorded: list[float], decay: float) -> dict:
+    """The headline per round of both release modes: the server's model itself, and its moving average
+    (server/recorder.py `Released`) at the run's decay, or at `decay` for a run that released the server's model
+    (`released` 0). The run recorded its own mode's curve (`recorded`); the other is scored from its checkpoints (the
+    server's models), as its ServerApp would have: the average never reaches the devices, so one run gives both."""
+    ema = f"ema {released or decay:g}"
+    own, other = (ema, "server") if released else ("server", ema)
     results = Results(run_dir)
-    released = Released(decay)
-    curves = {"server": [], f"ema {decay:g}": []}
+    average = Released(released or decay)
+    scored = []
     for r in range(1, results.completed_rounds() + 1):
         weights = results.checkpoint(r)
-        curves["server"].append(float(evaluate(weights)[head]))
-        curves[f"ema {decay:g}"].append(float(evaluate(released(weights, r))[head]))
-    return curves
+        scored.append(float(evaluate(average(weights, r) if other == ema else weights)[head]))
+    return {own: recorded, other: scored}
 
 
 def _release_ablation(seeds: list[dict], start: float, oracle: float, tail_rounds: int) -> dict:
@@ -175,8 +178,8 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
             curve = [float(v) for v in rounds[head]]
             # The run's own release mode, as configured (a run from before the average released the server's model).
             own = json.loads((run_dir / SIM_CONFIG).read_text())["sim"].get("server_ema", 0.0)
-            with reporter.stage(f"{run_dir.name}: both release modes from its checkpoints"):
-                curves = release_curves(run_dir, evaluate, head, own or f.release_decay)
+            with reporter.stage(f"{run_dir.name}: the other release mode from its checkpoints"):
+                curves = release_curves(run_dir, evaluate, head, own, curve, f.release_decay)
             seeds.append({"seed": seed, "dir": str(run_dir.relative_to(out)), **_pick(summary, keys),
                           "epsilon": summary.get("epsilon"), "curve": {k: [float(v) for v in rounds[k]]
                                                                       for k in keys if k in rounds},

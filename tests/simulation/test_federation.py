@@ -66,6 +66,10 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
         expected = share_of_gain(run[head], start, oracle)
         assert run["share_of_oracle_gain"] == (None if expected is None else pytest.approx(expected))
         assert run[f"{head}_tail"] == pytest.approx(sum(seed["curve"][head]) / 2) and run["tail_rounds"] == 2
+        # The run released the average (the default): its own curve is that mode's; the server's model is scored
+        # from its checkpoints.
+        assert seed["server_ema"] == 0.9 and seed["release_curves"]["ema 0.9"] == seed["curve"][head]
+        assert len(seed["release_curves"]["server"]) == 2 and set(run["release_ablation"]) == {"ema 0.9", "server"}
         yardstick = json.loads((out / seed["dir"] / YARDSTICK).read_text())
         assert yardstick["start"][head] == start and yardstick["oracle"][head] == oracle
     expected = share_of_gain(dp[f"{head}_tail"], start, plain[f"{head}_tail"])
