@@ -1,17 +1,20 @@
 """The ClientApp: one phone's round of on-device recommendation work (client/device.py) behind Flower's Message API.
 
 The ServerApp tells each node which emulated device it is this round and sends that device's profile (the config
-record). The same code runs on the simulation engine and on Flower's Deployment Engine (a SuperLink with
-SuperNodes on one host sharing the run directory gives the same checkpoints bit for bit). A device that runs out of
+record). The same code runs on the simulation engine and on Flower's Deployment Engine, where a SuperNode either
+reads the run directory as a worker does or holds one device's own data (`sim.device_data` "own": the `hello`
+query brings it the model); either gives the checkpoints of the simulation bit for bit. A device that runs out of
 memory or drops out still replies, with its outcome and no arrays.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 import traceback
+from pathlib import Path
 
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -19,7 +22,9 @@ from threadpoolctl import ThreadpoolController
 
 from client.audit import audit_mod
 from client.device import DeviceJob, DeviceReport, run_device
+from client.storage import store_deployment
 from client.worker import worker
+from edgefleet.rundir import FLEET_DIR, SHARD
 
 app = ClientApp()
 
@@ -31,9 +36,24 @@ def _threadpools() -> ThreadpoolController:
 
 
 def _run_dir(context: Context) -> str:
-    """Where the worker reads the model and fleet and keeps the devices' storage: `data-dir` on a cluster with a
-    shared directory (simulation/cluster.py), else the run directory."""
+    """Where the worker reads the model and fleet and keeps the devices' storage: the device's own directory when
+    its SuperNode holds one device's data (`device-dir` in its node config), `data-dir` on a cluster with a shared
+    directory (simulation/cluster.py), else the run directory."""
+    if "device-dir" in context.node_config:
+        return str(context.node_config["device-dir"])
     return str(context.run_config.get("data-dir") or context.run_config["run-dir"])
+
+
+@app.query()
+def hello(msg: Message, context: Context) -> Message:
+    """The server's first message to a device that holds its own data (server/placement.py `OwnDevices`): store the
+    model and config it carries, and say which device this is."""
+    device_dir = Path(str(context.node_config["device-dir"]))
+    artifact = msg.content["model"]["artifact"].numpy()
+    if store_deployment(device_dir, artifact.tobytes(), str(msg.content["deployment"]["sim-config"])):
+        worker.cache_clear()  # a worker loaded before holds the model this replaced
+    shard = json.loads((device_dir / FLEET_DIR / SHARD).read_text())
+    return Message(RecordDict({"device": ConfigRecord({"device": int(shard["device"])})}), reply_to=msg)
 
 
 def reply_content(report: DeviceReport) -> RecordDict:

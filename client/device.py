@@ -194,7 +194,7 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
         report.outcome = "dropout"
         return report
     device = w.task.device
-    local = device.local_data(w.fleet, job.device, len(w.texts), job.negatives, rng)
+    local = device.local_data(w.fleet, w.row(job.device), len(w.texts), job.negatives, rng)
     state = PersonalState(w.run_dir / STATE_DIR / f"{job.device}.npz", device.personal_size(shared))
     personal = state.load(job.server_round)
     if plans is None and len(w.deployments) > 1:

@@ -6,7 +6,19 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefleet.rundir import save_npz
+from edgefleet.rundir import MODEL, SIM_CONFIG, atomic_write, save_npz
+
+
+def store_deployment(device_dir: Path, model: bytes, sim_config: str) -> bool:
+    """Keep what the server's first message brought (sim.device_data "own"): the model and the run's config, each
+    written whole, and only when it differs from what the device holds. True when something changed."""
+    changed = False
+    for name, data in ((MODEL, model), (SIM_CONFIG, sim_config.encode())):
+        path = device_dir / name
+        if not path.exists() or path.read_bytes() != data:
+            atomic_write(path, lambda tmp, data=data: tmp.write_bytes(data))
+            changed = True
+    return changed
 
 
 class PersonalState:

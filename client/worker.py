@@ -19,7 +19,7 @@ from compression.runtime.memory_model import ModelDims
 from compression.runtime.model import TextModel
 from compression.runtime.quantize import QTensor
 from edgefleet.config import Config
-from edgefleet.rundir import FLEET_DIR, MODEL, SIM_CONFIG, STATE_DIR, VARIANTS_DIR, VARIANTS_FILE
+from edgefleet.rundir import FLEET_DIR, MODEL, SHARD, SIM_CONFIG, STATE_DIR, VARIANTS_DIR, VARIANTS_FILE
 from edgefleet.tasks import federated_task
 
 
@@ -70,6 +70,9 @@ class Worker:
         cfg = Config.model_validate(json.loads((run_dir / SIM_CONFIG).read_text()))
         self.task = federated_task(cfg.task.name)
         self.fleet, self.texts = self.task.load_fleet(run_dir / FLEET_DIR)
+        # A device's own directory (sim.device_data "own") holds a fleet of that one device, its row 0.
+        shard = run_dir / FLEET_DIR / SHARD
+        self.holds = int(json.loads(shard.read_text())["device"]) if shard.exists() else None
         listed = run_dir / VARIANTS_DIR / VARIANTS_FILE
         self.fit_margin = 0.0
         if model is None and listed.exists():
@@ -83,6 +86,14 @@ class Worker:
         self.model, self.model_bytes, self.encodings = base.model, base.model_bytes, base.encodings
         self.peaks = KnownPeaks()  # the peak of each device work's shapes, once one device has completed it
         (run_dir / STATE_DIR).mkdir(exist_ok=True)
+
+    def row(self, device: int) -> int:
+        """Where `device` is in the fleet this worker read."""
+        if self.holds is None:
+            return device
+        if device != self.holds:
+            raise ValueError(f"asked to run device {device}, but this device's storage holds device {self.holds}")
+        return 0
 
 
 class EncoderCache:

@@ -87,7 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local", type=int, default=0, metavar="N", help="SuperNodes to start on this host (without "
                    "--superlink the cohort must fit: --cohort defaults to N when the config's is larger)")
     p.add_argument("--superlink", metavar="HOST:PORT", help="join this running SuperLink (insecure) instead of "
-                   "starting one; every host must see the run directory at the same path")
+                   "starting one; every host must see the run directory at the same path, unless --own-data")
+    p.add_argument("--own-data", action="store_true", help="each SuperNode is one device holding only its own data "
+                   "(DIR/devices/<id>/) and gets the model from the server (sim.device_data=\"own\"); --local "
+                   "defaults to every device of the fleet")
     p.add_argument("--devices", type=int, help="population size (sim.devices)")
     p.add_argument("--rounds", type=int, help="federated rounds (sim.rounds)")
     p.add_argument("--cohort", type=int, help="devices sampled per round (sim.cohort)")
@@ -204,13 +207,17 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         if args.out is not None or args.config or args.preset or args.overrides or \
                 any(v is not None for v in sim.values()):
             raise ConfigError("--resume DIR takes its config from DIR; give only --local N and --superlink with it")
+        if args.own_data:
+            raise ConfigError("--resume DIR takes its config from DIR; --own-data is in it already")
         cfg, out = None, args.resume
     elif args.out is None:
         raise ConfigError("deploy needs --out DIR (or --resume DIR)")
     else:
-        args.overrides = [*args.overrides, *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None)]
+        args.overrides = [*args.overrides, *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None),
+                          *(['sim.device_data="own"'] if args.own_data else [])]
         cfg, out = _load(args), args.out
-        if args.superlink is None and args.cohort is None and cfg.sim.cohort > args.local >= 1:  # one device each
+        if cfg.sim.device_data == "shared" and args.superlink is None and args.cohort is None and \
+                cfg.sim.cohort > args.local >= 1:  # one device each
             args.overrides.append(f"sim.cohort={args.local}")
             cfg = _load(args)
     try:

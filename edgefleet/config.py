@@ -289,6 +289,11 @@ class SimConfig(_Section):
     shared_dir: Path | None = Field(None, description="with ray_address: a directory every node mounts at the same "
                                                       "path; the model, the fleet and the devices' own storage go "
                                                       "there. Unset: the nodes read the run directory itself")
+    device_data: Literal["shared", "own"] = Field(
+        "shared", description="shared: a Ray worker or SuperNode emulates whichever device the server names, reading "
+                              "the fleet from the run directory; own (`edgefleet deploy` only): each SuperNode is "
+                              "one device holding only its own data (`devices/<id>/`), gets the model from the "
+                              "server's first message and keeps its personal state there")
     encoder_cache: bool = Field(True, description="reuse the frozen encoder's outputs within a worker "
                                                   "(client/worker.py EncoderCache)")
     reuse_peaks: bool = Field(True, description="a device whose work has the shapes of work a device of the same "
@@ -316,6 +321,9 @@ class SimConfig(_Section):
         if self.ray_address is not None and not _is_host_port(self.ray_address):
             raise ValueError(f"sim.ray_address {self.ray_address!r}: give the head node's HOST:PORT (Ray Client "
                              "ray:// addresses are not supported)")
+        if self.device_data == "own" and (self.ray_address is not None or self.policy == "adaptive"):
+            raise ValueError("sim.device_data \"own\" runs one device per SuperNode with the one deployed model: "
+                             "not with sim.ray_address or sim.policy \"adaptive\"")
         if self.shared_dir is not None and self.ray_address is None:
             raise ValueError("sim.shared_dir goes with sim.ray_address (a single host shares its run directory)")
         return self
@@ -491,6 +499,9 @@ class Config(_Section):
             raise ValueError(f"sim.cohort ({self.sim.cohort}) cannot exceed sim.devices ({self.sim.devices})")
         if self.privacy.secagg and self.sim.update_bits != 32:
             raise ValueError("privacy.secagg quantizes updates itself (secagg_bits): leave sim.update_bits at 32")
+        if self.privacy.secagg and self.sim.device_data == "own":
+            raise ValueError("privacy.secagg runs on Flower's legacy workflow, whose nodes are slots: not with "
+                             "sim.device_data \"own\"")
         if self.privacy.secagg and self.sim.cohort < 3:
             raise ValueError("privacy.secagg needs a cohort of at least 3 devices")
         if self.privacy.adaptive and self.privacy.noise is None:

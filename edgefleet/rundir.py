@@ -36,6 +36,11 @@ POPULATION = "population.parquet"
 RESULTS = "results"
 CHECKPOINTS = "checkpoints"
 STATE_DIR = "device_state"  # each device's personal state, <device>.npz
+# With sim.device_data "own" (Flower's Deployment Engine): devices/<device>/ is that device's own storage, what its
+# SuperNode reads and writes and nothing else: fleet/ (its shard, and shard.json naming the device), the model and
+# config the server's first message brought, its device_state/.
+DEVICES_DIR = "devices"
+SHARD = "shard.json"
 VARIANTS_DIR = "variants"  # the adaptive policy's deployments and variants.json
 VARIANTS_FILE = "variants.json"
 LOGS = "logs"
@@ -44,7 +49,7 @@ FLWR_HOME = "flwr"
 TMP = "tmp"
 APP = "app"
 # Folders inside a run directory that hold no run of their own (the dashboard does not look for runs there).
-INTERNAL_DIRS = (FLEET_DIR, FLWR_HOME, TMP, LOGS, APP, STATE_DIR)
+INTERNAL_DIRS = (FLEET_DIR, FLWR_HOME, TMP, LOGS, APP, STATE_DIR, DEVICES_DIR)
 
 
 def prepare(out: Path, report_name: str) -> Path:
@@ -82,6 +87,14 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 def write_json(path: Path, data: dict) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
+
+
+def share_file(src: Path, dst: Path) -> None:
+    """`dst` with `src`'s content for readers only: a hard link where the filesystem allows, else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def save_npz(path: Path, arrays: dict) -> None:

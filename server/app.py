@@ -2,7 +2,9 @@
 (with `privacy.noise`, DP-FedAvg: server/privacy/; with `privacy.secagg`, server/secure.py runs instead).
 
 Everything it needs is in the run directory that `edgefleet simulate` prepared (`run-dir` in the run config):
-the config, the artifact, the fleet. A run directory that already holds committed rounds is resumed after its
+the config, the artifact, the fleet. The fleet's data is read here only by the testbed's yardstick (the global
+evaluation of each round's released model, and the users behind devices for user-level sampling); with
+`sim.device_data` "own" no device reads the run directory. A run directory that already holds committed rounds is resumed after its
 last one.
 """
 
@@ -24,6 +26,7 @@ from edgefleet.rundir import FLEET_DIR, MODEL, POPULATION, SIM_CONFIG
 from edgefleet.tasks import federated_task, get_task
 from edgefleet.tasks.base import FederatedTask
 from server.optimizers import restore, settings
+from server.placement import OwnDevices, Placement, deployment_bundle
 from server.privacy import mechanism_from_config
 from server.privacy.base import PrivacyMechanism
 from server.recorder import Released, RoundRecorder
@@ -87,6 +90,18 @@ def open_session(context: Context) -> Session | None:
     return Session(cfg, results, done, weights, population, recorder, mechanism, task)
 
 
+def placement(cfg: Config, context: Context, slots: int) -> Placement | None:
+    """With `sim.device_data` "own", each SuperNode is one device, met by a first message that carries the model and
+    the config (server/placement.py); otherwise the nodes are slots. The first round waits for `expect-devices`
+    devices (the launcher's SuperNodes; 0: as many as a round sends work to)."""
+    if cfg.sim.device_data != "own":
+        return None
+    run_dir = Path(str(context.run_config["run-dir"]))
+    expected = int(context.run_config.get("expect-devices", 0)) or min(slots, cfg.sim.devices)
+    return OwnDevices(deployment_bundle((run_dir / MODEL).read_bytes(), (run_dir / SIM_CONFIG).read_text()),
+                      expected)
+
+
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     session = open_session(context)
@@ -94,7 +109,8 @@ def main(grid: Grid, context: Context) -> None:
         return
     cfg, results, done = session.cfg, session.results, session.done
     strategy = fleet_strategy(cfg.sim.server_optimizer, session.population, session.mechanism, device_job(cfg),
-                              cfg.sim.deadline_s * 1e3, session.recorder.on_devices, done, **settings(cfg.sim))
+                              cfg.sim.deadline_s * 1e3, session.recorder.on_devices, done,
+                              placement(cfg, context, session.mechanism.slots), **settings(cfg.sim))
     session.recorder.strategy = strategy
     if done:
         restore(strategy, results.optimizer_state(done), by_name=True)

@@ -96,7 +96,11 @@ class RoundRecorder:
         self.strategy = None  # set by the ServerApp: its server-optimizer state is checkpointed with the weights
 
     def on_devices(self, r: int, devices: pd.DataFrame, available: int, extra: dict | None = None) -> None:
-        """The round's device outcomes, and what else the strategy knows of it (privacy spent, clipping norm)."""
+        """The round's device outcomes, and what else the strategy knows of it (privacy spent, clipping norm). A round
+        may have none: no device of a small fleet was available."""
+        if devices.empty:
+            devices = pd.DataFrame({"round": pd.Series([], dtype=np.int64), "device": pd.Series([], dtype=np.int64),
+                                    "outcome": pd.Series([], dtype=object)})
         profile = self.population.iloc[devices["device"].clip(lower=0).to_numpy()]
         devices = devices.assign(tier=profile["tier"].to_numpy(), budget_bytes=profile["budget_bytes"].to_numpy(),
                                  cpu_factor=profile["cpu_factor"].to_numpy())

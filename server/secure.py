@@ -34,7 +34,8 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM, KEY_NORM_BIT
 from edgefleet.protocol import ADAPTIVE, DEADLINE, FIELD_BYTES, LEFT
 from server.app import Session, device_job, open_session
 from server.optimizers import legacy_strategy, restore, settings
-from server.strategy import assign, device_config, in_dtype_of, left_out
+from server.placement import NO_SLOT, assign
+from server.strategy import device_config, in_dtype_of, left_out
 
 app = ServerApp()
 
@@ -71,7 +72,7 @@ class _SecureFleet:
                     ADAPTIVE: int(session.mechanism.counts_clipped),
                     FIELD_BYTES: field_bytes(slots, cfg.privacy.secagg_bits)}
         self._sent: dict[int, int] = {}
-        self._unsent: list[int] = []
+        self._unsent: list[tuple[int, str]] = []
         self._base: dict[str, np.ndarray] = {}
         self._started, self._pending = 0.0, False
 
@@ -85,7 +86,8 @@ class _SecureFleet:
         client_manager.wait_for(self.slots, timeout=120)
         proxies = {p.node_id: p for p in client_manager.all().values()}
         devices, self._available = s.mechanism.sampler.sample(r)
-        self._sent, self._unsent = assign(list(proxies)[: self.slots], devices)
+        self._sent, unsent = assign(list(proxies)[: self.slots], devices)
+        self._unsent = [(d, NO_SLOT) for d in unsent]
         self._base = dict(zip(self.keys, parameters_to_ndarrays(parameters)))
         clip = s.mechanism.clip
         # Every coordinate of an update clipped to this L2 norm lies within [-clip, clip]: SecAgg+'s range.

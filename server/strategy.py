@@ -1,9 +1,10 @@
 """Federated averaging over an emulated device population, through the hooks of the Flower strategy that is the
 server's optimizer (server/optimizers.py: FedAvgM, FedAdam, FedYogi or FedAdagrad).
 
-Flower's nodes are the simulation's execution slots; which device a slot emulates is chosen each round by the
-privacy mechanism's sampler (server/samplers/), so the population costs nothing per round, however large it is.
-`configure_train` sends each slot its device's profile; `aggregate_train` applies the round deadline on the virtual
+Which devices take part is chosen each round by the privacy mechanism's sampler (server/samplers/), so the population
+costs nothing per round, however large it is; which node runs each is the placement's (server/placement.py: any
+execution slot, or the SuperNode that holds the device's data). `configure_train` sends each node its device's
+profile; `aggregate_train` applies the round deadline on the virtual
 clock, hands the updates of devices that finished in time to the privacy mechanism (server/privacy/: FedAvg
 weighted by examples, or DP-FedAvg's clipped, noised release), lets the optimizer's strategy average what it returns
 and take its step, and hands every device's outcome to the recorder.
@@ -25,6 +26,7 @@ from flwr.serverapp.strategy.fedopt import FedOpt
 
 from compression.runtime.update_codec import decode_update
 from server.optimizers import message_strategy
+from server.placement import Placement, Slots
 from server.privacy.base import PrivacyMechanism
 
 PROFILE = ("budget_bytes", "cpu_factor", "down_bps", "up_bps", "dropout")
@@ -35,12 +37,6 @@ def device_config(population: pd.DataFrame, device: int, server_round: int, job:
     profile = population.iloc[int(device)]
     return {**job, "server-round": server_round, "device": int(device),
             **{k.replace("_", "-"): profile[k].item() for k in PROFILE}}
-
-
-def assign(nodes: list[int], devices: np.ndarray) -> tuple[dict[int, int], list[int]]:
-    """Devices onto execution slots in order; (node -> device, devices left without a slot)."""
-    nodes = sorted(nodes)
-    return {n: int(d) for n, d in zip(nodes, devices)}, [int(d) for d in devices[len(nodes):]]
 
 
 def busiest_worker(replies: list[dict[str, float]]) -> dict[str, float]:
@@ -61,24 +57,14 @@ def in_dtype_of(base: dict[str, np.ndarray], key: str, value: np.ndarray) -> np.
     return np.asarray(value, dtype=base[key].dtype)
 
 
-def left_out(r: int, devices: list[int]) -> list[dict]:
-    return [{"round": r, "device": d, "outcome": "dropout", "error": "no free slot this round"} for d in devices]
+def left_out(r: int, devices: list[tuple[int, str]]) -> list[dict]:
+    """The rows of devices sampled but sent no work: (device, why)."""
+    return [{"round": r, "device": d, "outcome": "dropout", "error": why} for d, why in devices]
 
 
 # Flower's errors for a node that went away (its SuperNode stopped answering the SuperLink's heartbeat) or a message
 # lost with it: the device left the round, as a phone that loses its connection does.
 GONE = (ErrorCode.NODE_UNAVAILABLE, ErrorCode.MESSAGE_UNAVAILABLE, ErrorCode.REPLY_MESSAGE_UNAVAILABLE)
-# After its first round, a run waits this long for every slot's node before it goes on with those connected: on the
-# Deployment Engine a SuperNode that died is not back, and its devices are dropouts until one replaces it.
-NODE_WAIT_S = 30.0
-
-
-def connected_nodes(grid: Grid, slots: int, wait_s: float | None) -> list[int]:
-    """Up to `slots` connected nodes, waiting for that many at most `wait_s` (None: as long as it takes)."""
-    deadline = None if wait_s is None else time.monotonic() + wait_s
-    while len(nodes := sorted(grid.get_node_ids())) < slots and (deadline is None or time.monotonic() < deadline):
-        time.sleep(1.0)
-    return nodes[:slots]
 
 
 class _Fleet:
@@ -86,14 +72,15 @@ class _Fleet:
 
     def __init__(self, population: pd.DataFrame, mechanism: PrivacyMechanism, job: dict, deadline_ms: float,
                  on_devices: Callable[[int, pd.DataFrame, int, dict], None], round_offset: int = 0,
-                 **optimizer: float):
+                 placement: Placement | None = None, **optimizer: float):
         self.slots = mechanism.slots
+        self.placement = placement or Slots(self.slots)
         super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=self.slots,
                          min_available_nodes=self.slots, **optimizer)
         self.population, self.mechanism, self.job = population, mechanism, job
         self.deadline_ms, self.on_devices, self.round_offset = deadline_ms, on_devices, round_offset
         self._sent: dict[int, int] = {}
-        self._unsent: list[int] = []
+        self._unsent: list[tuple[int, str]] = []
         self._messages: dict[int, Message] = {}
         self._base: dict[str, np.ndarray] = {}
         # Host wall seconds of the last round's steps here, and of its busiest worker (for the round's breakdown).
@@ -105,16 +92,13 @@ class _Fleet:
                         grid: Grid) -> Iterable[Message]:
         started = time.perf_counter()
         r = server_round + self.round_offset
-        # The first round waits for every slot (the Deployment Engine's SuperNodes joining); later ones go on
-        # without a node that is gone.
-        nodes = connected_nodes(grid, self.slots, None if server_round == 1 else NODE_WAIT_S)
         devices, self._available = self.mechanism.sampler.sample(r)
         self._base = {k: a.numpy() for k, a in arrays.items()}
         if isinstance(self, FedOpt):  # what the optimizers' own configure_train does
             self.current_arrays = dict(self._base)
         elif self.current_arrays is None:
             self.current_arrays = arrays
-        self._sent, self._unsent = assign(nodes, devices)
+        self._sent, self._unsent = self.placement.place(grid, devices, server_round)
         messages = [Message(RecordDict({"arrays": arrays,
                                     "config": ConfigRecord({**dict(config),
                                                             **device_config(self.population, device, r, self.job)})}),
@@ -177,15 +161,16 @@ class FleetFedAvg(_Fleet, FedAvgM):
 
     def __init__(self, population: pd.DataFrame, mechanism: PrivacyMechanism, job: dict, deadline_ms: float,
                  on_devices: Callable[[int, pd.DataFrame, int, dict], None], round_offset: int = 0,
-                 server_lr: float = 1.0, server_momentum: float = 0.0):
-        super().__init__(population, mechanism, job, deadline_ms, on_devices, round_offset,
+                 server_lr: float = 1.0, server_momentum: float = 0.0, placement: Placement | None = None):
+        super().__init__(population, mechanism, job, deadline_ms, on_devices, round_offset, placement,
                          server_learning_rate=server_lr, server_momentum=server_momentum)
 
 
 def fleet_strategy(optimizer: str, population: pd.DataFrame, mechanism: PrivacyMechanism, job: dict,
                    deadline_ms: float, on_devices: Callable[[int, pd.DataFrame, int, dict], None],
-                   round_offset: int, **settings: float) -> _Fleet:
-    """The fleet over the named server optimizer (server/optimizers.py), with its Flower strategy's settings."""
+                   round_offset: int, placement: Placement | None = None, **settings: float) -> _Fleet:
+    """The fleet over the named server optimizer (server/optimizers.py), with its Flower strategy's settings;
+    `placement` None: the nodes are slots (server/placement.py)."""
     base = message_strategy(optimizer)
     kind = type(f"Fleet{base.__name__}", (_Fleet, base), {"__doc__": f"The fleet over Flower's {base.__name__}."})
-    return kind(population, mechanism, job, deadline_ms, on_devices, round_offset, **settings)
+    return kind(population, mechanism, job, deadline_ms, on_devices, round_offset, placement, **settings)

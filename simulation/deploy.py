@@ -22,10 +22,10 @@ from edgefleet.config import Config
 from edgefleet.errors import ConfigError, RunDirError
 from edgefleet.progress import Reporter
 from edgefleet.results import Results
-from edgefleet.rundir import SIM_CONFIG, SUMMARY, prepare, removed_on_failure, write_json
-from edgefleet.tasks import get_task
+from edgefleet.rundir import DEVICES_DIR, FLEET_DIR, SHARD, SIM_CONFIG, SUMMARY, prepare, removed_on_failure, write_json
+from edgefleet.tasks import federated_task, get_task
 from server.privacy import slots_for
-from simulation.launch import FlowerSim, SimulationFailed, write_app
+from simulation.launch import FlowerSim, ended_early, write_app
 from simulation.prepare import prepare_fleet
 from simulation.run import CLIENTAPP, SECURE_APPS, SERVERAPP, load_resumable, summarize
 
@@ -38,37 +38,67 @@ def check_deploy(cfg: Config, supernodes: int, superlink: str | None) -> None:
         raise ConfigError("deploy runs on Flower's Deployment Engine; sim.ray_address is for simulate")
     if superlink is not None and (":" not in superlink or "://" in superlink):
         raise ConfigError(f"--superlink {superlink}: give the SuperLink's HOST:PORT")
+    if cfg.sim.device_data == "own":
+        if supernodes > cfg.sim.devices or (superlink is None and supernodes != cfg.sim.devices):
+            raise ConfigError(f"deploy --local {supernodes} --own-data: one SuperNode per device, and the fleet has "
+                              f"{cfg.sim.devices:,}" + ("" if superlink else "; give --devices or --local to match"))
+        return
     slots = slots_for(cfg)
     if superlink is None and slots > supernodes:
         raise ConfigError(f"deploy --local {supernodes}: a round sends work to {slots} devices at once and each "
                           f"SuperNode runs one; give --cohort {supernodes} or --local {slots}")
 
 
+def device_dir(run_dir: Path, device: int) -> Path:
+    return run_dir / DEVICES_DIR / str(device)
+
+
+def write_device_dirs(cfg: Config, run_dir: Path) -> None:
+    """Each device's own storage (sim.device_data "own"): its shard of the fleet, as the task cuts it, and which
+    device it is. Nothing else of the run directory: the model and config come in the server's first message."""
+    task = federated_task(cfg.task.name)
+    for d in range(cfg.sim.devices):
+        shard = device_dir(run_dir, d) / FLEET_DIR
+        shard.mkdir(parents=True)
+        task.write_shard(run_dir / FLEET_DIR, d, shard)
+        write_json(shard / SHARD, {"device": d})
+
+
 def run_deploy(cfg: Config | None, out: Path, reporter: Reporter, supernodes: int,
                superlink: str | None = None) -> dict:
     """A new run into `out` with `cfg`; `cfg` None: resume the interrupted run in `out` (its own config) after its
-    last committed round, on the SuperNodes given now."""
+    last committed round, on the SuperNodes given now. With `sim.device_data` "own" and neither SuperNodes nor
+    a SuperLink given, one SuperNode per device."""
     started = time.perf_counter()
-    if cfg is None:
-        cfg = load_resumable(out)
-        check_deploy(cfg, supernodes, superlink)
+    resumed = cfg is None
+    cfg = load_resumable(out) if resumed else cfg
+    if cfg.sim.device_data == "own" and supernodes == 0 and superlink is None:
+        supernodes = cfg.sim.devices
+    check_deploy(cfg, supernodes, superlink)
+    if resumed:
         reporter.log(f"resuming {out} after round {Results(out).completed_rounds()} of {cfg.sim.rounds}")
     else:
-        check_deploy(cfg, supernodes, superlink)
         existed = Path(out).exists() and any(Path(out).iterdir())
         out = prepare(out, SUMMARY)
         if (out / SIM_CONFIG).exists():
             raise RunDirError(f"{out} holds an unfinished run; continue it with edgefleet deploy --resume {out}")
         with removed_on_failure(out, existed):
             prepare_fleet(cfg, out, reporter)
+            if cfg.sim.device_data == "own":
+                with reporter.stage(f"every device's own storage under {out / DEVICES_DIR}"):
+                    write_device_dirs(cfg, out)
     results = Results(out)
     headline = get_task(cfg.task.name).headline
     app_dir = write_app(out / "app", "edgefleet", *(SECURE_APPS if cfg.privacy.secagg else (SERVERAPP, CLIENTAPP)))
     slots = slots_for(cfg)
     where = f"{supernodes} local SuperNode(s)" + (f" and those of {superlink}" if superlink else "")
-    with FlowerSim(out, cfg.sim.workers, supernodes=supernodes, superlink=superlink) as deployment:
+    own = cfg.sim.device_data == "own"
+    device_dirs = [device_dir(out, d).resolve() for d in range(supernodes)] if own else None
+    run_config = {"run-dir": str(out.resolve()), **({"expect-devices": 0 if superlink else supernodes} if own else {})}
+    with FlowerSim(out, cfg.sim.workers, supernodes=supernodes, superlink=superlink,
+                   device_dirs=device_dirs) as deployment:
         run_started = time.perf_counter()
-        deployment.submit(app_dir, slots, {"run-dir": str(out.resolve())})
+        deployment.submit(app_dir, slots, run_config)
         if superlink:
             reporter.log(f"run {deployment.run_id} on the SuperLink at {superlink}; round 1 starts when {slots} "
                          "SuperNodes have joined")
@@ -89,10 +119,12 @@ def run_deploy(cfg: Config | None, out: Path, reporter: Reporter, supernodes: in
         run_wall = time.perf_counter() - run_started
         log = deployment.save_log()
         if results.finished() is None:
-            raise SimulationFailed(f"the Flower run ended with status {status!r} after "
-                                   f"{results.completed_rounds()} round(s); see {log}")
+            resume = f"edgefleet deploy --resume {out} --local {supernodes}" + (
+                f" --superlink {superlink}" if superlink else "")
+            raise ended_early(status, results.completed_rounds(), log, resume)
         peak_rss = deployment.peak_rss
     summary = {**summarize(cfg, results, run_wall, time.perf_counter() - started, peak_rss),
-               "engine": "deployment", "supernodes": supernodes, "superlink": superlink}
+               "engine": "deployment", "supernodes": supernodes, "superlink": superlink,
+               "device_data": cfg.sim.device_data}
     write_json(out / SUMMARY, summary)
     return summary

@@ -45,6 +45,7 @@ clientapp = "{clientapp}"
 [tool.flwr.app.config]
 run-dir = ""
 data-dir = ""
+expect-devices = 0
 """
 
 
@@ -113,6 +114,13 @@ class SimulationFailed(EdgeFleetError):
     """The Flower run ended in failure; the message says where its log is."""
 
 
+def ended_early(status: str, committed: int, log: Path, resume: str) -> SimulationFailed:
+    """The one line for a run that ended before its last round: what ended it, what is kept, how to go on."""
+    what = "the SuperLink stopped" if status == "superlink-exited" else f"the Flower run ended with status {status!r}"
+    return SimulationFailed(f"{what} after {committed} committed round(s), which are kept; see {log}; continue "
+                            f"with: {resume}")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -138,11 +146,12 @@ class FlowerSim:
     """
 
     def __init__(self, run_dir: Path, workers: int, supernodes: int = 0, ray_address: str | None = None,
-                 superlink: str | None = None):
+                 superlink: str | None = None, device_dirs: list[Path] | None = None):
         self.run_dir = run_dir.resolve()
         self.workers = workers
         self.ray_address = ray_address
         self.n_supernodes = supernodes
+        self.device_dirs = device_dirs  # SuperNode i holds the data of the device in device_dirs[i]
         self.deployed = supernodes > 0 or superlink is not None  # Flower's Deployment Engine, not its simulation
         self.supernodes: list[subprocess.Popen] = []
         self.home = self.run_dir / FLWR_HOME
@@ -199,12 +208,15 @@ class FlowerSim:
                 raise SimulationFailed(f"the Flower SuperLink at {self.address} did not answer"
                                        + ("" if self.joined else f"; see {self.run_dir / 'logs'}"))
             time.sleep(0.2)
-        # Each names its partition as Flower's examples do, and itself (`supernode`) for the device rows.
+        # Each names its partition as Flower's examples do (or its device's own directory), and itself
+        # (`supernode`) for the device rows.
         for i in range(self.n_supernodes):
+            data = (f"device-dir={json.dumps(str(self.device_dirs[i]))}" if self.device_dirs else
+                    f"partition-id={i} num-partitions={self.n_supernodes}")
             self.supernodes.append(self._spawn(f"supernode-{i}", [
                 "flower-supernode", "--insecure", "--superlink", self.address, "--isolation",
                 "subprocess", "--host", "127.0.0.1", "--port", str(_free_port()),
-                "--node-config", f"partition-id={i} num-partitions={self.n_supernodes} supernode={i}"]))
+                "--node-config", f"{data} supernode={i}"]))
         (self.home / "config.toml").write_text(
             f'[superlink]\ndefault = "edgefleet"\n\n[superlink.edgefleet]\naddress = "{self.address}"\n'
             "insecure = true\n")

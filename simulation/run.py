@@ -14,14 +14,14 @@ import numpy as np
 import pandas as pd
 
 from edgefleet.config import Config
-from edgefleet.errors import RunDirError
+from edgefleet.errors import ConfigError, RunDirError
 from edgefleet.progress import Reporter
 from edgefleet.results import Results
 from edgefleet.rundir import SIM_CONFIG, SUMMARY, prepare, removed_on_failure, write_json
 from edgefleet.tasks import get_task
 from server.privacy import slots_for
 from simulation.cluster import ClusterError, check_cluster, data_dir, ship
-from simulation.launch import FlowerSim, SimulationFailed, write_app
+from simulation.launch import FlowerSim, ended_early, write_app
 from simulation.prepare import prepare_fleet
 
 SERVERAPP = "server.app:app"
@@ -42,6 +42,10 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
     started = time.perf_counter()
     if resume:
         cfg = load_resumable(out)
+    if cfg.sim.device_data == "own":
+        raise ConfigError("sim.device_data \"own\": each device is a SuperNode of Flower's Deployment Engine; run it "
+                          "with edgefleet deploy --own-data")
+    if resume:
         reporter.log(f"resuming {out} after round {Results(out).completed_rounds()} of {cfg.sim.rounds}")
         data = join_cluster(cfg, out, reporter)
     else:
@@ -80,8 +84,7 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
         run_wall = time.perf_counter() - run_started
         if results.finished() is None:
             log = sim.save_log()
-            raise SimulationFailed(f"the Flower run ended with status {status!r} after "
-                                   f"{results.completed_rounds()} round(s); see {log}")
+            raise ended_early(status, results.completed_rounds(), log, f"edgefleet simulate --resume {out}")
         sim.save_log()
         peak_rss = sim.peak_rss
     summary = summarize(cfg, results, run_wall, time.perf_counter() - started, peak_rss)

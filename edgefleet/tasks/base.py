@@ -122,6 +122,11 @@ class FederatedTask(Task):
         """(the fleet's data, the texts devices encode), as a worker process reads them once."""
 
     @abc.abstractmethod
+    def write_shard(self, fleet_dir: Path, device: int, shard_dir: Path) -> None:
+        """Write what one device holds, and nothing of any other device, into `shard_dir` in the format of
+        `load_fleet`, as a fleet of that one device (its row 0): its own data, and the public texts it encodes."""
+
+    @abc.abstractmethod
     def evaluator(self, model: Any, texts: list[str], data: Any) -> Callable[[Params], dict]:
         """The server's global evaluation of shared weights: a dict with one value per metric key."""
 

@@ -50,3 +50,27 @@ def test_the_released_average_follows_the_server_models_and_resumes_where_it_was
     checkpoint = {**first.state(), "momentum/w": np.zeros(2)}  # beside the optimizer's own state
     resumed = Released(0.5, checkpoint)
     assert [resumed(m, r)["w"].tolist() for r, m in enumerate(models[4:], 4)] == [x.tolist() for x in released[4:]]
+
+
+def test_a_round_in_which_no_device_was_available_commits_an_empty_round(tmp_path):
+    """A small fleet can have no device available in a round: the round is committed with no device rows."""
+    import pandas as pd
+    from flwr.app import Array, ArrayRecord
+
+    from edgefleet.results import Results
+    from server.recorder import RoundRecorder
+    from simulation.population.tiers import draw_population
+
+    results = Results(tmp_path)
+    results.ensure()
+    recorder = RoundRecorder(results, draw_population(4, seed=0), lambda p: {"hr@10": 0.5}, 2.5, 0, ())
+    arrays = ArrayRecord({"w": Array(np.zeros(2, np.float32))})
+    recorder.evaluate(0, arrays)
+    recorder.on_devices(1, pd.DataFrame([]), 0)
+    recorder.evaluate(1, arrays)
+    recorder.on_devices(2, pd.DataFrame([{"round": 2, "device": 3, "outcome": "dropout"}]), 1)
+    recorder.evaluate(2, arrays)
+    assert results.completed_rounds() == 2
+    rounds = results.rounds()
+    assert rounds["ok"].tolist() == [0, 0] and rounds["hr@10"].tolist() == [0.5, 0.5]
+    assert results.devices()[["round", "device"]].values.tolist() == [[2, 3]]

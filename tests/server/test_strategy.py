@@ -113,7 +113,7 @@ def test_a_device_whose_node_went_away_is_a_dropout_and_a_crash_an_error(strateg
 
 
 def test_after_its_first_round_a_run_goes_on_with_the_nodes_still_connected(strategy, monkeypatch):
-    import server.strategy as module
+    import server.placement as module
 
     s, seen, _ = strategy
     monkeypatch.setattr(module, "NODE_WAIT_S", 0.0)

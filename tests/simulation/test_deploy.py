@@ -10,13 +10,17 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import psutil
 import pytest
 
 from edgefleet.cli import main
 from edgefleet.config import load_config
 from edgefleet.results import Results
-from edgefleet.rundir import CHECKPOINTS, LOGS, PIDS, SUMMARY
+from edgefleet.rundir import (CHECKPOINTS, DEVICES_DIR, FLEET_DATA, FLEET_DIR, LOGS, MODEL, PIDS, SHARD, STATE_DIR,
+                              SUMMARY)
+from edgefleet.tasks.movielens.fleet import FleetData
 from simulation.launch import still_running
 from simulation.run import summarize
 from tests.stress.conftest import small_model  # noqa: F401 (the fixture: a small deployed model, built in seconds)
@@ -41,7 +45,8 @@ def test_deploy_local_runs_every_round_on_three_supernodes(small_model, tmp_path
     assert (summary["engine"], summary["supernodes"], summary["cohort"]) == ("deployment", 3, 3)
     cfg = load_config(preset="tiny", overrides=[f'sim.model="{small_model}"', "sim.devices=12", "sim.rounds=2",
                                                 "sim.cohort=3"])
-    assert set(summary) == set(summarize(cfg, results, 0.0, 0.0, 0)) | {"engine", "supernodes", "superlink"}
+    assert set(summary) == set(summarize(cfg, results, 0.0, 0.0, 0)) | {"engine", "supernodes", "superlink",
+                                                                        "device_data"}
 
     devices = results.devices()
     ran_on = devices.groupby("round")["node"].apply(lambda nodes: [str(n).rsplit("/", 1)[-1] for n in nodes])
@@ -50,6 +55,53 @@ def test_deploy_local_runs_every_round_on_three_supernodes(small_model, tmp_path
 
     assert len(json.loads((out / LOGS / PIDS).read_text())) >= 4  # the SuperLink and three SuperNodes at least
     assert alive(out) == []
+
+
+def test_devices_that_own_their_data_give_the_shared_runs_results(small_model, tmp_path):  # noqa: F811
+    """`deploy --own-data`: each of 4 SuperNodes is one device that reads only its own directory (its shard of the
+    fleet) and gets the model from the server's first message; the checkpoints and every device's outcome and
+    figures equal those of the same run on 2 SuperNodes that read the shared run directory."""
+    flags = ["--preset", "tiny", "--model", str(small_model), "--devices", "4", "--rounds", "3", "--cohort", "2"]
+    own, shared = tmp_path / "own", tmp_path / "shared"
+    assert main(["--quiet", "deploy", "--own-data", *flags, "--out", str(own)]) == 0
+    assert main(["--quiet", "deploy", "--local", "2", *flags, "--out", str(shared)]) == 0
+
+    summary = json.loads((own / SUMMARY).read_text())
+    assert (summary["device_data"], summary["supernodes"], summary["rounds"]) == ("own", 4, 3)
+    a, b = Results(own), Results(shared)
+    for r in (1, 2, 3):
+        got, want = a.checkpoint(r), b.checkpoint(r)
+        assert set(got) == set(want) and all(np.array_equal(got[k], want[k]) for k in want)
+    columns = ["round", "device", "outcome", "hit", "loss", "examples", "peak_bytes"]
+    rows_a, rows_b = (r.devices().sort_values(["round", "device"])[columns].reset_index(drop=True) for r in (a, b))
+    pd.testing.assert_frame_equal(rows_a, rows_b)
+    assert (rows_a["outcome"] == "ok").any()
+
+    # Each device's own directory: its shard (one device), the model the server sent, its personal state.
+    assert not (own / STATE_DIR).exists() or not any((own / STATE_DIR).iterdir())
+    trained = set(rows_a.loc[rows_a["outcome"] == "ok", "device"])
+    for d in range(4):
+        home = own / DEVICES_DIR / str(d)
+        fleet = FleetData.load(home / FLEET_DIR / FLEET_DATA)
+        assert fleet.n_devices == 1 and json.loads((home / FLEET_DIR / SHARD).read_text()) == {"device": d}
+        assert (home / MODEL).read_bytes() == (own / MODEL).read_bytes()
+        assert (home / STATE_DIR / f"{d}.npz").exists() == (d in trained)
+    ran_on = rows_a.merge(a.devices()[["round", "device", "node"]], on=["round", "device"])
+    ran_on = ran_on[ran_on["outcome"] != "dropout"]
+    assert all(str(n).endswith(f"supernode-{d}") for n, d in zip(ran_on["node"], ran_on["device"]))
+    assert alive(own) == []
+
+
+def test_own_data_refuses_what_it_cannot_run(small_model, tmp_path, capsys):  # noqa: F811
+    flags = ["--preset", "tiny", "--model", str(small_model), "--devices", "4", "--cohort", "2"]
+    assert main(["deploy", "--own-data", "--local", "3", *flags, "--out", str(tmp_path / "a")]) != 0
+    assert "one SuperNode per device" in capsys.readouterr().err
+    assert main(["simulate", *flags, "--set", 'sim.device_data="own"', "--out", str(tmp_path / "b")]) != 0
+    assert "edgefleet deploy --own-data" in capsys.readouterr().err
+    assert main(["deploy", "--own-data", *flags, "--cohort", "3", "--set", "privacy.secagg=true", "--out",
+                 str(tmp_path / "c")]) != 0
+    assert "legacy workflow" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.fixture
@@ -169,6 +221,39 @@ def test_a_killed_deploy_launcher_resumes_after_its_last_committed_round(small_m
     assert not devices.duplicated(["round", "device"]).any()
     assert set(devices["device"]) <= set(range(12))  # every row names the device it was sent to
     assert json.loads((out / SUMMARY).read_text())["rounds"] == 3
+    assert alive(out) == []
+
+
+def test_a_killed_superlink_ends_the_run_with_its_rounds_kept_and_resume_goes_on(small_model, tmp_path):  # noqa: F811
+    """SIGKILL the SuperLink alone (and the ServerApp it runs) once round 1 is committed: the launcher stops its
+    SuperNodes and says how to go on, with the committed rounds kept; `deploy --resume` commits the rest once each."""
+    out = tmp_path / "dep"
+    cmd = [str(BIN / "edgefleet"), "--quiet", "deploy", "--local", "2", "--preset", "tiny", "--model", str(small_model),
+           "--devices", "8", "--rounds", "3", "--cohort", "2", "--out", str(out)]
+    launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not ((out / CHECKPOINTS).is_dir() and Results(out).completed_rounds() >= 1):
+            assert launcher.poll() is None and time.monotonic() < deadline, launcher.stdout.read().decode()[-3000:]
+            time.sleep(0.2)
+        superlink, = [p for p in psutil.Process(launcher.pid).children(recursive=True)
+                      if "flower-superlink" in _cmdline(p)]
+        for p in [*superlink.children(recursive=True), superlink]:
+            p.kill()
+        output = launcher.communicate(timeout=300)[0].decode()
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait(30)
+    kept = Results(out).completed_rounds()
+    assert launcher.returncode != 0 and 1 <= kept < 3, output[-3000:]
+    assert "the SuperLink stopped after" in output and f"edgefleet deploy --resume {out} --local 2" in output
+    assert alive(out) == []  # its SuperNodes too
+
+    assert main(["--quiet", "deploy", "--resume", str(out), "--local", "2"]) == 0
+    results = Results(out)
+    assert list(results.rounds()["round"]) == [1, 2, 3]
+    assert not results.devices().duplicated(["round", "device"]).any()
     assert alive(out) == []
 
 

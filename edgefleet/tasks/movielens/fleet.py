@@ -50,6 +50,16 @@ class FleetData:
     def save(self, path: Path) -> None:
         save_npz(path, {k: getattr(self, k) for k in self.__dataclass_fields__})
 
+    def of_device(self, device: int) -> "FleetData":
+        """The fleet of this one device: its items, its user's held-out items and negatives, the public catalogue."""
+        row = self.user_row(int(self.device_user[device]))
+        own = self.device_items(device)
+        return FleetData(device_user=self.device_user[device:device + 1],
+                         offsets=np.array([0, len(own)], dtype=self.offsets.dtype), items=own.copy(),
+                         users=self.users[row:row + 1], valid=self.valid[row:row + 1], test=self.test[row:row + 1],
+                         negatives=self.negatives[row:row + 1], genres=self.genres,
+                         genre_held_out=self.genre_held_out)
+
     @classmethod
     def load(cls, path: Path) -> "FleetData":
         with np.load(path) as z:

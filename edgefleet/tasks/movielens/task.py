@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from edgefleet.rundir import FLEET_DATA
+from edgefleet.rundir import FLEET_DATA, ITEMS, share_file
 from edgefleet.tasks.base import FederatedTask, Metric, Params
 from edgefleet.tasks.movielens.bundle import TaskBundle, every_user_valid, load_task
 from edgefleet.tasks.movielens.central import CentralSettings, train_central
@@ -54,6 +54,11 @@ class MovieLens(FederatedTask):
 
     def load_fleet(self, fleet_dir: Path) -> tuple[FleetData, list[str]]:
         return FleetData.load(fleet_dir / FLEET_DATA), load_texts(fleet_dir)
+
+    def write_shard(self, fleet_dir: Path, device: int, shard_dir: Path) -> None:
+        FleetData.load(fleet_dir / FLEET_DATA).of_device(device).save(shard_dir / FLEET_DATA)
+        # The catalogue's text is public and the same on every device: a hard link, where the filesystem allows.
+        share_file(fleet_dir / ITEMS, shard_dir / ITEMS)
 
     def centralized(self, model: Any, texts: list[str], data: TaskBundle, shared: Params, settings: CentralSettings,
                     log: Callable[[str], None]) -> tuple[Params, list[dict]]:

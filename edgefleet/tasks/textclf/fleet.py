@@ -47,6 +47,14 @@ class TextFleet:
     def save(self, path: Path) -> None:
         save_npz(path, {k: np.asarray(getattr(self, k)) for k in self.__dataclass_fields__})
 
+    def of_device(self, device: int, texts: list[str]) -> tuple["TextFleet", list[str]]:
+        """The fleet of this one device and its texts: its own training rows, renumbered from 0; no test row."""
+        rows = self.device_rows(device)
+        return (TextFleet(offsets=np.array([0, len(rows)], dtype=np.int64), rows=np.arange(len(rows), dtype=np.int64),
+                          train_y=self.train_y[rows], test_rows=np.zeros(0, dtype=np.int64),
+                          test_y=np.zeros(0, dtype=self.test_y.dtype), n_classes=self.n_classes),
+                [texts[int(r)] for r in rows])
+
     @classmethod
     def load(cls, path: Path) -> "TextFleet":
         with np.load(path) as z:

@@ -56,5 +56,10 @@ class TextClassification(FederatedTask):
     def load_fleet(self, fleet_dir: Path) -> tuple[TextFleet, list[str]]:
         return TextFleet.load(fleet_dir / FLEET_DATA), json.loads((fleet_dir / ITEMS).read_text())
 
+    def write_shard(self, fleet_dir: Path, device: int, shard_dir: Path) -> None:
+        own, texts = TextFleet.load(fleet_dir / FLEET_DATA).of_device(device, self.load_fleet(fleet_dir)[1])
+        own.save(shard_dir / FLEET_DATA)
+        (shard_dir / ITEMS).write_text(json.dumps(texts))
+
     def evaluator(self, model: Any, texts: list[str], data: TextTask) -> ClassifierEvaluator:
         return ClassifierEvaluator(model, data.test_texts, data.test_y, len(data.labels))

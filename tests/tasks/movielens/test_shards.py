@@ -51,3 +51,24 @@ def test_fleet_data_round_trips(tmp_path, toy_catalogue):
     back = type(fleet).load(tmp_path / "d.npz")
     for name in fleet.__dataclass_fields__:
         np.testing.assert_array_equal(getattr(back, name), getattr(fleet, name))
+
+
+def test_a_devices_own_shard_gives_it_what_the_whole_fleet_does(toy_catalogue):
+    """`deploy --own-data`: a device's shard (FleetData.of_device) holds its data and no other device's, and its
+    local data, drawn with the same generator, is what the device gets from the whole fleet."""
+    from dataclasses import replace
+
+    from edgefleet.tasks.movielens.device import RecommendationDevice
+
+    split = make_split(toy_catalogue, 0.2, seed=0)
+    fleet = replace(assign_devices(split, 12, seed=1, num_negatives=5, min_items=2),
+                    genres=np.eye(toy_catalogue.n_items, 3, dtype=bool), genre_held_out=np.array([0, 1]))
+    device = RecommendationDevice()
+    for d in range(12):
+        one = fleet.of_device(d)
+        assert one.n_devices == 1 and one.users.tolist() == [fleet.device_user[d]]
+        assert one.device_items(0).tolist() == fleet.device_items(d).tolist()
+        whole = device.local_data(fleet, d, 0, 4, np.random.default_rng(d))
+        own = device.local_data(one, 0, 0, 4, np.random.default_rng(d))
+        assert all(np.array_equal(getattr(whole, f), getattr(own, f)) for f in ("texts", "genres"))
+        assert (whole.n_eval, whole.n_hist, whole.n_neg) == (own.n_eval, own.n_hist, own.n_neg)

@@ -44,3 +44,25 @@ def test_impossible_partitions_are_one_line_errors():
         partition(Y, None, 1001, "iid", alpha=0.5, seed=0)
     with pytest.raises(ConfigError, match="needs a user"):
         partition(Y, None, 10, "user", alpha=0.5, seed=0)
+
+
+def test_a_devices_own_shard_holds_its_rows_and_texts_only():
+    """`deploy --own-data`: the shard renumbers the device's rows from 0 and carries their texts; the device's local
+    data reads the same texts and classes from it as from the whole fleet."""
+    from edgefleet.tasks.textclf.device import ClassifierDevice
+    from edgefleet.tasks.textclf.fleet import TextFleet
+
+    y = np.repeat(np.arange(4), 10)
+    parts = partition(y, None, 5, "dirichlet", 0.5, seed=0)
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])])
+    fleet = TextFleet(offsets=offsets, rows=np.concatenate(parts), train_y=y, test_rows=np.arange(40, 44),
+                      test_y=np.arange(4), n_classes=4)
+    texts = [f"text {i}" for i in range(44)]
+    device = ClassifierDevice()
+    for d in range(5):
+        one, own_texts = fleet.of_device(d, texts)
+        assert one.n_devices == 1 and len(one.test_rows) == 0 and len(own_texts) == len(parts[d])
+        whole = device.local_data(fleet, d, len(texts), 0, np.random.default_rng(0))
+        mine = device.local_data(one, 0, len(own_texts), 0, np.random.default_rng(0))
+        assert [texts[i] for i in whole.texts] == [own_texts[i] for i in mine.texts]
+        assert whole.y.tolist() == mine.y.tolist() and whole.n_train == mine.n_train
