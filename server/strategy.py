@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MessageType, MetricRecord, RecordDict
 from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvgM
@@ -65,6 +65,15 @@ def left_out(r: int, devices: list[tuple[int, str]]) -> list[dict]:
 # Flower's errors for a node that went away (its SuperNode stopped answering the SuperLink's heartbeat) or a message
 # lost with it: the device left the round, as a phone that loses its connection does.
 GONE = (ErrorCode.NODE_UNAVAILABLE, ErrorCode.MESSAGE_UNAVAILABLE, ErrorCode.REPLY_MESSAGE_UNAVAILABLE)
+# On a Ray cluster, a worker node that dies takes its actors with it: Flower's simulation engine replies for the
+# device it was running with an error of unknown code that names Ray's exception (ActorDiedError, or
+# ActorUnavailableError until Ray has declared the node dead). The device's host went away: a dropout, not a
+# failure of the device's work.
+RAY_GONE = ("ray.exceptions.ActorDiedError", "ray.exceptions.ActorUnavailableError", "ray.exceptions.RayActorError")
+
+
+def gone(error: Error) -> bool:
+    return error.code in GONE or (error.code == ErrorCode.UNKNOWN and any(k in error.reason for k in RAY_GONE))
 
 
 class _Fleet:
@@ -123,7 +132,7 @@ class _Fleet:
             answered.add(node)
             row = {"round": r, "device": self._sent.get(node, -1)}
             if msg.has_error():
-                row.update(outcome="dropout" if msg.error.code in GONE else "error", error=msg.error.reason[:500])
+                row.update(outcome="dropout" if gone(msg.error) else "error", error=msg.error.reason[:500])
             else:
                 if "wall" in msg.content:
                     timings.append(dict(msg.content["wall"]))

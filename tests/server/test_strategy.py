@@ -112,6 +112,22 @@ def test_a_device_whose_node_went_away_is_a_dropout_and_a_crash_an_error(strateg
     assert len(frame) == 4 and sorted(frame["device"]) == sorted(sent)
 
 
+def test_a_device_lost_with_its_ray_worker_node_is_a_dropout(strategy):
+    """Flower's simulation engine answers for an actor whose Ray node died with an unknown-code error naming Ray's
+    exception; any other unknown error stays an error."""
+    from flwr.app import Error
+    from flwr.common.constant import ErrorCode
+
+    s, seen, _ = strategy
+    messages = list(s.configure_train(1, ArrayRecord({"w": Array(np.zeros(2, np.float32))}), ConfigRecord(),
+                                      FakeGrid(4)))
+    reasons = ["<class 'ray.exceptions.ActorUnavailableError'>:<'The actor 53 is unavailable'>",
+               "<class 'ray.exceptions.ActorDiedError'>:<'The actor died unexpectedly'>",
+               "<class 'ValueError'>:<'bad'>"]
+    s.aggregate_train(1, [Message(Error(ErrorCode.UNKNOWN, why), reply_to=m) for m, why in zip(messages, reasons)])
+    assert list(seen[0][1]["outcome"][:3]) == ["dropout", "dropout", "error"]
+
+
 def test_after_its_first_round_a_run_goes_on_with_the_nodes_still_connected(strategy, monkeypatch):
     import server.placement as module
 
