@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--own-data", action="store_true", help="each SuperNode is one device holding only its own data "
                    "(DIR/devices/<id>/) and gets the model from the server (sim.device_data=\"own\"); --local "
                    "defaults to every device of the fleet")
+    p.add_argument("--tls", action="store_true", help="TLS between the SuperLink, SuperNodes and flwr (sim.tls)")
+    p.add_argument("--supernode-auth", action="store_true", help="with --tls: only SuperNodes whose key was "
+                   "registered may connect (sim.supernode_auth)")
+    p.add_argument("--root-certificates", type=Path, metavar="FILE", help="with --tls --superlink: the joined "
+                   "SuperLink's CA certificate (sim.root_certificates)")
     p.add_argument("--devices", type=int, help="population size (sim.devices)")
     p.add_argument("--rounds", type=int, help="federated rounds (sim.rounds)")
     p.add_argument("--cohort", type=int, help="devices sampled per round (sim.cohort)")
@@ -207,14 +212,19 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         if args.out is not None or args.config or args.preset or args.overrides or \
                 any(v is not None for v in sim.values()):
             raise ConfigError("--resume DIR takes its config from DIR; give only --local N and --superlink with it")
-        if args.own_data:
-            raise ConfigError("--resume DIR takes its config from DIR; --own-data is in it already")
+        if args.own_data or args.tls or args.supernode_auth or args.root_certificates:
+            raise ConfigError("--resume DIR takes its config from DIR; --own-data, --tls, --supernode-auth and "
+                              "--root-certificates are in it already")
         cfg, out = None, args.resume
     elif args.out is None:
         raise ConfigError("deploy needs --out DIR (or --resume DIR)")
     else:
         args.overrides = [*args.overrides, *(f"sim.{k}={_toml(v)}" for k, v in sim.items() if v is not None),
-                          *(['sim.device_data="own"'] if args.own_data else [])]
+                          *(['sim.device_data="own"'] if args.own_data else []),
+                          *(["sim.tls=true"] if args.tls else []),
+                          *(["sim.supernode_auth=true"] if args.supernode_auth else []),
+                          *([f"sim.root_certificates={_toml(args.root_certificates.resolve())}"]
+                            if args.root_certificates else [])]
         cfg, out = _load(args), args.out
         if cfg.sim.device_data == "shared" and args.superlink is None and args.cohort is None and \
                 cfg.sim.cohort > args.local >= 1:  # one device each

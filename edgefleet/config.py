@@ -294,6 +294,15 @@ class SimConfig(_Section):
                               "the fleet from the run directory; own (`edgefleet deploy` only): each SuperNode is "
                               "one device holding only its own data (`devices/<id>/`), gets the model from the "
                               "server's first message and keeps its personal state there")
+    tls: bool = Field(False, description="`edgefleet deploy`: TLS between the SuperLink, the SuperNodes and the "
+                                         "`flwr` CLI, with a CA and certificate made for the run "
+                                         "(simulation/certs.py); joining a SuperLink, with its root_certificates")
+    supernode_auth: bool = Field(False, description="`edgefleet deploy` with tls: the SuperLink admits only "
+                                                    "SuperNodes whose public key was registered; each SuperNode "
+                                                    "started here gets its own key pair")
+    root_certificates: Path | None = Field(None, description="`edgefleet deploy --superlink` with tls: the CA "
+                                                             "certificate the joined SuperLink's certificate is "
+                                                             "signed by")
     encoder_cache: bool = Field(True, description="reuse the frozen encoder's outputs within a worker "
                                                   "(client/worker.py EncoderCache)")
     reuse_peaks: bool = Field(True, description="a device whose work has the shapes of work a device of the same "
@@ -324,6 +333,10 @@ class SimConfig(_Section):
         if self.device_data == "own" and (self.ray_address is not None or self.policy == "adaptive"):
             raise ValueError("sim.device_data \"own\" runs one device per SuperNode with the one deployed model: "
                              "not with sim.ray_address or sim.policy \"adaptive\"")
+        if self.supernode_auth and not self.tls:
+            raise ValueError("sim.supernode_auth needs sim.tls (Flower authenticates SuperNodes over TLS only)")
+        if self.root_certificates is not None and not self.tls:
+            raise ValueError("sim.root_certificates goes with sim.tls")
         if self.shared_dir is not None and self.ray_address is None:
             raise ValueError("sim.shared_dir goes with sim.ray_address (a single host shares its run directory)")
         return self

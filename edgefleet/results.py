@@ -117,5 +117,9 @@ class Results:
     def rounds(self) -> pd.DataFrame:
         return self._table("rounds")
 
+    def round_devices(self, server_round: int) -> pd.DataFrame:
+        """The device rows of one committed round."""
+        return pd.read_parquet(self.dir / "devices" / _name(server_round, "parquet"))
+
     def devices(self) -> pd.DataFrame:
         return self._table("devices")

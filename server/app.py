@@ -112,6 +112,7 @@ def main(grid: Grid, context: Context) -> None:
                               cfg.sim.deadline_s * 1e3, session.recorder.on_devices, done,
                               placement(cfg, context, session.mechanism.slots), **settings(cfg.sim))
     session.recorder.strategy = strategy
+    strategy.stop_on_lost_node = bool(int(context.run_config.get("stop-on-lost-node", 0)))
     if done:
         restore(strategy, results.optimizer_state(done), by_name=True)
     strategy.start(grid=grid, initial_arrays=ArrayRecord({k: Array(v) for k, v in session.weights.items()}),

@@ -72,8 +72,16 @@ GONE = (ErrorCode.NODE_UNAVAILABLE, ErrorCode.MESSAGE_UNAVAILABLE, ErrorCode.REP
 RAY_GONE = ("ray.exceptions.ActorDiedError", "ray.exceptions.ActorUnavailableError", "ray.exceptions.RayActorError")
 
 
+def ray_node_gone(error: Error) -> bool:
+    return error.code == ErrorCode.UNKNOWN and any(k in error.reason for k in RAY_GONE)
+
+
 def gone(error: Error) -> bool:
-    return error.code in GONE or (error.code == ErrorCode.UNKNOWN and any(k in error.reason for k in RAY_GONE))
+    return error.code in GONE or ray_node_gone(error)
+
+
+class RayNodeLost(RuntimeError):
+    """Raised to end a Flower run whose Ray actor pool holds a dead actor (simulation/run.py starts a new one)."""
 
 
 class _Fleet:
@@ -96,11 +104,17 @@ class _Fleet:
         self.wall: dict[str, float] = {}
         self.worker_wall: dict[str, float] = {}
         self._sent_at = 0.0
+        # On a Ray cluster, the launcher starts a new Flower run once devices were lost with a node: this one then
+        # sends no more work to its pool, which still holds the dead actor (docs/simulation.md, On a Ray cluster).
+        self.stop_on_lost_node = False
+        self._lost_node = False
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         started = time.perf_counter()
         r = server_round + self.round_offset
+        if self._lost_node and self.stop_on_lost_node:
+            raise RayNodeLost(f"devices were lost with a Ray node in round {r - 1}; this run ends after it")
         devices, self._available = self.mechanism.sampler.sample(r)
         self._base = {k: a.numpy() for k, a in arrays.items()}
         if isinstance(self, FedOpt):  # what the optimizers' own configure_train does
@@ -133,6 +147,7 @@ class _Fleet:
             row = {"round": r, "device": self._sent.get(node, -1)}
             if msg.has_error():
                 row.update(outcome="dropout" if gone(msg.error) else "error", error=msg.error.reason[:500])
+                self._lost_node = self._lost_node or ray_node_gone(msg.error)
             else:
                 if "wall" in msg.content:
                     timings.append(dict(msg.content["wall"]))

@@ -98,6 +98,36 @@ def check_cluster(address: str, directory: Path, run_dir: Path) -> list[dict]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def alive_nodes(address: str, run_dir: Path) -> int | None:
+    """How many nodes of the cluster Ray holds alive now (asked from a child process); None: no answer."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FLWR_"))}
+    env.update(RAY_TMPDIR=str(run_dir / TMP), RAY_USAGE_STATS_ENABLED="0")
+    try:
+        done = subprocess.run([sys.executable, "-m", "simulation.cluster", "--alive", address], env=env,
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        return None
+
+
+def wait_for_fewer_nodes(address: str, before: int, run_dir: Path, timeout_s: float = 180) -> None:
+    """Wait until Ray has declared a node of the `before` alive ones dead (its health checks take seconds to tens of
+    seconds), so that a new Flower run does not count that node's CPUs; at most `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive = alive_nodes(address, run_dir)
+        if alive is not None and alive < before:
+            return
+        time.sleep(2.0)
+
+
+def _count_alive(address: str) -> int:
+    import ray
+
+    ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    return sum(1 for n in ray.nodes() if n["Alive"])
+
+
 def _probe(address: str, token_path: str, token: str) -> list[dict]:
     """In the child process: join the cluster and look for the token on every alive node."""
     import ray
@@ -137,7 +167,7 @@ def _probe(address: str, token_path: str, token: str) -> list[dict]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(_probe(*sys.argv[1:4])))
+    print(_count_alive(sys.argv[2]) if sys.argv[1] == "--alive" else json.dumps(_probe(*sys.argv[1:4])))
 
 
 class LocalRayCluster:

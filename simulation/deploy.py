@@ -38,6 +38,10 @@ def check_deploy(cfg: Config, supernodes: int, superlink: str | None) -> None:
         raise ConfigError("deploy runs on Flower's Deployment Engine; sim.ray_address is for simulate")
     if superlink is not None and (":" not in superlink or "://" in superlink):
         raise ConfigError(f"--superlink {superlink}: give the SuperLink's HOST:PORT")
+    if cfg.sim.tls and superlink is not None and cfg.sim.root_certificates is None:
+        raise ConfigError("--tls --superlink: give the joined SuperLink's CA certificate with --root-certificates")
+    if cfg.sim.root_certificates is not None and not Path(cfg.sim.root_certificates).is_file():
+        raise ConfigError(f"--root-certificates {cfg.sim.root_certificates}: no such file")
     if cfg.sim.device_data == "own":
         if supernodes > cfg.sim.devices or (superlink is None and supernodes != cfg.sim.devices):
             raise ConfigError(f"deploy --local {supernodes} --own-data: one SuperNode per device, and the fleet has "
@@ -95,8 +99,9 @@ def run_deploy(cfg: Config | None, out: Path, reporter: Reporter, supernodes: in
     own = cfg.sim.device_data == "own"
     device_dirs = [device_dir(out, d).resolve() for d in range(supernodes)] if own else None
     run_config = {"run-dir": str(out.resolve()), **({"expect-devices": 0 if superlink else supernodes} if own else {})}
-    with FlowerSim(out, cfg.sim.workers, supernodes=supernodes, superlink=superlink,
-                   device_dirs=device_dirs) as deployment:
+    with FlowerSim(out, cfg.sim.workers, supernodes=supernodes, superlink=superlink, device_dirs=device_dirs,
+                   tls=cfg.sim.tls, supernode_auth=cfg.sim.supernode_auth,
+                   root_certificates=cfg.sim.root_certificates) as deployment:
         run_started = time.perf_counter()
         deployment.submit(app_dir, slots, run_config)
         if superlink:
@@ -125,6 +130,6 @@ def run_deploy(cfg: Config | None, out: Path, reporter: Reporter, supernodes: in
         peak_rss = deployment.peak_rss
     summary = {**summarize(cfg, results, run_wall, time.perf_counter() - started, peak_rss),
                "engine": "deployment", "supernodes": supernodes, "superlink": superlink,
-               "device_data": cfg.sim.device_data}
+               "device_data": cfg.sim.device_data, "tls": cfg.sim.tls, "supernode_auth": cfg.sim.supernode_auth}
     write_json(out / SUMMARY, summary)
     return summary

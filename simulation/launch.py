@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ import psutil
 
 from edgefleet.errors import EdgeFleetError
 from edgefleet.rundir import FLWR_HOME, LOGS, PIDS, TMP, atomic_write
+from simulation.certs import make_supernode_key, make_tls
 
 APP_PYPROJECT = """[build-system]
 requires = ["setuptools"]
@@ -46,6 +48,7 @@ clientapp = "{clientapp}"
 run-dir = ""
 data-dir = ""
 expect-devices = 0
+stop-on-lost-node = 0
 """
 
 
@@ -146,12 +149,18 @@ class FlowerSim:
     """
 
     def __init__(self, run_dir: Path, workers: int, supernodes: int = 0, ray_address: str | None = None,
-                 superlink: str | None = None, device_dirs: list[Path] | None = None):
+                 superlink: str | None = None, device_dirs: list[Path] | None = None, tls: bool = False,
+                 supernode_auth: bool = False, root_certificates: Path | None = None):
         self.run_dir = run_dir.resolve()
         self.workers = workers
         self.ray_address = ray_address
         self.n_supernodes = supernodes
         self.device_dirs = device_dirs  # SuperNode i holds the data of the device in device_dirs[i]
+        # TLS (simulation/certs.py): the CA the SuperNodes and the `flwr` CLI verify the SuperLink with; made here for
+        # a SuperLink started here, the owner's for one joined. With `supernode_auth` the SuperLink admits only the
+        # SuperNodes whose keys were registered.
+        self.tls, self.supernode_auth = tls, supernode_auth
+        self.ca: Path | None = root_certificates
         self.deployed = supernodes > 0 or superlink is not None  # Flower's Deployment Engine, not its simulation
         self.supernodes: list[subprocess.Popen] = []
         self.home = self.run_dir / FLWR_HOME
@@ -198,8 +207,14 @@ class FlowerSim:
             for stale in self.home.glob("state.db*"):
                 stale.unlink()
             host, port = self.address.rsplit(":", 1)
+            security = ["--insecure"]
+            if self.tls:
+                files = make_tls(self.home / "certs", [host, "localhost"])
+                self.ca = files.ca
+                security = ["--ssl-ca-certfile", str(files.ca), "--ssl-certfile", str(files.cert), "--ssl-keyfile",
+                            str(files.key), *(["--enable-supernode-auth"] if self.supernode_auth else [])]
             self.superlink = self._spawn("superlink", [
-                "flower-superlink", "--insecure", *([] if self.deployed else ["--simulation"]), "--isolation",
+                "flower-superlink", *security, *([] if self.deployed else ["--simulation"]), "--isolation",
                 "subprocess", "--host", host, "--port", port, "--database", str(self.home / "state.db"),
                 "--log-file", str(self.run_dir / LOGS / "superlink.log"), "--disable-runtime-dependency-installation"])
         deadline = time.monotonic() + 60
@@ -208,19 +223,32 @@ class FlowerSim:
                 raise SimulationFailed(f"the Flower SuperLink at {self.address} did not answer"
                                        + ("" if self.joined else f"; see {self.run_dir / 'logs'}"))
             time.sleep(0.2)
+        connection = f"root-certificates = {json.dumps(str(self.ca))}" if self.ca else "insecure = true"
+        (self.home / "config.toml").write_text(
+            f'[superlink]\ndefault = "edgefleet"\n\n[superlink.edgefleet]\naddress = "{self.address}"\n'
+            f"{connection}\n")
         # Each names its partition as Flower's examples do (or its device's own directory), and itself
         # (`supernode`) for the device rows.
         for i in range(self.n_supernodes):
             data = (f"device-dir={json.dumps(str(self.device_dirs[i]))}" if self.device_dirs else
                     f"partition-id={i} num-partitions={self.n_supernodes}")
+            security = ["--root-certificates", str(self.ca)] if self.ca else ["--insecure"]
+            if self.supernode_auth:
+                security += ["--auth-supernode-private-key", str(self._register(f"supernode-{i}"))]
             self.supernodes.append(self._spawn(f"supernode-{i}", [
-                "flower-supernode", "--insecure", "--superlink", self.address, "--isolation",
+                "flower-supernode", *security, "--superlink", self.address, "--isolation",
                 "subprocess", "--host", "127.0.0.1", "--port", str(_free_port()),
                 "--node-config", f"{data} supernode={i}"]))
-        (self.home / "config.toml").write_text(
-            f'[superlink]\ndefault = "edgefleet"\n\n[superlink.edgefleet]\naddress = "{self.address}"\n'
-            "insecure = true\n")
         return self
+
+    def _register(self, name: str) -> Path:
+        """A key pair for one SuperNode, its public key registered with the SuperLink; returns the private key."""
+        private, public = make_supernode_key(self.home / "keys", name)
+        done = self._cli("supernode", "register", str(public), "edgefleet", "--name", name)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            raise SimulationFailed(f"flwr supernode register {name} failed: {lines[-1] if lines else 'no answer'}")
+        return private
 
     def __exit__(self, *exc) -> None:
         self.stop()
@@ -234,8 +262,9 @@ class FlowerSim:
         return proc
 
     def _healthy(self) -> bool:
+        scheme, context = ("https", ssl.create_default_context(cafile=str(self.ca))) if self.ca else ("http", None)
         try:
-            with urllib.request.urlopen(f"http://{self.address}/health", timeout=1) as r:
+            with urllib.request.urlopen(f"{scheme}://{self.address}/health", timeout=1, context=context) as r:
                 return r.status == 200
         except OSError:
             return False

@@ -20,7 +20,8 @@ from edgefleet.results import Results
 from edgefleet.rundir import SIM_CONFIG, SUMMARY, prepare, removed_on_failure, write_json
 from edgefleet.tasks import get_task
 from server.privacy import slots_for
-from simulation.cluster import ClusterError, check_cluster, data_dir, ship
+from server.strategy import RAY_GONE
+from simulation.cluster import ClusterError, check_cluster, data_dir, ship, wait_for_fewer_nodes
 from simulation.launch import FlowerSim, ended_early, write_app
 from simulation.prepare import prepare_fleet
 
@@ -28,6 +29,8 @@ SERVERAPP = "server.app:app"
 CLIENTAPP = "client.app:app"
 # SecAgg+ runs on Flower's legacy strategy stack only (docs/privacy.md, SecAgg+): its own pair of apps.
 SECURE_APPS = ("server.secure:app", "client.secure:app")
+# A run on a Ray cluster restarts its Flower run at most this often after losing devices with a node.
+MAX_RESTARTS = 3
 
 
 def load_resumable(run_dir: Path) -> Config:
@@ -45,16 +48,18 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
     if cfg.sim.device_data == "own":
         raise ConfigError("sim.device_data \"own\": each device is a SuperNode of Flower's Deployment Engine; run it "
                           "with edgefleet deploy --own-data")
+    if cfg.sim.tls:
+        raise ConfigError("sim.tls secures the Deployment Engine's connections: use edgefleet deploy --tls")
     if resume:
         reporter.log(f"resuming {out} after round {Results(out).completed_rounds()} of {cfg.sim.rounds}")
-        data = join_cluster(cfg, out, reporter)
+        data, cluster_nodes = join_cluster(cfg, out, reporter)
     else:
         existed = Path(out).exists() and any(Path(out).iterdir())
         out = prepare(out, SUMMARY)
         if (out / SIM_CONFIG).exists():
             raise RunDirError(f"{out} holds an unfinished simulation; continue it with --resume {out}")
         with removed_on_failure(out, existed):  # a failed preparation leaves no half-made run directory
-            data = join_cluster(cfg, out, reporter)
+            data, cluster_nodes = join_cluster(cfg, out, reporter)
             prepare_fleet(cfg, out, reporter)
     if data is not None:
         ship(out, data)
@@ -62,41 +67,65 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
     headline = get_task(cfg.task.name).headline
     app_dir = write_app(out / "app", "edgefleet", *(SECURE_APPS if cfg.privacy.secagg else (SERVERAPP, CLIENTAPP)))
     run_config = {"run-dir": str(out.resolve()), **({"data-dir": str(data)} if data is not None else {})}
-    with FlowerSim(out, cfg.sim.workers, ray_address=cfg.sim.ray_address) as sim:
-        run_started = time.perf_counter()
-        sim.submit(app_dir, slots_for(cfg), run_config)
-        with reporter.stage(f"federated rounds ({cfg.sim.devices:,} devices, cohort {cfg.sim.cohort})",
-                            total=cfg.sim.rounds) as advance:
-            shown = [results.completed_rounds()]
-            if shown[0]:
-                advance(shown[0])
+    run_wall, peak_rss, restarts = 0.0, 0, 0
+    while True:
+        with FlowerSim(out, cfg.sim.workers, ray_address=cfg.sim.ray_address) as sim:
+            run_started = time.perf_counter()
+            sim.submit(app_dir, slots_for(cfg),
+                       {**run_config, "stop-on-lost-node": int(bool(cluster_nodes) and restarts < MAX_RESTARTS)})
+            lost: list[int] = []  # committed rounds in which devices were lost with a Ray node
+            with reporter.stage(f"federated rounds ({cfg.sim.devices:,} devices, cohort {cfg.sim.cohort})",
+                                total=cfg.sim.rounds) as advance:
+                shown = [results.completed_rounds()]
+                if shown[0]:
+                    advance(shown[0])
 
-            def tick() -> None:
-                done = results.completed_rounds()
-                if done > shown[0]:
-                    last = results.rounds().iloc[-1]
-                    advance(done - shown[0], **{headline.label: float(last[headline.key])},
-                            ok=int(last["ok"]), oom=int(last["oom"]),
-                            dropout=int(last["dropout"]), straggler=int(last["straggler"]))
-                    shown[0] = done
+                def tick() -> None:
+                    done = results.completed_rounds()
+                    if done > shown[0]:
+                        last = results.rounds().iloc[-1]
+                        advance(done - shown[0], **{headline.label: float(last[headline.key])},
+                                ok=int(last["ok"]), oom=int(last["oom"]),
+                                dropout=int(last["dropout"]), straggler=int(last["straggler"]))
+                        if cluster_nodes and lost_with_a_node(results.round_devices(done)):
+                            lost.append(done)
+                        shown[0] = done
 
-            status = sim.follow(lambda: results.finished() is not None, tick)
-        run_wall = time.perf_counter() - run_started
-        if results.finished() is None:
+                restart = lambda: bool(lost) and restarts < MAX_RESTARTS  # noqa: E731
+                status = sim.follow(lambda: results.finished() is not None or restart(), tick)
+            run_wall += time.perf_counter() - run_started
             log = sim.save_log()
+            peak_rss = max(peak_rss, sim.peak_rss)
+        if results.finished() is not None:
+            break
+        if not restart():
             raise ended_early(status, results.completed_rounds(), log, f"edgefleet simulate --resume {out}")
-        sim.save_log()
-        peak_rss = sim.peak_rss
-    summary = summarize(cfg, results, run_wall, time.perf_counter() - started, peak_rss)
+        # Flower's Ray backend keeps a dead actor in its pool (docs/simulation.md, On a Ray cluster): a new Flower
+        # run, once Ray has declared the node dead, builds its pool from the nodes alive. The round in flight is
+        # discarded and redone from the last checkpoint, as on --resume.
+        restarts += 1
+        reporter.log(f"devices were lost with a Ray node in round {lost[0]}: going on after round "
+                     f"{results.completed_rounds()} on the nodes alive (restart {restarts} of {MAX_RESTARTS})")
+        wait_for_fewer_nodes(cfg.sim.ray_address, cluster_nodes, out)
+    summary = {**summarize(cfg, results, run_wall, time.perf_counter() - started, peak_rss), "restarts": restarts}
     write_json(out / SUMMARY, summary)
     return summary
 
 
-def join_cluster(cfg: Config, out: Path, reporter: Reporter) -> Path | None:
+def lost_with_a_node(devices: pd.DataFrame) -> bool:
+    """Whether a round's device rows hold a device lost with its Ray worker (server/strategy.py `gone`)."""
+    if "error" not in devices:
+        return False
+    errors = devices.loc[devices["outcome"] == "dropout", "error"].fillna("")
+    return bool(errors.str.contains("|".join(RAY_GONE), regex=True).any())
+
+
+def join_cluster(cfg: Config, out: Path, reporter: Reporter) -> tuple[Path | None, int]:
     """With `sim.ray_address`: check, before any work, that every node of the cluster sees the directory workers will
-    read; returns that directory when it is `sim.shared_dir`'s (None: the run directory)."""
+    read; returns that directory when it is `sim.shared_dir`'s (None: the run directory), and the cluster's alive
+    nodes (0 without a cluster)."""
     if cfg.sim.ray_address is None:
-        return None
+        return None, 0
     data = data_dir(cfg, out)
     try:
         nodes = check_cluster(cfg.sim.ray_address, data or out, out)
@@ -106,7 +135,7 @@ def join_cluster(cfg: Config, out: Path, reporter: Reporter) -> Path | None:
         raise
     reporter.log(f"Ray cluster at {cfg.sim.ray_address}: {len(nodes)} node(s), "
                  f"{sum(n['cpus'] for n in nodes):g} CPU(s); workers read {data or out}")
-    return data
+    return data, len(nodes)
 
 
 def _rate(devices: pd.DataFrame, outcome: str) -> float:

@@ -13,7 +13,7 @@ from server.privacy.dp_fedavg import DPFedAvg
 from server.privacy.none import NoPrivacy
 from server.samplers.poisson import PoissonSampler
 from server.samplers.uniform import UniformSampler
-from server.strategy import FleetFedAvg, busiest_worker
+from server.strategy import FleetFedAvg, RayNodeLost, busiest_worker
 from simulation.population.tiers import draw_population
 
 
@@ -126,6 +126,11 @@ def test_a_device_lost_with_its_ray_worker_node_is_a_dropout(strategy):
                "<class 'ValueError'>:<'bad'>"]
     s.aggregate_train(1, [Message(Error(ErrorCode.UNKNOWN, why), reply_to=m) for m, why in zip(messages, reasons)])
     assert list(seen[0][1]["outcome"][:3]) == ["dropout", "dropout", "error"]
+    arrays = ArrayRecord({"w": Array(np.zeros(2, np.float32))})
+    assert len(list(s.configure_train(2, arrays, ConfigRecord(), FakeGrid(4)))) == 4  # alone, it goes on
+    s.stop_on_lost_node = True  # the launcher will start a new Flower run: send no more work to this pool
+    with pytest.raises(RayNodeLost):
+        s.configure_train(2, arrays, ConfigRecord(), FakeGrid(4))
 
 
 def test_after_its_first_round_a_run_goes_on_with_the_nodes_still_connected(strategy, monkeypatch):

@@ -46,7 +46,7 @@ def test_deploy_local_runs_every_round_on_three_supernodes(small_model, tmp_path
     cfg = load_config(preset="tiny", overrides=[f'sim.model="{small_model}"', "sim.devices=12", "sim.rounds=2",
                                                 "sim.cohort=3"])
     assert set(summary) == set(summarize(cfg, results, 0.0, 0.0, 0)) | {"engine", "supernodes", "superlink",
-                                                                        "device_data"}
+                                                                        "device_data", "tls", "supernode_auth"}
 
     devices = results.devices()
     ran_on = devices.groupby("round")["node"].apply(lambda nodes: [str(n).rsplit("/", 1)[-1] for n in nodes])
@@ -101,6 +101,52 @@ def test_own_data_refuses_what_it_cannot_run(small_model, tmp_path, capsys):  # 
     assert main(["deploy", "--own-data", *flags, "--cohort", "3", "--set", "privacy.secagg=true", "--out",
                  str(tmp_path / "c")]) != 0
     assert "legacy workflow" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_tls_superlink_admits_only_registered_supernodes(tmp_path):
+    """`sim.tls` + `sim.supernode_auth` as FlowerSim starts them: the SuperLink answers HTTPS verified with the run's
+    CA and not plain HTTP; its SuperNode, whose key was registered, is online; one with an unregistered key is
+    refused and exits."""
+    from simulation.certs import make_supernode_key
+    from simulation.launch import FlowerSim, _free_port
+
+    run = tmp_path / "tls"
+    run.mkdir()
+    with FlowerSim(run, 1, supernodes=1, tls=True, supernode_auth=True) as fs:
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://{fs.address}/health", timeout=5)
+        assert fs._healthy()  # https, verified with the CA made for the run
+        private, _ = make_supernode_key(run / "rogue", "rogue")
+        rogue = fs._spawn("rogue", ["flower-supernode", "--root-certificates", str(fs.ca),
+                                    "--auth-supernode-private-key", str(private), "--superlink", fs.address,
+                                    "--max-retries", "2", "--max-wait-time", "20", "--host", "127.0.0.1",
+                                    "--port", str(_free_port())])
+        assert rogue.wait(90) != 0
+        assert "Failed to activate SuperNode" in (run / LOGS / "rogue.out").read_text()
+        listed = json.loads(fs._cli("supernode", "list", "edgefleet", "--format", "json").stdout)["nodes"]
+        assert len(listed) == 1
+    assert alive(run) == []
+
+
+def test_deploy_over_tls_with_supernode_auth_runs_its_rounds(small_model, tmp_path):  # noqa: F811
+    out = tmp_path / "dep"
+    assert main(["--quiet", "deploy", "--tls", "--supernode-auth", "--local", "2", "--preset", "tiny", "--model",
+                 str(small_model), "--devices", "8", "--rounds", "1", "--cohort", "2", "--out", str(out)]) == 0
+    summary = json.loads((out / SUMMARY).read_text())
+    assert (summary["tls"], summary["supernode_auth"], summary["rounds"]) == (True, True, 1)
+    assert "insecure" not in (out / "flwr" / "config.toml").read_text()
+    assert alive(out) == []
+
+
+def test_tls_options_refuse_what_they_cannot_do(small_model, tmp_path, capsys):  # noqa: F811
+    flags = ["--preset", "tiny", "--model", str(small_model), "--devices", "4", "--cohort", "2"]
+    assert main(["deploy", "--supernode-auth", "--local", "2", *flags, "--out", str(tmp_path / "a")]) != 0
+    assert "needs sim.tls" in capsys.readouterr().err
+    assert main(["deploy", "--tls", "--superlink", "127.0.0.1:1", *flags, "--out", str(tmp_path / "b")]) != 0
+    assert "--root-certificates" in capsys.readouterr().err
+    assert main(["simulate", *flags, "--set", "sim.tls=true", "--out", str(tmp_path / "c")]) != 0
+    assert "edgefleet deploy --tls" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
