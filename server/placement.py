@@ -21,8 +21,8 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
-# After its first round, a run waits this long for every slot's node before it goes on with those connected: on the
-# Deployment Engine a SuperNode that died is not back, and its devices are dropouts until one replaces it.
+# After its first round, a run waits this long for a slot's node that went away before it goes on with those connected:
+# on the Deployment Engine a SuperNode that died is not back, and its devices are dropouts until one replaces it.
 NODE_WAIT_S = 30.0
 NO_SLOT = "no free slot this round"
 OFFLINE = "offline: no connected SuperNode holds this device's data"
@@ -35,10 +35,12 @@ class Placement(Protocol):
         """(node -> device it runs, [(device left out, why)]) for this round's sampled `devices`."""
 
 
-def connected_nodes(grid: Grid, slots: int, wait_s: float | None) -> list[int]:
-    """Up to `slots` connected nodes, waiting for that many at most `wait_s` (None: as long as it takes)."""
+def connected_nodes(grid: Grid, slots: int, wait_s: float | None, wait_for: int | None = None) -> list[int]:
+    """Up to `slots` connected nodes, waiting for `wait_for` (default: `slots`) of them at most `wait_s` (None: as
+    long as it takes)."""
+    wait_for = slots if wait_for is None else wait_for
     deadline = None if wait_s is None else time.monotonic() + wait_s
-    while len(nodes := sorted(grid.get_node_ids())) < slots and (deadline is None or time.monotonic() < deadline):
+    while len(nodes := sorted(grid.get_node_ids())) < wait_for and (deadline is None or time.monotonic() < deadline):
         time.sleep(1.0)
     return nodes[:slots]
 
@@ -50,14 +52,18 @@ def assign(nodes: list[int], devices: np.ndarray) -> tuple[dict[int, int], list[
 
 
 class Slots:
-    """Any node runs any device; the first round waits for every slot (the SuperNodes joining), later ones go on
-    without a node that is gone."""
+    """Any node runs any device. The first round waits for every slot (the SuperNodes joining); a later round with
+    fewer nodes connected than the last waits at most NODE_WAIT_S for the missing ones, then goes on with those
+    connected, and later rounds expect only that many (a SuperNode that died is not waited for every round) until
+    more join again."""
 
     def __init__(self, slots: int):
         self.slots = slots
+        self.expected = slots  # the nodes a round waits for
 
     def place(self, grid: Grid, devices: np.ndarray, server_round: int) -> tuple[dict[int, int], list[tuple[int, str]]]:
-        nodes = connected_nodes(grid, self.slots, None if server_round == 1 else NODE_WAIT_S)
+        nodes = connected_nodes(grid, self.slots, None if server_round == 1 else NODE_WAIT_S, self.expected)
+        self.expected = len(nodes)
         sent, unsent = assign(nodes, devices)
         return sent, [(d, NO_SLOT) for d in unsent]
 
