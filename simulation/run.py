@@ -29,7 +29,8 @@ SERVERAPP = "server.app:app"
 CLIENTAPP = "client.app:app"
 # SecAgg+ runs on Flower's legacy strategy stack only (docs/privacy.md, SecAgg+): its own pair of apps.
 SECURE_APPS = ("server.secure:app", "client.secure:app")
-# A run on a Ray cluster restarts its Flower run at most this often after losing devices with a node.
+# A run restarts its Flower run at most this often after losing devices with a Ray worker (a node, or an actor
+# process killed).
 MAX_RESTARTS = 3
 
 
@@ -71,8 +72,7 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
     while True:
         with FlowerSim(out, cfg.sim.workers, ray_address=cfg.sim.ray_address) as sim:
             run_started = time.perf_counter()
-            sim.submit(app_dir, slots_for(cfg),
-                       {**run_config, "stop-on-lost-node": int(bool(cluster_nodes) and restarts < MAX_RESTARTS)})
+            sim.submit(app_dir, slots_for(cfg), {**run_config, "stop-on-lost-node": int(restarts < MAX_RESTARTS)})
             lost: list[int] = []  # committed rounds in which devices were lost with a Ray node
             with reporter.stage(f"federated rounds ({cfg.sim.devices:,} devices, cohort {cfg.sim.cohort})",
                                 total=cfg.sim.rounds) as advance:
@@ -87,7 +87,7 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
                         advance(done - shown[0], **{headline.label: float(last[headline.key])},
                                 ok=int(last["ok"]), oom=int(last["oom"]),
                                 dropout=int(last["dropout"]), straggler=int(last["straggler"]))
-                        if cluster_nodes and lost_with_a_node(results.round_devices(done)):
+                        if lost_with_a_node(results.round_devices(done)):
                             lost.append(done)
                         shown[0] = done
 
@@ -101,12 +101,13 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
         if not restart():
             raise ended_early(status, results.completed_rounds(), log, f"edgefleet simulate --resume {out}")
         # Flower's Ray backend keeps a dead actor in its pool (docs/simulation.md, On a Ray cluster): a new Flower
-        # run, once Ray has declared the node dead, builds its pool from the nodes alive. The round in flight is
-        # discarded and redone from the last checkpoint, as on --resume.
+        # run builds its pool afresh, on a cluster once Ray has declared the node dead, on one host with a new Ray.
+        # The round in flight is discarded and redone from the last checkpoint, as on --resume.
         restarts += 1
-        reporter.log(f"devices were lost with a Ray node in round {lost[0]}: going on after round "
-                     f"{results.completed_rounds()} on the nodes alive (restart {restarts} of {MAX_RESTARTS})")
-        wait_for_fewer_nodes(cfg.sim.ray_address, cluster_nodes, out)
+        reporter.log(f"devices were lost with a Ray worker in round {lost[0]}: going on after round "
+                     f"{results.completed_rounds()} with a new worker pool (restart {restarts} of {MAX_RESTARTS})")
+        if cluster_nodes:
+            wait_for_fewer_nodes(cfg.sim.ray_address, cluster_nodes, out)
     summary = {**summarize(cfg, results, run_wall, time.perf_counter() - started, peak_rss), "restarts": restarts}
     write_json(out / SUMMARY, summary)
     return summary

@@ -58,16 +58,20 @@ def test_deploy_local_runs_every_round_on_three_supernodes(small_model, tmp_path
 
 
 def test_devices_that_own_their_data_give_the_shared_runs_results(small_model, tmp_path):  # noqa: F811
-    """`deploy --own-data`: each of 4 SuperNodes is one device that reads only its own directory (its shard of the
-    fleet) and gets the model from the server's first message; the checkpoints and every device's outcome and
-    figures equal those of the same run on 2 SuperNodes that read the shared run directory."""
+    """`deploy --own-data` (over TLS, SuperNodes authenticated): each of 4 SuperNodes is one device that reads only
+    its own directory (its shard of the fleet) and gets the model from the server's first message; the checkpoints
+    and every device's outcome and figures equal those of the same run on 2 plain SuperNodes that read the shared
+    run directory."""
     flags = ["--preset", "tiny", "--model", str(small_model), "--devices", "4", "--rounds", "3", "--cohort", "2"]
     own, shared = tmp_path / "own", tmp_path / "shared"
-    assert main(["--quiet", "deploy", "--own-data", *flags, "--out", str(own)]) == 0
+    assert main(["--quiet", "deploy", "--own-data", "--tls", "--supernode-auth", *flags, "--out", str(own)]) == 0
     assert main(["--quiet", "deploy", "--local", "2", *flags, "--out", str(shared)]) == 0
 
     summary = json.loads((own / SUMMARY).read_text())
     assert (summary["device_data"], summary["supernodes"], summary["rounds"]) == ("own", 4, 3)
+    assert (summary["tls"], summary["supernode_auth"]) == (True, True)
+    assert "insecure" not in (own / "flwr" / "config.toml").read_text()
+    assert len(list((own / "flwr" / "keys").glob("*.pub"))) == 4
     a, b = Results(own), Results(shared)
     for r in (1, 2, 3):
         got, want = a.checkpoint(r), b.checkpoint(r)
@@ -127,16 +131,6 @@ def test_a_tls_superlink_admits_only_registered_supernodes(tmp_path):
         listed = json.loads(fs._cli("supernode", "list", "edgefleet", "--format", "json").stdout)["nodes"]
         assert len(listed) == 1
     assert alive(run) == []
-
-
-def test_deploy_over_tls_with_supernode_auth_runs_its_rounds(small_model, tmp_path):  # noqa: F811
-    out = tmp_path / "dep"
-    assert main(["--quiet", "deploy", "--tls", "--supernode-auth", "--local", "2", "--preset", "tiny", "--model",
-                 str(small_model), "--devices", "8", "--rounds", "1", "--cohort", "2", "--out", str(out)]) == 0
-    summary = json.loads((out / SUMMARY).read_text())
-    assert (summary["tls"], summary["supernode_auth"], summary["rounds"]) == (True, True, 1)
-    assert "insecure" not in (out / "flwr" / "config.toml").read_text()
-    assert alive(out) == []
 
 
 def test_tls_options_refuse_what_they_cannot_do(small_model, tmp_path, capsys):  # noqa: F811

@@ -110,7 +110,7 @@ def test_a_bad_address_is_one_line_and_leaves_no_run_directory(tmp_path, capsys,
     assert not out.exists()
 
 
-def test_a_killed_worker_node_loses_only_its_devices_of_one_round(tmp_path, small_model):  # noqa: F811
+def test_a_killed_worker_node_costs_devices_of_one_round_only(tmp_path, small_model):  # noqa: F811
     """Kill the worker node of a fresh two-node cluster (its `ray start`, raylet and actor, by pid) once round 1 is
     committed: the devices lost with it are dropouts naming Ray's exception, all in one round, never errors; the
     launcher then waits for Ray to declare the node dead and goes on from the last committed round in a new Flower
