@@ -78,7 +78,9 @@ def test_devices_that_own_their_data_give_the_shared_runs_results(small_model, t
         assert set(got) == set(want) and all(np.array_equal(got[k], want[k]) for k in want)
     columns = ["round", "device", "outcome", "hit", "loss", "examples", "peak_bytes"]
     rows_a, rows_b = (r.devices().sort_values(["round", "device"])[columns].reset_index(drop=True) for r in (a, b))
-    pd.testing.assert_frame_equal(rows_a, rows_b)
+    pd.testing.assert_frame_equal(rows_a.drop(columns="peak_bytes"), rows_b.drop(columns="peak_bytes"))
+    # tracemalloc's peak of one device's work varies by tens of bytes of ~1 MB with what its process ran before
+    np.testing.assert_allclose(rows_a["peak_bytes"], rows_b["peak_bytes"], rtol=1e-3)
     assert (rows_a["outcome"] == "ok").any()
 
     # Each device's own directory: its shard (one device), the model the server sent, its personal state.
