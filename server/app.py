@@ -4,8 +4,8 @@
 Everything it needs is in the run directory that `edgefleet simulate` prepared (`run-dir` in the run config):
 the config, the artifact, the fleet. The fleet's data is read here only by the testbed's yardstick (the global
 evaluation of each round's released model, and the users behind devices for user-level sampling); with
-`sim.device_data` "own" no device reads the run directory. A run directory that already holds committed rounds is resumed after its
-last one.
+`sim.device_data` "own" no device reads the run directory. A run directory that already holds committed rounds is
+resumed after its last one.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from edgefleet.results import Results
 from edgefleet.rundir import DEVICES_DIR, FLEET_DIR, SHARD, SIM_CONFIG, SUMMARY, prepare, removed_on_failure, write_json
 from edgefleet.tasks import federated_task, get_task
 from server.privacy import slots_for
-from simulation.launch import FlowerSim, ended_early, write_app
+from simulation.launch import FlowerSim, ended_early, follow_rounds, write_app
 from simulation.prepare import prepare_fleet
 from simulation.run import CLIENTAPP, SECURE_APPS, SERVERAPP, load_resumable, summarize
 
@@ -107,20 +107,8 @@ def run_deploy(cfg: Config | None, out: Path, reporter: Reporter, supernodes: in
         if superlink:
             reporter.log(f"run {deployment.run_id} on the SuperLink at {superlink}; round 1 starts when {slots} "
                          "SuperNodes have joined")
-        with reporter.stage(f"federated rounds on {where} ({cfg.sim.devices:,} devices, cohort {cfg.sim.cohort})",
-                            total=cfg.sim.rounds) as advance:
-            shown = [results.completed_rounds()]
-            if shown[0]:
-                advance(shown[0])
-
-            def tick() -> None:
-                done = results.completed_rounds()
-                if done > shown[0]:
-                    last = results.rounds().iloc[-1]
-                    advance(done - shown[0], **{headline.label: float(last[headline.key])}, ok=int(last["ok"]))
-                    shown[0] = done
-
-            status = deployment.follow(lambda: results.finished() is not None, tick)
+        status = follow_rounds(deployment, results, reporter, f"federated rounds on {where} "
+                               f"({cfg.sim.devices:,} devices, cohort {cfg.sim.cohort})", cfg.sim.rounds, headline)
         run_wall = time.perf_counter() - run_started
         log = deployment.save_log()
         if results.finished() is None:

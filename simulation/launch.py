@@ -26,7 +26,10 @@ from typing import Callable, Mapping
 import psutil
 
 from edgefleet.errors import EdgeFleetError
+from edgefleet.progress import Reporter
+from edgefleet.results import Results
 from edgefleet.rundir import FLWR_HOME, LOGS, PIDS, TMP, atomic_write
+from edgefleet.tasks.base import Metric
 from simulation.certs import make_supernode_key, make_tls
 
 APP_PYPROJECT = """[build-system]
@@ -128,6 +131,28 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def follow_rounds(sim: "FlowerSim", results: Results, reporter: Reporter, title: str, total: int, headline: Metric,
+                  on_commit: Callable[[int], None] = lambda r: None, stop: Callable[[], bool] = lambda: False) -> str:
+    """Follow a submitted run round by round on the reporter's progress bar, calling `on_commit` for each newly
+    committed round, until it finished or `stop()` holds; returns Flower's last status."""
+    with reporter.stage(title, total=total) as advance:
+        shown = [results.completed_rounds()]
+        if shown[0]:
+            advance(shown[0])
+
+        def tick() -> None:
+            done = results.completed_rounds()
+            if done > shown[0]:
+                last = results.rounds().iloc[-1]
+                advance(done - shown[0], **{headline.label: float(last[headline.key])},
+                        **{k: int(last[k]) for k in ("ok", "oom", "dropout", "straggler")})
+                for r in range(shown[0] + 1, done + 1):
+                    on_commit(r)
+                shown[0] = done
+
+        return sim.follow(lambda: results.finished() is not None or stop(), tick)
 
 
 def write_app(app_dir: Path, name: str, serverapp: str, clientapp: str) -> Path:

@@ -22,7 +22,7 @@ from edgefleet.tasks import get_task
 from server.privacy import slots_for
 from server.strategy import RAY_GONE
 from simulation.cluster import ClusterError, check_cluster, data_dir, ship, wait_for_fewer_nodes
-from simulation.launch import FlowerSim, ended_early, write_app
+from simulation.launch import FlowerSim, ended_early, follow_rounds, write_app
 from simulation.prepare import prepare_fleet
 
 SERVERAPP = "server.app:app"
@@ -73,26 +73,15 @@ def run_simulate(cfg: Config | None, out: Path, reporter: Reporter, resume: bool
         with FlowerSim(out, cfg.sim.workers, ray_address=cfg.sim.ray_address) as sim:
             run_started = time.perf_counter()
             sim.submit(app_dir, slots_for(cfg), {**run_config, "stop-on-lost-node": int(restarts < MAX_RESTARTS)})
-            lost: list[int] = []  # committed rounds in which devices were lost with a Ray node
-            with reporter.stage(f"federated rounds ({cfg.sim.devices:,} devices, cohort {cfg.sim.cohort})",
-                                total=cfg.sim.rounds) as advance:
-                shown = [results.completed_rounds()]
-                if shown[0]:
-                    advance(shown[0])
+            lost: list[int] = []  # committed rounds in which devices were lost with a Ray worker
 
-                def tick() -> None:
-                    done = results.completed_rounds()
-                    if done > shown[0]:
-                        last = results.rounds().iloc[-1]
-                        advance(done - shown[0], **{headline.label: float(last[headline.key])},
-                                ok=int(last["ok"]), oom=int(last["oom"]),
-                                dropout=int(last["dropout"]), straggler=int(last["straggler"]))
-                        if lost_with_a_node(results.round_devices(done)):
-                            lost.append(done)
-                        shown[0] = done
+            def check(r: int) -> None:
+                if lost_with_a_node(results.round_devices(r)):
+                    lost.append(r)
 
-                restart = lambda: bool(lost) and restarts < MAX_RESTARTS  # noqa: E731
-                status = sim.follow(lambda: results.finished() is not None or restart(), tick)
+            restart = lambda: bool(lost) and restarts < MAX_RESTARTS  # noqa: E731
+            status = follow_rounds(sim, results, reporter, f"federated rounds ({cfg.sim.devices:,} devices, cohort "
+                                   f"{cfg.sim.cohort})", cfg.sim.rounds, headline, check, restart)
             run_wall += time.perf_counter() - run_started
             log = sim.save_log()
             peak_rss = max(peak_rss, sim.peak_rss)

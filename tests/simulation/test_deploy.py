@@ -18,11 +18,21 @@ import pytest
 from edgefleet.cli import main
 from edgefleet.config import load_config
 from edgefleet.results import Results
-from edgefleet.rundir import (CHECKPOINTS, DEVICES_DIR, FLEET_DATA, FLEET_DIR, LOGS, MODEL, PIDS, SHARD, STATE_DIR,
-                              SUMMARY)
+from edgefleet.rundir import (
+    DEVICES_DIR,
+    FLEET_DATA,
+    FLEET_DIR,
+    LOGS,
+    MODEL,
+    PIDS,
+    SHARD,
+    STATE_DIR,
+    SUMMARY,
+)
 from edgefleet.tasks.movielens.fleet import FleetData
 from simulation.launch import still_running
 from simulation.run import summarize
+from tests.simulation.launching import committed, kill_tree, launch_until_committed
 from tests.stress.conftest import small_model  # noqa: F401 (the fixture: a small deployed model, built in seconds)
 
 pytestmark = pytest.mark.slow
@@ -205,20 +215,11 @@ def test_a_supernode_killed_mid_run_is_a_dropout_and_the_run_goes_on(small_model
     out = tmp_path / "dep"
     cmd = [str(BIN / "edgefleet"), "--quiet", "deploy", "--local", "3", "--preset", "tiny", "--model", str(small_model),
            "--devices", "12", "--rounds", "4", "--cohort", "3", "--set", "sim.round_timeout_s=120", "--out", str(out)]
-    launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def committed() -> int:
-        return Results(out).completed_rounds() if (out / CHECKPOINTS).is_dir() else 0
-
+    launcher = launch_until_committed(cmd, out)
     try:
-        deadline = time.monotonic() + 300
-        while committed() < 1:
-            assert launcher.poll() is None and time.monotonic() < deadline, launcher.stdout.read().decode()[-3000:]
-            time.sleep(0.2)
         victim, = [p for p in psutil.Process(launcher.pid).children(recursive=True) if "supernode=1" in _cmdline(p)]
-        killed_after = committed()
-        for p in [*victim.children(recursive=True), victim]:
-            p.kill()
+        killed_after = committed(out)
+        kill_tree(victim)
         output = launcher.communicate(timeout=600)[0].decode()
     finally:
         if launcher.poll() is None:
@@ -245,15 +246,9 @@ def test_a_killed_deploy_launcher_resumes_after_its_last_committed_round(small_m
     out = tmp_path / "dep"
     cmd = [str(BIN / "edgefleet"), "--quiet", "deploy", "--local", "3", "--preset", "tiny", "--model", str(small_model),
            "--devices", "12", "--rounds", "3", "--cohort", "3", "--out", str(out)]
-    launcher = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while not ((out / CHECKPOINTS).is_dir() and Results(out).completed_rounds() >= 1):
-            assert launcher.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
-    finally:
-        launcher.kill()
-        launcher.wait(30)
+    launcher = launch_until_committed(cmd, out)
+    launcher.kill()
+    launcher.wait(30)
     killed_after = Results(out).completed_rounds()
     assert killed_after < 3, "the run finished before the launcher was killed"
     assert main(["--quiet", "deploy", "--resume", str(out), "--local", "3"]) == 0
@@ -272,16 +267,11 @@ def test_a_killed_superlink_ends_the_run_with_its_rounds_kept_and_resume_goes_on
     out = tmp_path / "dep"
     cmd = [str(BIN / "edgefleet"), "--quiet", "deploy", "--local", "2", "--preset", "tiny", "--model", str(small_model),
            "--devices", "8", "--rounds", "3", "--cohort", "2", "--out", str(out)]
-    launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    launcher = launch_until_committed(cmd, out)
     try:
-        deadline = time.monotonic() + 300
-        while not ((out / CHECKPOINTS).is_dir() and Results(out).completed_rounds() >= 1):
-            assert launcher.poll() is None and time.monotonic() < deadline, launcher.stdout.read().decode()[-3000:]
-            time.sleep(0.2)
         superlink, = [p for p in psutil.Process(launcher.pid).children(recursive=True)
                       if "flower-superlink" in _cmdline(p)]
-        for p in [*superlink.children(recursive=True), superlink]:
-            p.kill()
+        kill_tree(superlink)
         output = launcher.communicate(timeout=300)[0].decode()
     finally:
         if launcher.poll() is None:

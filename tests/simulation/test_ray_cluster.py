@@ -20,6 +20,7 @@ from edgefleet.results import OUTCOMES, Results
 from edgefleet.rundir import STATE_DIR
 from edgefleet.tasks import federated_task
 from simulation.cluster import LocalRayCluster, _free_port, check_cluster
+from tests.simulation.launching import committed, kill_tree, launch_until_committed
 from tests.stress.conftest import small_model  # noqa: F401 (the fixture: a small deployed model, built in seconds)
 
 pytestmark = pytest.mark.slow
@@ -115,13 +116,9 @@ def test_a_killed_worker_node_costs_devices_of_one_round_only(tmp_path, small_mo
     committed: the devices lost with it are dropouts naming Ray's exception, all in one round, never errors; the
     launcher then waits for Ray to declare the node dead and goes on from the last committed round in a new Flower
     run on the head node alone, which loses no more devices; every round commits once."""
-    import subprocess
     import sys
-    import time
 
     import psutil
-
-    from edgefleet.rundir import CHECKPOINTS
 
     root = Path(tempfile.mkdtemp(prefix="efray-", dir="/tmp"))
     out = tmp_path / "run"
@@ -131,19 +128,10 @@ def test_a_killed_worker_node_costs_devices_of_one_round_only(tmp_path, small_mo
         cmd = [str(Path(sys.executable).parent / "edgefleet"), "--quiet", "simulate", "--preset", "tiny", "--devices",
                "40", "--rounds", "5", "--cohort", "8", "--model", str(small_model), "--ray-address", local.address,
                "--set", "sim.round_timeout_s=120", "--out", str(out)]
-        launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        launcher = launch_until_committed(cmd, out)
         try:
-            deadline = time.monotonic() + 300
-            while not ((out / CHECKPOINTS).is_dir() and Results(out).completed_rounds() >= 1):
-                assert launcher.poll() is None and time.monotonic() < deadline, launcher.stdout.read().decode()[-3000:]
-                time.sleep(0.2)
-            killed_after = Results(out).completed_rounds()
-            node = psutil.Process(local.starters[1].pid)
-            for p in [*node.children(recursive=True), node]:
-                try:
-                    p.kill()
-                except psutil.Error:
-                    pass
+            killed_after = committed(out)
+            kill_tree(psutil.Process(local.starters[1].pid))
             output = launcher.communicate(timeout=600)[0].decode()
         finally:
             if launcher.poll() is None:
