@@ -65,9 +65,9 @@ def left_out(r: int, devices: list[tuple[int, str]]) -> list[dict]:
 # Flower's errors for a node that went away (its SuperNode stopped answering the SuperLink's heartbeat) or a message
 # lost with it: the device left the round, as a phone that loses its connection does.
 GONE = (ErrorCode.NODE_UNAVAILABLE, ErrorCode.MESSAGE_UNAVAILABLE, ErrorCode.REPLY_MESSAGE_UNAVAILABLE)
-# On a Ray cluster, a worker node that dies takes its actors with it: Flower's simulation engine replies for the
-# device it was running with an error of unknown code that names Ray's exception (ActorDiedError, or
-# ActorUnavailableError until Ray has declared the node dead). The device's host went away: a dropout, not a
+# A Ray worker that dies (its node lost, or its process killed) takes its actor with it: Flower's simulation engine
+# replies for the device it was running with an error of unknown code that names Ray's exception (ActorDiedError,
+# or ActorUnavailableError until Ray has declared a lost node dead). The device's host went away: a dropout, not a
 # failure of the device's work.
 RAY_GONE = ("ray.exceptions.ActorDiedError", "ray.exceptions.ActorUnavailableError", "ray.exceptions.RayActorError")
 
@@ -104,8 +104,8 @@ class _Fleet:
         self.wall: dict[str, float] = {}
         self.worker_wall: dict[str, float] = {}
         self._sent_at = 0.0
-        # On a Ray cluster, the launcher starts a new Flower run once devices were lost with a node: this one then
-        # sends no more work to its pool, which still holds the dead actor (docs/simulation.md, On a Ray cluster).
+        # The launcher starts a new Flower run once devices were lost with a Ray worker: this one then sends no more
+        # work to its pool, which still holds the dead actor (docs/simulation.md, On a Ray cluster).
         self.stop_on_lost_node = False
         self._lost_node = False
 
@@ -114,7 +114,7 @@ class _Fleet:
         started = time.perf_counter()
         r = server_round + self.round_offset
         if self._lost_node and self.stop_on_lost_node:
-            raise RayNodeLost(f"devices were lost with a Ray node in round {r - 1}; this run ends after it")
+            raise RayNodeLost(f"devices were lost with a Ray worker in round {r - 1}; this run ends after it")
         devices, self._available = self.mechanism.sampler.sample(r)
         self._base = {k: a.numpy() for k, a in arrays.items()}
         if isinstance(self, FedOpt):  # what the optimizers' own configure_train does
