@@ -1,18 +1,21 @@
 """`edgefleet bench federation`: what federation reaches, measured against what it could reach.
 
-On the device-owned users' test items (the task's protocol, as every headline figure), in one run directory:
+On the task's test rows (the device users' test items for MovieLens, the test texts for your classifier with
+`--data F --valid F --test F`), in one run directory:
 - `start`: the deployed model;
 - `oracle`: the same model with the same trainable parts (the shared heads; the encoder stays frozen INT8, as on a
-  phone) trained on one machine over every device-owned user's training data (the task's `centralized`);
+  phone) trained on one machine over the training data the fleet's devices hold (the task's `centralized`; its
+  checkpoint picked on validation data);
 - `oracle_full`: the whole student trained centrally on every user's data (compression/oracle_full.py), the
-  ceiling of the architecture;
-- `baselines`: popularity, ItemKNN and BPR-MF trained on every user's train items;
+  ceiling of the architecture; MovieLens only (null for a classifier);
+- `baselines`: the task's classical models trained on the devices' training data (MovieLens: popularity, ItemKNN
+  and BPR-MF; a classifier: the majority class and naive Bayes);
 - `runs`: real Flower simulations (simulation/run.py) of each named run in `federation.runs` for each seed in
   `federation.seeds`, each with its curve per round, its share of the oracle's gain and the round at which it
   first reached 90% of its final gain. Each run directory also gets `yardstick.json` (start and oracles), which the
   dashboard's Accuracy page draws as reference lines. Run again with the same `--out`, a bench that was stopped
   goes on: finished runs are read back, an interrupted one resumes (the oracles and baselines are computed again).
-Every row deploys the same artifact to the same device users with the same negatives; the seeds change the fleet's
+Every row deploys the same artifact to the same devices' data with the same negatives; the seeds change the fleet's
 sampling, its devices' data order and their dropouts.
 """
 
@@ -35,6 +38,7 @@ from edgefleet.progress import Reporter
 from edgefleet.results import Results
 from edgefleet.rundir import FEDERATION_REPORT, SIM_CONFIG, SUMMARY, YARDSTICK, prepare, write_json
 from edgefleet.tasks import federated_task
+from edgefleet.tasks.base import CentralSettings
 from server.recorder import Released
 from simulation.run import run_simulate
 
@@ -130,8 +134,6 @@ def _spread(values: list[float]) -> dict:
 
 def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
     task = federated_task(cfg.task.name)
-    if not hasattr(task, "centralized"):
-        raise ConfigError(f"bench federation measures tasks with a centralized oracle; {cfg.task.name} has none yet")
     unknown = [r for r in cfg.federation.runs if r not in RUNS]
     if unknown:
         raise ConfigError(f"unknown federation run(s) {', '.join(unknown)} (choose from {', '.join(RUNS)})")
@@ -147,24 +149,26 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
     model = load_model(artifact)
     with reporter.stage("load the task and encode its texts"):
         data = task.load(cfg.task)
-        texts = _texts(task, data, cfg, out)
+        task.check_artifact(artifact.config, data)
+        fleet_dir = _fleet(task, data, cfg, out)
+        texts = task.load_fleet(fleet_dir)[1]
         evaluate = task.evaluator(model, texts, data)
     keys = [m.key for m in task.metrics]
     shared = task.shared_params(artifact.tensors)
     start = _pick(evaluate(shared), keys)
     f = cfg.federation
-    from edgefleet.tasks.movielens.central import CentralSettings
-
     settings = CentralSettings(f.oracle_epochs, f.oracle_batch_size, f.oracle_negatives, f.oracle_lr, cfg.sim.seed,
                                f.oracle_checks)
     with reporter.stage(f"oracle: the shared heads trained centrally ({f.oracle_epochs} epochs)"):
-        trained, epochs = task.centralized(model, texts, data, shared, settings, reporter.log)
+        trained, epochs = task.centralized(model, fleet_dir, data, shared, settings, reporter.log)
     oracle = {**_pick(evaluate(trained), keys), "epochs": epochs}
-    oracle_full = _oracle_full(cfg, Path(model_path), out, reporter, task, texts, data, keys)
-    with reporter.stage("baselines on every user's train items"):
-        baselines = _baselines(cfg, data)
+    full = FULL_ORACLES.get(task.name)
+    oracle_full = full(cfg, Path(model_path), out, reporter, task, texts, data, keys) if full else None
+    with reporter.stage("baselines on the devices' training data"):
+        baselines = task.baselines(cfg, data, fleet_dir)
     head = task.headline.key
-    yardstick = {"start": start, "oracle": _pick(oracle, keys), "oracle_full": _pick(oracle_full, keys)}
+    yardstick = {"start": start, "oracle": _pick(oracle, keys),
+                 "oracle_full": _pick(oracle_full, keys) if oracle_full else None}
     runs = []
     for name in f.runs:
         spec = RUNS[name]
@@ -207,7 +211,7 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
         r["share_of_nonprivate_gain"] = share_of_gain(r[head], start[head], plain[head]) if private else None
         r["share_of_nonprivate_gain_tail"] = (share_of_gain(r[f"{head}_tail"], start[head], plain[f"{head}_tail"])
                                               if private else None)
-    report = {"task": task.name, "headline": head, "devices_users": int(len(data.test.users)),
+    report = {"task": task.name, "headline": head, "test_rows": _test_rows(task, data),
               "start": start, "oracle": oracle, "oracle_full": oracle_full, "baselines": baselines, "runs": runs,
               "settings": {"federation": f.model_dump(mode="json"), "sim": cfg.sim.model_dump(mode="json"),
                            "model": str(model_path)},
@@ -233,15 +237,21 @@ def _pick(metrics: dict, keys: list[str]) -> dict:
     return {k: float(metrics[k]) for k in keys if k in metrics}
 
 
-def _texts(task, data, cfg: Config, out: Path) -> list[str]:
-    """Every text the task's devices encode, as a fleet directory holds them."""
+def _fleet(task, data, cfg: Config, out: Path) -> Path:
+    """The fleet of the configured settings (devices, seed, partitioner), as a run directory holds it: the texts the
+    devices encode, and the training data they hold, on which the oracle and the baselines train."""
     fleet_dir = out / "yardstick-fleet"
     fleet_dir.mkdir(exist_ok=True)
-    task.prepare_fleet(data, _sim(cfg, devices=min(cfg.sim.devices, 2)).sim, fleet_dir)
-    return task.load_fleet(fleet_dir)[1]
+    task.prepare_fleet(data, cfg.sim, fleet_dir)
+    return fleet_dir
 
 
-def _oracle_full(cfg, model_path, out, reporter, task, texts, data, keys) -> dict:
+def _test_rows(task, data) -> int:
+    """How many test rows every figure is measured on: the device users' (MovieLens), or the test texts."""
+    return int(len(data.test.users)) if task.name == "movielens" else int(len(data.test_y))
+
+
+def _movielens_full_oracle(cfg, model_path, out, reporter, task, texts, data, keys) -> dict:
     from compression.oracle_full import train_full_oracle
 
     f = cfg.federation
@@ -254,37 +264,29 @@ def _oracle_full(cfg, model_path, out, reporter, task, texts, data, keys) -> dic
     return {**_pick(metrics, keys), "epochs": epochs, "artifact": str(path.relative_to(out))}
 
 
-def _baselines(cfg: Config, data) -> dict:
-    import numpy as np
-
-    from edgefleet.tasks.movielens.baselines import BPRMF, ItemKNN, Popularity
-    from edgefleet.tasks.movielens.protocol import evaluate
-
-    split = data.split
-    everyone = np.arange(split.n_users)
-    models = {"popularity": lambda: Popularity(split, everyone),
-              "itemknn": lambda: ItemKNN(split, cfg.baselines.knn_shrink, everyone),
-              "bpr_mf": lambda: BPRMF(split, cfg.baselines, everyone)}
-    return {name: {k: float(v) for k, v in evaluate(build(), data.test).items() if isinstance(v, float)}
-            for name, build in models.items()}
+# The whole student trained centrally, per task that has one (compression/oracle_full.py retrains the MovieLens
+# student; a classifier's student has none yet, and its report says so with `oracle_full` null).
+FULL_ORACLES = {"movielens": _movielens_full_oracle}
 
 
 def print_bench_federation(report: dict, out: Path) -> None:
     console = Console(width=180)
     head = report["headline"]
     start, oracle = report["start"][head], report["oracle"][head]
-    t = Table(title=f"bench federation: {head} on {report['devices_users']} device users' test items (2 cores)")
+    t = Table(title=f"bench federation: {head} on {report['test_rows']:,} test rows of the {report['task']} task "
+                    "(2 cores)")
     for col in ("row", "devices", "cohort", "rounds", head, "spread (seeds)", "tail mean", "epsilon",
                 "share of oracle gain (last / tail)", "rounds to 90%", "s / round"):
         t.add_column(col, justify="left" if col == "row" else "right")
     t.add_row("start: the deployed model", "", "", "", f"{start:.4f}", "", "", "", "0.00", "", "")
     t.add_row("oracle: shared heads, central", "", "", "", f"{oracle:.4f}", "", "", "", "1.00", "", "")
-    full = report["oracle_full"][head]
-    share = share_of_gain(full, start, oracle)
-    t.add_row("oracle_full: whole student, central", "", "", "", f"{full:.4f}", "", "", "",
-              "-" if share is None else f"{share:.2f}", "", "")
+    if report["oracle_full"] is not None:
+        full = report["oracle_full"][head]
+        share = share_of_gain(full, start, oracle)
+        t.add_row("oracle_full: whole student, central", "", "", "", f"{full:.4f}", "", "", "",
+                  "-" if share is None else f"{share:.2f}", "", "")
     for name, b in report["baselines"].items():
-        t.add_row(f"baseline {name} (every user's data)", "", "", "", f"{b[head]:.4f}", "", "", "", "", "", "")
+        t.add_row(f"baseline {name} (the devices' data)", "", "", "", f"{b[head]:.4f}", "", "", "", "", "", "")
     for r in report["runs"]:
         s = r["spread"][head]
         share = r["share_of_oracle_gain"]

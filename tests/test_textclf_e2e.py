@@ -75,3 +75,29 @@ def test_a_model_trained_on_other_labels_is_refused(model, tmp_path, capsys):
                  "--out", str(tmp_path / "sim")])
     err = capsys.readouterr().err
     assert code == 2 and "trained on labels" in err and err.count("\n") == 1 and not (tmp_path / "sim").exists()
+
+
+def test_a_users_classifier_gets_the_federation_yardstick(wordnet, model, tmp_path):
+    """`bench federation --data`: start, the head trained centrally on every row the devices hold (picked on the
+    validation rows), majority and naive-Bayes baselines, and a real federated run measured against them."""
+    from edgefleet.rundir import FEDERATION_REPORT, YARDSTICK
+    from simulation.federation import share_of_gain
+
+    out = tmp_path / "bench"
+    sets = ['federation.runs=["fedavgm"]', "federation.rounds=2", "federation.tail_rounds=2", "sim.devices=60",
+            "sim.cohort=12", "federation.oracle_epochs=2"]
+    assert main(["--quiet", "bench", "federation", "--preset", "tiny", "--set", f'sim.model="{model}"',
+                 f"--data={wordnet / 'train.csv'}", *files(wordnet), "--out", str(out),
+                 *[a for s in sets for a in ("--set", s)]]) == 0
+    report = json.loads((out / FEDERATION_REPORT).read_text())
+    assert (report["task"], report["headline"], report["oracle_full"]) == ("textclf", "accuracy", None)
+    start, oracle = report["start"]["accuracy"], report["oracle"]["accuracy"]
+    epochs = report["oracle"]["epochs"]
+    assert epochs[0]["epoch"] == 0 and len(epochs) == 1 + 2 * 4  # the deployed head, then 4 checks an epoch
+    assert set(report["baselines"]) == {"majority", "naive_bayes"}
+    assert report["test_rows"] == sum(1 for _ in open(wordnet / "test.csv")) - 1
+    run, = report["runs"]
+    assert run["share_of_oracle_gain"] == (None if oracle <= start else
+                                           pytest.approx(share_of_gain(run["accuracy"], start, oracle)))
+    yardstick = json.loads((out / run["seeds"][0]["dir"] / YARDSTICK).read_text())
+    assert yardstick["oracle"]["accuracy"] == oracle and yardstick["oracle_full"] is None

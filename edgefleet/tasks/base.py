@@ -27,6 +27,18 @@ Params = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
+class CentralSettings:
+    """How a task's centralized oracle trains (`bench federation`, the `[federation]` oracle settings)."""
+
+    epochs: int  # passes over every device's training examples; the best on validation is kept
+    batch_size: int
+    negatives: int  # uniform negatives per step, shared by the batch (tasks that rank)
+    lr: float  # Adam
+    seed: int
+    checks: int = 1  # validations per epoch, evenly spaced; the best of all of them is kept
+
+
+@dataclass(frozen=True)
 class Metric:
     """One figure a task reports: its key in result files and what people call it."""
 
@@ -129,6 +141,18 @@ class FederatedTask(Task):
     @abc.abstractmethod
     def evaluator(self, model: Any, texts: list[str], data: Any) -> Callable[[Params], dict]:
         """The server's global evaluation of shared weights: a dict with one value per metric key."""
+
+    @abc.abstractmethod
+    def centralized(self, model: Any, fleet_dir: Path, data: Any, shared: Params, settings: CentralSettings,
+                    log: Callable[[str], None]) -> tuple[Params, list[dict]]:
+        """The oracle of federation: the shared weights trained on one machine over the training data the devices
+        of the fleet in `fleet_dir` hold, the checkpoint picked on validation data (never a test row); returns them
+        and one row per check."""
+
+    @abc.abstractmethod
+    def baselines(self, cfg: Any, data: Any, fleet_dir: Path) -> dict[str, dict[str, float]]:
+        """Classical models trained centrally on the training data the fleet's devices hold, scored on the test rows
+        as the evaluator scores: {name: {metric key: value}}."""
 
 
 def _plain(metric: Metric) -> dict:

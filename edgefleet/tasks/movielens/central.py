@@ -11,27 +11,16 @@ held out), and picks its epoch on the server-owned users' validation items, neve
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from edgefleet.tasks.base import Params
+from edgefleet.tasks.base import CentralSettings, Params
 from edgefleet.tasks.movielens import genre_head
 from edgefleet.tasks.movielens.device_head import SHARED_KEYS, Examples, loss_and_grads, right_aligned
 from edgefleet.tasks.movielens.genre_head import GENRE_KEYS
 from edgefleet.tasks.movielens.split import Split
 from edgefleet.tasks.optim import Adam
-
-
-@dataclass(frozen=True)
-class CentralSettings:
-    epochs: int  # passes over every device user's next-item examples; the best on validation is kept
-    batch_size: int
-    negatives: int  # uniform catalogue negatives per step, shared by the batch
-    lr: float  # Adam
-    seed: int
-    checks: int = 1  # validations per epoch, evenly spaced; the best of all of them is kept
 
 
 def next_item_examples(split: Split, users: np.ndarray, history_len: int) -> tuple[np.ndarray, np.ndarray,

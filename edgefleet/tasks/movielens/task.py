@@ -12,10 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
+
 from edgefleet.rundir import FLEET_DATA, ITEMS, share_file
-from edgefleet.tasks.base import FederatedTask, Metric, Params
+from edgefleet.tasks.base import CentralSettings, FederatedTask, Metric, Params
+from edgefleet.tasks.movielens.baselines import BPRMF, ItemKNN, Popularity
 from edgefleet.tasks.movielens.bundle import TaskBundle, every_user_valid, load_task
-from edgefleet.tasks.movielens.central import CentralSettings, train_central
+from edgefleet.tasks.movielens.central import train_central
 from edgefleet.tasks.movielens.device import RecommendationDevice
 from edgefleet.tasks.movielens.device_head import shared_params
 from edgefleet.tasks.movielens.evaluate import GlobalEvaluator, HeadScorer, encode_all
@@ -60,13 +63,13 @@ class MovieLens(FederatedTask):
         # The catalogue's text is public and the same on every device: a hard link, where the filesystem allows.
         share_file(fleet_dir / ITEMS, shard_dir / ITEMS)
 
-    def centralized(self, model: Any, texts: list[str], data: TaskBundle, shared: Params, settings: CentralSettings,
+    def centralized(self, model: Any, fleet_dir: Path, data: TaskBundle, shared: Params, settings: CentralSettings,
                     log: Callable[[str], None]) -> tuple[Params, list[dict]]:
         """The oracle of federation (central.py): the shared heads trained on one machine over every device-owned
-        user's train items, the checkpoint picked on every user's validation item (bundle.py `every_user_valid`),
-        never a test item."""
+        user's train items (what the devices hold, whatever their number), the checkpoint picked on every user's
+        validation item (bundle.py `every_user_valid`), never a test item."""
         cat = data.catalogue
-        pooled = encode_all(model, texts)
+        pooled = encode_all(model, load_texts(fleet_dir))
         items, titles = pooled[:cat.n_items], pooled[cat.n_items:]
         history_len = int(model.config["history_len"])
         every = every_user_valid(data)
@@ -76,6 +79,16 @@ class MovieLens(FederatedTask):
 
         return train_central(shared, items, titles, data.split, cat.genres,
                              held_out_items(cat.n_items, data.split.seed), history_len, validate, settings, log)
+
+    def baselines(self, cfg: Any, data: TaskBundle, fleet_dir: Path) -> dict[str, dict[str, float]]:
+        """Popularity, ItemKNN and BPR-MF trained on every user's train items (baselines.py)."""
+        split = data.split
+        everyone = np.arange(split.n_users)
+        models = {"popularity": lambda: Popularity(split, everyone),
+                  "itemknn": lambda: ItemKNN(split, cfg.baselines.knn_shrink, everyone),
+                  "bpr_mf": lambda: BPRMF(split, cfg.baselines, everyone)}
+        return {name: {k: float(v) for k, v in evaluate(build(), data.test).items() if isinstance(v, float)}
+                for name, build in models.items()}
 
     def evaluator(self, model: Any, texts: list[str], data: TaskBundle) -> GlobalEvaluator:
         cat = data.catalogue

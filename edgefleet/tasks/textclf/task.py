@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from edgefleet.errors import DataError
 from edgefleet.rundir import FLEET_DATA, ITEMS
-from edgefleet.tasks.base import FederatedTask, Metric, Params
+from edgefleet.tasks.base import CentralSettings, FederatedTask, Metric, Params
+from edgefleet.tasks.textclf.central import majority, naive_bayes, train_head
 from edgefleet.tasks.textclf.data import TextTask, load_configured
 from edgefleet.tasks.textclf.device import HEAD_KEYS, ClassifierDevice
 from edgefleet.tasks.textclf.evaluate import ClassifierEvaluator
@@ -60,6 +61,24 @@ class TextClassification(FederatedTask):
         own, texts = TextFleet.load(fleet_dir / FLEET_DATA).of_device(device, self.load_fleet(fleet_dir)[1])
         own.save(shard_dir / FLEET_DATA)
         (shard_dir / ITEMS).write_text(json.dumps(texts))
+
+    def centralized(self, model: Any, fleet_dir: Path, data: TextTask, shared: Params, settings: CentralSettings,
+                    log: Callable[[str], None]) -> tuple[Params, list[dict]]:
+        """The head trained centrally on every row the fleet's devices hold (central.py), the check picked on the
+        validation rows."""
+        fleet, texts = self.load_fleet(fleet_dir)
+        held = np.unique(fleet.rows)
+        x = np.stack([model.encode(texts[int(r)]) for r in held]).astype(np.float32)
+        valid = ClassifierEvaluator(model, data.valid_texts, data.valid_y, len(data.labels))
+        return train_head(shared, x, fleet.train_y[held], lambda p: valid(p)[self.headline.key], settings, log)
+
+    def baselines(self, cfg: Any, data: TextTask, fleet_dir: Path) -> dict[str, dict[str, float]]:
+        """The majority class and multinomial naive Bayes on the rows the fleet's devices hold (central.py)."""
+        fleet, texts = self.load_fleet(fleet_dir)
+        held = np.unique(fleet.rows)
+        y, n = fleet.train_y[held], len(data.labels)
+        return {"majority": majority(y, data.test_y, n),
+                "naive_bayes": naive_bayes([texts[int(r)] for r in held], y, data.test_texts, data.test_y, n)}
 
     def evaluator(self, model: Any, texts: list[str], data: TextTask) -> ClassifierEvaluator:
         return ClassifierEvaluator(model, data.test_texts, data.test_y, len(data.labels))
