@@ -24,6 +24,7 @@ from client.audit import audit_mod
 from client.device import DeviceJob, DeviceReport, run_device
 from client.storage import store_deployment
 from client.worker import worker
+from edgefleet.protocol import BUNDLE_ARTIFACT, BUNDLE_CONFIG, BUNDLE_DEPLOYMENT, BUNDLE_MODEL, DEVICE
 from edgefleet.rundir import FLEET_DIR, SHARD
 
 app = ClientApp()
@@ -49,11 +50,11 @@ def hello(msg: Message, context: Context) -> Message:
     """The server's first message to a device that holds its own data (server/placement.py `OwnDevices`): store the
     model and config it carries, and say which device this is."""
     device_dir = Path(str(context.node_config["device-dir"]))
-    artifact = msg.content["model"]["artifact"].numpy()
-    if store_deployment(device_dir, artifact.tobytes(), str(msg.content["deployment"]["sim-config"])):
+    artifact = msg.content[BUNDLE_MODEL][BUNDLE_ARTIFACT].numpy()
+    if store_deployment(device_dir, artifact.tobytes(), str(msg.content[BUNDLE_DEPLOYMENT][BUNDLE_CONFIG])):
         worker.cache_clear()  # a worker loaded before holds the model this replaced
     shard = json.loads((device_dir / FLEET_DIR / SHARD).read_text())
-    return Message(RecordDict({"device": ConfigRecord({"device": int(shard["device"])})}), reply_to=msg)
+    return Message(RecordDict({DEVICE: ConfigRecord({DEVICE: int(shard["device"])})}), reply_to=msg)
 
 
 def reply_content(report: DeviceReport) -> RecordDict:

@@ -21,6 +21,8 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
+from edgefleet.protocol import BUNDLE_ARTIFACT, BUNDLE_CONFIG, BUNDLE_DEPLOYMENT, BUNDLE_MODEL, DEVICE
+
 # After its first round, a run waits this long for a slot's node that went away before it goes on with those connected:
 # on the Deployment Engine a SuperNode that died is not back, and its devices are dropouts until one replaces it.
 NODE_WAIT_S = 30.0
@@ -70,9 +72,9 @@ class Slots:
 
 def deployment_bundle(model: bytes, sim_config: str) -> RecordDict:
     """What the server's first message to a device carries: the artifact and the run's config."""
-    return RecordDict({"model": ArrayRecord({"artifact": Array(np.frombuffer(model, dtype=np.uint8))}),
-                       "deployment": ConfigRecord({"sim-config": sim_config,
-                                                   "sha256": hashlib.sha256(model).hexdigest()})})
+    return RecordDict({BUNDLE_MODEL: ArrayRecord({BUNDLE_ARTIFACT: Array(np.frombuffer(model, dtype=np.uint8))}),
+                       BUNDLE_DEPLOYMENT: ConfigRecord({BUNDLE_CONFIG: sim_config,
+                                                        "sha256": hashlib.sha256(model).hexdigest()})})
 
 
 class OwnDevices:
@@ -93,7 +95,7 @@ class OwnDevices:
         for reply in grid.send_and_receive(queries, timeout=self.greet_timeout_s):
             if reply.has_error():  # not reachable now: asked again next round
                 continue
-            self.node_of[int(reply.content["device"]["device"])] = reply.metadata.src_node_id
+            self.node_of[int(reply.content[DEVICE][DEVICE])] = reply.metadata.src_node_id
 
     def place(self, grid: Grid, devices: np.ndarray, server_round: int) -> tuple[dict[int, int], list[tuple[int, str]]]:
         self.greet(grid)

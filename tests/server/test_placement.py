@@ -9,6 +9,7 @@ from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
 import server.placement as placement
+from edgefleet.protocol import BUNDLE_ARTIFACT, BUNDLE_MODEL, DEVICE
 from server.placement import NO_SLOT, OFFLINE, OwnDevices, Slots, deployment_bundle
 
 
@@ -30,7 +31,8 @@ class Grid:
         for m in messages:
             node = m.metadata.dst_node_id
             self.asked.append(node)
-            reply = Message(RecordDict({"device": ConfigRecord({"device": self.devices[node]})}), reply_to=m)
+            assert m.content[BUNDLE_MODEL][BUNDLE_ARTIFACT].numpy().tobytes() == b"model"  # the model rides along
+            reply = Message(RecordDict({DEVICE: ConfigRecord({DEVICE: self.devices[node]})}), reply_to=m)
             reply.metadata.__dict__["_src_node_id"] = node
             replies.append(reply)
         return replies
