@@ -445,9 +445,10 @@ class FederationConfig(_Section):
     """`edgefleet bench federation`: the deployed model, a centralized oracle, classical baselines trained on every
     user's data and federated runs, on the device users' test items (simulation/federation.py)."""
 
-    runs: tuple[str, ...] = Field(("fedavg", "fedavgm", "dp"), description="the federated runs, by name in "
+    runs: tuple[str, ...] = Field(("fedavg", "fedavgm", "nodp", "dp"), description="the federated runs, by name in "
                                                                          "simulation/federation.py `RUNS`")
-    rounds: int = Field(300, ge=1, description="rounds of every federated run (sim.rounds is not used)")
+    rounds: int = Field(300, ge=1, description="rounds of every federated run but the DP run and its twin "
+                                               "(federation.dp_rounds); sim.rounds is not used")
     seeds: tuple[int, ...] = Field((0, 1, 2), description="sim.seed of each repetition of a run; a run's figure is "
                                                           "their mean, with their spread")
     release_decay: float = Field(0.9, gt=0, lt=1, description="a run that released the server's model is also "
@@ -471,7 +472,11 @@ class FederationConfig(_Section):
                                                         "batch")
     full_max_steps: int | None = Field(None, ge=1, description="oracle_full: steps per epoch at most; unset: a "
                                                                "full pass")
-    dp_devices: int = Field(10000, ge=1, description="the fleet of the DP run")
+    dp_devices: int = Field(10000, ge=1, description="the fleet of the DP run and of its non-private twin")
+    dp_cohort: int = Field(1000, ge=1, description="the expected cohort of the DP run and its twin: the noise on "
+                                                   "the average update falls with it")
+    dp_rounds: int | None = Field(50, ge=1, description="rounds of the DP run and its twin; unset: "
+                                                        "federation.rounds")
     dp_epsilon: float = Field(8.0, gt=0, description="the DP run's target epsilon after all its rounds, at delta "
                                                      "privacy.delta or 1/dp_devices: the noise is calibrated to it")
 
@@ -481,6 +486,9 @@ class FederationConfig(_Section):
             raise ValueError("federation.seeds must be distinct and not empty")
         if not self.runs or len(set(self.runs)) != len(self.runs):
             raise ValueError("federation.runs must be distinct and not empty")
+        if self.dp_cohort > self.dp_devices:
+            raise ValueError(f"federation.dp_cohort ({self.dp_cohort}) cannot exceed federation.dp_devices "
+                             f"({self.dp_devices})")
         return self
 
 

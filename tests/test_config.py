@@ -39,6 +39,7 @@ def test_precedence_preset_then_file_then_overrides(tmp_path):
     ("[nonsense]\nx = 1\n", "unknown config key 'nonsense'"),
     ("teacher = [", "not valid TOML"),
     ('preset = "huge"\n', "unknown preset"),
+    ("[federation]\ndp_devices = 500\ndp_cohort = 1000\n", "dp_cohort .1000. cannot exceed federation.dp_devices"),
 ])
 def test_bad_config_is_one_line(tmp_path, text, message):
     f = tmp_path / "c.toml"

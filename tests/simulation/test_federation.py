@@ -47,8 +47,9 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
     from edgefleet.rundir import FEDERATION_REPORT, YARDSTICK
 
     out = tmp_path / "bench"
-    sets = [f'sim.model="{small_model}"', "sim.devices=40", "sim.cohort=8", 'federation.runs=["fedavgm", "dp"]',
-            "federation.rounds=2", "federation.dp_devices=80", "federation.dp_epsilon=20",
+    sets = [f'sim.model="{small_model}"', "sim.devices=40", "sim.cohort=8",
+            'federation.runs=["fedavgm", "nodp", "dp"]', "federation.rounds=2", "federation.dp_devices=80",
+            "federation.dp_cohort=16", "federation.dp_rounds=3", "federation.dp_epsilon=20",
             "federation.full_max_steps=1", "federation.tail_rounds=2"]
     assert main(["--quiet", "bench", "federation", "--preset", "tiny", "--out", str(out),
                  *[a for s in sets for a in ("--set", s)]]) == 0
@@ -57,22 +58,28 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
     start, oracle = report["start"][head], report["oracle"][head]
     assert [e["epoch"] for e in report["oracle"]["epochs"]] == [0, 0.25, 0.5, 0.75, 1.0]  # 4 checks an epoch
     assert set(report["baselines"]) == {"popularity", "itemknn", "bpr_mf"} and head in report["oracle_full"]
-    plain, dp = report["runs"]
-    assert (plain["name"], dp["name"]) == ("fedavgm", "dp")
-    assert plain["epsilon"] is None and 0 < dp["epsilon"] <= 20 and dp["devices"] == 80
+    plain, twin, dp = report["runs"]
+    assert (plain["name"], twin["name"], dp["name"]) == ("fedavgm", "nodp", "dp")
+    assert plain["epsilon"] is None and twin["epsilon"] is None and 0 < dp["epsilon"] <= 20
+    # The DP run and its twin share the DP fleet, cohort and rounds; the plain run keeps the configured ones.
+    assert [(r["devices"], r["cohort"], r["rounds"]) for r in report["runs"]] == [(40, 8, 2), (80, 16, 3), (80, 16, 3)]
     for run in report["runs"]:
         (seed,) = run["seeds"]
-        assert len(seed["curve"][head]) == 2 and seed["curve"][head][-1] == pytest.approx(run[head])
+        rounds = run["rounds"]
+        assert len(seed["curve"][head]) == rounds and seed["curve"][head][-1] == pytest.approx(run[head])
         expected = share_of_gain(run[head], start, oracle)
         assert run["share_of_oracle_gain"] == (None if expected is None else pytest.approx(expected))
-        assert run[f"{head}_tail"] == pytest.approx(sum(seed["curve"][head]) / 2) and run["tail_rounds"] == 2
+        assert run[f"{head}_tail"] == pytest.approx(sum(seed["curve"][head][-2:]) / 2) and run["tail_rounds"] == 2
         # The run released the average (the default): its own curve is that mode's; the server's model is scored
         # from its checkpoints.
         assert seed["server_ema"] == 0.9 and seed["release_curves"]["ema 0.9"] == seed["curve"][head]
-        assert len(seed["release_curves"]["server"]) == 2 and set(run["release_ablation"]) == {"ema 0.9", "server"}
+        assert len(seed["release_curves"]["server"]) == rounds
+        assert set(run["release_ablation"]) == {"ema 0.9", "server"}
         yardstick = json.loads((out / seed["dir"] / YARDSTICK).read_text())
         assert yardstick["start"][head] == start and yardstick["oracle"][head] == oracle
-    expected = share_of_gain(dp[f"{head}_tail"], start, plain[f"{head}_tail"])
+    # DP's cost is measured against its twin without noise, not against the configured run.
+    assert dp["nonprivate_reference"] == "nodp" and twin["nonprivate_reference"] is None
+    expected = share_of_gain(dp[f"{head}_tail"], start, twin[f"{head}_tail"])
     assert dp["share_of_nonprivate_gain_tail"] == (None if expected is None else pytest.approx(expected))
 
 
