@@ -6,6 +6,9 @@ On the task's test rows (the device users' test items for MovieLens, the test te
 - `oracle`: the same model with the same trainable parts (the shared heads; the encoder stays frozen INT8, as on a
   phone) trained on one machine over the training data the fleet's devices hold (the task's `centralized`; its
   checkpoint picked on validation data);
+- `oracle_item_residual`: the oracle with one more trainable part, a free vector per catalogue item added to the
+  heads' item vectors (FedMF-style), trained from zeros with the heads: what training item vectors on the device
+  could add (MovieLens only; devices train the heads only so far);
 - `oracle_full`: the whole student trained centrally on every user's data (compression/oracle_full.py), the
   ceiling of the architecture; MovieLens only (null for a classifier);
 - `baselines`: the task's classical models trained on the devices' training data (MovieLens: popularity, ItemKNN
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -171,6 +175,12 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
     with reporter.stage(f"oracle: the shared heads trained centrally ({f.oracle_epochs} epochs)"):
         trained, epochs = task.centralized(model, fleet_dir, data, shared, settings, reporter.log)
     oracle = {**_pick(evaluate(trained), keys), "epochs": epochs}
+    residual = RESIDUAL_ORACLES.get(task.name)
+    oracle_residual = None
+    if residual:
+        with reporter.stage(f"oracle_item_residual: the shared heads and a vector per item, central "
+                            f"({f.oracle_epochs} epochs)"):
+            oracle_residual = residual(task, model, fleet_dir, data, shared, settings, reporter.log, evaluate, keys)
     full = FULL_ORACLES.get(task.name)
     oracle_full = full(cfg, Path(model_path), out, reporter, task, texts, data, keys) if full else None
     with reporter.stage("baselines on the devices' training data"):
@@ -225,7 +235,8 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
         r["share_of_nonprivate_gain_tail"] = (share_of_gain(r[f"{head}_tail"], start[head], plain[f"{head}_tail"])
                                               if private else None)
     report = {"task": task.name, "headline": head, "test_rows": _test_rows(task, data),
-              "start": start, "oracle": oracle, "oracle_full": oracle_full, "baselines": baselines, "runs": runs,
+              "start": start, "oracle": oracle, "oracle_item_residual": oracle_residual, "oracle_full": oracle_full,
+              "baselines": baselines, "runs": runs,
               "settings": {"federation": f.model_dump(mode="json"), "sim": cfg.sim.model_dump(mode="json"),
                            "model": str(model_path)},
               "targets": TARGETS}
@@ -277,6 +288,21 @@ def _movielens_full_oracle(cfg, model_path, out, reporter, task, texts, data, ke
     return {**_pick(metrics, keys), "epochs": epochs, "artifact": str(path.relative_to(out))}
 
 
+def _movielens_residual_oracle(task, model, fleet_dir, data, shared, settings, log, evaluate, keys) -> dict:
+    """The oracle with one more trainable part: a free vector per catalogue item added to the head's item vectors
+    (device_head.py `ITEM_RESIDUAL`, FedMF-style), from zeros. What training item vectors as well as the heads
+    could reach; devices do not train it yet."""
+    from edgefleet.tasks.movielens.device_head import ITEM_RESIDUAL
+
+    zeros = np.zeros((data.catalogue.n_items, len(shared["head.item_head.bias"])), dtype=np.float32)
+    trained, epochs = task.centralized(model, fleet_dir, data, {**shared, ITEM_RESIDUAL: zeros}, settings, log)
+    return {**_pick(evaluate(trained), keys), "epochs": epochs}
+
+
+# What trains, per task that has another choice to measure centrally (MovieLens: an item-side residual).
+RESIDUAL_ORACLES = {"movielens": _movielens_residual_oracle}
+
+
 # The whole student trained centrally, per task that has one (compression/oracle_full.py retrains the MovieLens
 # student; a classifier's student has none yet, and its report says so with `oracle_full` null).
 FULL_ORACLES = {"movielens": _movielens_full_oracle}
@@ -293,6 +319,11 @@ def print_bench_federation(report: dict, out: Path) -> None:
         t.add_column(col, justify="left" if col == "row" else "right")
     t.add_row("start: the deployed model", "", "", "", f"{start:.4f}", "", "", "", "0.00", "", "")
     t.add_row("oracle: shared heads, central", "", "", "", f"{oracle:.4f}", "", "", "", "1.00", "", "")
+    if report.get("oracle_item_residual") is not None:
+        value = report["oracle_item_residual"][head]
+        share = share_of_gain(value, start, oracle)
+        t.add_row("oracle_item_residual: heads + item vectors, central", "", "", "", f"{value:.4f}", "", "", "",
+                  "-" if share is None else f"{share:.2f}", "", "")
     if report["oracle_full"] is not None:
         full = report["oracle_full"][head]
         share = share_of_gain(full, start, oracle)

@@ -91,6 +91,7 @@ def test_a_users_classifier_gets_the_federation_yardstick(wordnet, model, tmp_pa
                  *[a for s in sets for a in ("--set", s)]]) == 0
     report = json.loads((out / FEDERATION_REPORT).read_text())
     assert (report["task"], report["headline"], report["oracle_full"]) == ("textclf", "accuracy", None)
+    assert report["oracle_item_residual"] is None
     start, oracle = report["start"]["accuracy"], report["oracle"]["accuracy"]
     epochs = report["oracle"]["epochs"]
     assert epochs[0]["epoch"] == 0 and len(epochs) == 1 + 2 * 4  # the deployed head, then 4 checks an epoch

@@ -58,6 +58,7 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
     start, oracle = report["start"][head], report["oracle"][head]
     assert [e["epoch"] for e in report["oracle"]["epochs"]] == [0, 0.25, 0.5, 0.75, 1.0]  # 4 checks an epoch
     assert set(report["baselines"]) == {"popularity", "itemknn", "bpr_mf"} and head in report["oracle_full"]
+    assert head in report["oracle_item_residual"] and report["oracle_item_residual"]["epochs"][0]["epoch"] == 0
     plain, twin, dp = report["runs"]
     assert (plain["name"], twin["name"], dp["name"]) == ("fedavgm", "nodp", "dp")
     assert plain["epsilon"] is None and twin["epsilon"] is None and 0 < dp["epsilon"] <= 20

@@ -17,7 +17,13 @@ import numpy as np
 
 from edgefleet.tasks.base import CentralSettings, Params
 from edgefleet.tasks.movielens import genre_head
-from edgefleet.tasks.movielens.device_head import SHARED_KEYS, Examples, loss_and_grads, right_aligned
+from edgefleet.tasks.movielens.device_head import (
+    ITEM_RESIDUAL,
+    SHARED_KEYS,
+    Examples,
+    loss_and_grads,
+    right_aligned,
+)
 from edgefleet.tasks.movielens.genre_head import GENRE_KEYS
 from edgefleet.tasks.movielens.split import Split
 from edgefleet.tasks.optim import Adam
@@ -52,7 +58,9 @@ def train_central(shared: Params, items: np.ndarray, titles: np.ndarray, split: 
     seen = np.unique(np.concatenate([split.train[int(u)] for u in split.device_users]))
     tagged = np.setdiff1d(seen, genre_held_out)
     p = {k: v.copy() for k, v in shared.items()}
-    opt, genre_opt = Adam({k: p[k] for k in SHARED_KEYS}, s.lr), Adam({k: p[k] for k in GENRE_KEYS}, s.lr)
+    # The recommendation head's weights, and the item residual when `shared` holds one (device_head.py).
+    rec_keys = [k for k in p if k in SHARED_KEYS or k == ITEM_RESIDUAL]
+    opt, genre_opt = Adam({k: p[k] for k in rec_keys}, s.lr), Adam({k: p[k] for k in GENRE_KEYS}, s.lr)
     best, best_score = {k: v.copy() for k, v in p.items()}, validate(p)
     log_rows = [{"epoch": 0, "valid": best_score, "loss": None, "seconds": 0.0}]
     n_items = len(items)

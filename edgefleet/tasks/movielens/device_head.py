@@ -20,6 +20,10 @@ import numpy as np
 
 SHARED_KEYS = ("head.item_head.weight", "head.item_head.bias", "head.prior.weight", "head.prior.bias",
                "head.recency", "head.user_head.weight", "head.user_head.bias", "head.log_scale")
+# Optional: a free vector per catalogue item added to the head's item vector before normalisation (FedMF-style
+# item-side residual), (n_items, D); with it, `ids` say which catalogue item each row of a table is (None: row i is
+# item i).
+ITEM_RESIDUAL = "head.item_residual"
 
 Params = dict[str, np.ndarray]
 
@@ -38,9 +42,17 @@ def _normalize_backward(grad: np.ndarray, unit: np.ndarray, norm: np.ndarray) ->
     return (grad - unit * (grad * unit).sum(-1, keepdims=True)) / norm
 
 
-def item_table(p: Params, pooled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(normalised item vectors, priors) for pooled encoder outputs (N, hidden)."""
+def _item_pre(p: Params, pooled: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
+    """The item vectors before normalisation: the head over the pooled outputs, plus the item residual if any."""
     v = pooled @ p["head.item_head.weight"].T + p["head.item_head.bias"]
+    if ITEM_RESIDUAL in p:
+        v = v + (p[ITEM_RESIDUAL][:len(pooled)] if ids is None else p[ITEM_RESIDUAL][ids])
+    return v
+
+
+def item_table(p: Params, pooled: np.ndarray, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised item vectors, priors) for pooled encoder outputs (N, hidden) of the items `ids`."""
+    v = _item_pre(p, pooled, ids)
     return _normalize(v)[0], v @ p["head.prior.weight"][0] + p["head.prior.bias"][0]
 
 
@@ -92,14 +104,14 @@ class Examples:
         return Examples(self.ctx[rows], self.mask[rows], self.cand[rows], self.valid[rows])
 
 
-def loss_and_grads(p: Params, pooled: np.ndarray, ex: Examples,
-                   personal: np.ndarray | None = None) -> tuple[float, Params, np.ndarray | None]:
+def loss_and_grads(p: Params, pooled: np.ndarray, ex: Examples, personal: np.ndarray | None = None,
+                   ids: np.ndarray | None = None) -> tuple[float, Params, np.ndarray | None]:
     """Mean sampled-softmax loss, its gradient for every shared weight, and for the personal vector."""
-    wi, wp, wu = p["head.item_head.weight"], p["head.prior.weight"][0], p["head.user_head.weight"]
+    wp, wu = p["head.prior.weight"][0], p["head.user_head.weight"]
     n_items, batch = len(pooled), len(ex.cand)
     rows = np.arange(batch)[:, None]
     # Forward.
-    v = pooled @ wi.T + p["head.item_head.bias"]
+    v = _item_pre(p, pooled, ids)
     n, v_norm = _normalize(v)
     prior = v @ wp + p["head.prior.bias"][0]
     w = recency_weights(p, ex.mask)
@@ -147,6 +159,10 @@ def loss_and_grads(p: Params, pooled: np.ndarray, ex: Examples,
     grads["head.prior.bias"] = np.zeros(1, dtype=np.float32)
     grads["head.item_head.weight"] = d_v.T @ pooled
     grads["head.item_head.bias"] = d_v.sum(0)
+    if ITEM_RESIDUAL in p:
+        d_res = np.zeros_like(p[ITEM_RESIDUAL])
+        np.add.at(d_res, np.arange(n_items) if ids is None else ids, d_v)
+        grads[ITEM_RESIDUAL] = d_res
     grads = {k: np.asarray(g_, dtype=np.float32) for k, g_ in grads.items()}
     d_personal = None if personal is None else d_u.sum(0).astype(np.float32)
     return loss, grads, d_personal
