@@ -57,6 +57,7 @@ class DeviceJob:
     update_bits: int
     encoder_cache: int
     reuse_peaks: int
+    item_residual: int
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "DeviceJob":
@@ -159,7 +160,8 @@ _blas_warm = threading.local()
 def shapes_of(w: Worker, job: DeviceJob, dep: Deployment, plan: Plan, local: Any):
     """The device's dimensions for the memory model; texts are taken at the longest length the plan allows."""
     tokens = min(dep.dims.max_len, plan.max_tokens or dep.dims.max_len)
-    return w.task.device.shapes(local, tokens, job.batch_size, plan.batch_div, job.personal_lr > 0)
+    return w.task.device.shapes(local, tokens, job.batch_size, plan.batch_div, job.personal_lr > 0,
+                                residual=dep.dims.dim if job.item_residual else 0)
 
 
 def choose(w: Worker, job: DeviceJob, local: Any) -> list[tuple[int, Plan]]:
@@ -259,6 +261,7 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
         report.outcome, report.error = "error", "local training diverged (non-finite weights)"
         return report
     if new is not None:
+        new = device.reply(shared, new, out)
         report.update = encode_update(new, shared, job.update_bits)
         report.bytes_up = sum(v.nbytes for v in report.update.values())
         state.save(personal, job.server_round)

@@ -250,6 +250,9 @@ class SimConfig(_Section):
     alpha: float = Field(0.5, gt=0, description="textclf: concentration of the Dirichlet partition over labels "
                                                 "(small: few classes per device)")
     min_items: int = Field(4, ge=2, description="shortest window of a user's history one device holds")
+    item_residual: bool = Field(False, description="movielens: devices also train a free vector per catalogue item "
+                                                   "(FedMF-style, added to the head's item vectors, from zeros), "
+                                                   "each the rows of the items in its own table")
     local_epochs: int = Field(1, ge=1, description="a device's epochs over its data in one round")
     batch_size: int = Field(32, ge=1, description="a device's training batch")
     negatives: int = Field(32, ge=1, description="negatives per training step on a device")
@@ -523,6 +526,10 @@ class Config(_Section):
         if self.privacy.secagg and self.sim.device_data == "own":
             raise ValueError("privacy.secagg runs on Flower's legacy workflow, whose nodes are slots: not with "
                              "sim.device_data \"own\"")
+        if self.sim.item_residual and (self.task.name != "movielens" or self.privacy.secagg
+                                       or self.sim.policy == "adaptive"):
+            raise ValueError("sim.item_residual trains MovieLens item vectors with the one deployed model: not with "
+                             "another task, privacy.secagg or sim.policy \"adaptive\"")
         if self.privacy.secagg and self.sim.cohort < 3:
             raise ValueError("privacy.secagg needs a cohort of at least 3 devices")
         if self.privacy.adaptive and self.privacy.noise is None:

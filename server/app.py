@@ -43,7 +43,7 @@ def device_job(cfg: Config) -> dict:
             "lr": own["lr"] if s.lr is None else s.lr,
             "personal-lr": own["personal_lr"] if s.personal_lr is None else s.personal_lr,
             "fallback": s.fallback, "update-bits": s.update_bits, "encoder-cache": int(s.encoder_cache),
-            "reuse-peaks": int(s.reuse_peaks)}
+            "reuse-peaks": int(s.reuse_peaks), "item-residual": int(s.item_residual)}
 
 
 @dataclass
@@ -77,9 +77,9 @@ def open_session(context: Context) -> Session | None:
         return None
     artifact = read_artifact(run_dir / MODEL)
     task = federated_task(cfg.task.name)
-    weights = results.checkpoint(done) if done else task.shared_params(artifact.tensors)
     population = pd.read_parquet(run_dir / FLEET_DIR / POPULATION)
     fleet, texts = task.load_fleet(run_dir / FLEET_DIR)
+    weights = results.checkpoint(done) if done else task.trained_params(artifact.tensors, cfg.sim, fleet)
     evaluator = task.evaluator(load_model(artifact), texts, task.load(cfg.task))
     released = Released(cfg.sim.server_ema, results.optimizer_state(done) if done else None)
     recorder = RoundRecorder(results, population, evaluator, cfg.sim.deadline_s, done, task.device_metrics,

@@ -8,7 +8,7 @@ On the task's test rows (the device users' test items for MovieLens, the test te
   checkpoint picked on validation data);
 - `oracle_item_residual`: the oracle with one more trainable part, a free vector per catalogue item added to the
   heads' item vectors (FedMF-style), trained from zeros with the heads: what training item vectors on the device
-  could add (MovieLens only; devices train the heads only so far);
+  could add (MovieLens only; the run `residual` trains them on the devices);
 - `oracle_full`: the whole student trained centrally on every user's data (compression/oracle_full.py), the
   ceiling of the architecture; MovieLens only (null for a classifier);
 - `baselines`: the task's classical models trained on the devices' training data (MovieLens: popularity, ItemKNN
@@ -87,6 +87,8 @@ def _dp(cfg: Config) -> Config:
 RUNS: dict[str, RunSpec] = {
     "fedavg": RunSpec("plain FedAvg (no server momentum)", lambda cfg: _sim(cfg, server_momentum=0.0)),
     "fedavgm": RunSpec("the configured settings (FedAvgM)", lambda cfg: cfg),
+    "residual": RunSpec("the configured settings with devices training item vectors too (sim.item_residual)",
+                        lambda cfg: _sim(cfg, item_residual=True)),
     "fedadam": RunSpec("the configured settings with FedAdam at the server",
                        lambda cfg: _sim(cfg, server_optimizer="fedadam")),
     "fedyogi": RunSpec("the configured settings with FedYogi at the server",
@@ -214,15 +216,18 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
                           "outcomes_by_tier": summary.get("outcomes_by_tier")})
         value = statistics.fmean(s[head] for s in seeds)
         tail = statistics.fmean(s[f"{head}_tail"] for s in seeds)
+        # Each run against the oracle that trains what its devices train.
+        against = "oracle_item_residual" if base.sim.item_residual else "oracle"
+        ceiling = (oracle_residual if base.sim.item_residual else oracle)[head]
         runs.append({"name": name, "about": spec.about, "devices": base.sim.devices, "cohort": base.sim.cohort,
-                     "rounds": base.sim.rounds, "noise": base.privacy.noise,
+                     "rounds": base.sim.rounds, "noise": base.privacy.noise, "oracle": against,
                      **{k: statistics.fmean(s[k] for s in seeds) for k in keys},
                      "spread": {k: _spread([s[k] for s in seeds]) for k in keys},
                      "epsilon": seeds[0]["epsilon"],
-                     "share_of_oracle_gain": share_of_gain(value, start[head], oracle[head]),
+                     "share_of_oracle_gain": share_of_gain(value, start[head], ceiling),
                      f"{head}_tail": tail, "tail_rounds": min(f.tail_rounds, base.sim.rounds),
-                     "share_of_oracle_gain_tail": share_of_gain(tail, start[head], oracle[head]),
-                     "release_ablation": _release_ablation(seeds, start[head], oracle[head], f.tail_rounds),
+                     "share_of_oracle_gain_tail": share_of_gain(tail, start[head], ceiling),
+                     "release_ablation": _release_ablation(seeds, start[head], ceiling, f.tail_rounds),
                      "seeds": seeds})
     # A DP run's cost is measured against its twin without noise (same fleet, cohort, rounds and seeds) when the
     # bench ran it, else against the configured non-private run.
@@ -290,8 +295,8 @@ def _movielens_full_oracle(cfg, model_path, out, reporter, task, texts, data, ke
 
 def _movielens_residual_oracle(task, model, fleet_dir, data, shared, settings, log, evaluate, keys) -> dict:
     """The oracle with one more trainable part: a free vector per catalogue item added to the head's item vectors
-    (device_head.py `ITEM_RESIDUAL`, FedMF-style), from zeros. What training item vectors as well as the heads
-    could reach; devices do not train it yet."""
+    (device_head.py `ITEM_RESIDUAL`, FedMF-style), from zeros: what training item vectors as well as the heads
+    could reach (the run `residual` trains them on the devices)."""
     from edgefleet.tasks.movielens.device_head import ITEM_RESIDUAL
 
     zeros = np.zeros((data.catalogue.n_items, len(shared["head.item_head.bias"])), dtype=np.float32)
@@ -337,8 +342,9 @@ def print_bench_federation(report: dict, out: Path) -> None:
         to90 = [x["rounds_to_90pct"] for x in r["seeds"] if x["rounds_to_90pct"] is not None]
         walls = [x["round_wall_s_mean"] for x in r["seeds"] if x["round_wall_s_mean"] is not None]
         tail = r["share_of_oracle_gain_tail"]
-        t.add_row(f"run {r['name']}", f"{r['devices']:,}", str(r["cohort"]), str(r["rounds"]), f"{r[head]:.4f}",
-                  f"±{s['std']:.4f} ({s['n']})", f"{r[f'{head}_tail']:.4f} (last {r['tail_rounds']})",
+        against = "" if r.get("oracle", "oracle") == "oracle" else f" (vs {r['oracle']})"
+        t.add_row(f"run {r['name']}{against}", f"{r['devices']:,}", str(r["cohort"]), str(r["rounds"]),
+                  f"{r[head]:.4f}", f"±{s['std']:.4f} ({s['n']})", f"{r[f'{head}_tail']:.4f} (last {r['tail_rounds']})",
                   "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
                   " / ".join("-" if x is None else f"{x:.2f}" for x in (share, tail)),
                   "-" if not to90 else f"{statistics.fmean(to90):.0f}",

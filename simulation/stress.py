@@ -35,7 +35,7 @@ from edgefleet.config import Config
 from edgefleet.errors import ConfigError
 from edgefleet.progress import Reporter
 from edgefleet.results import Results
-from edgefleet.rundir import MODEL, SUMMARY, prepare, write_json
+from edgefleet.rundir import FLEET_DIR, MODEL, SUMMARY, prepare, write_json
 from edgefleet.rundir import STRESS_REPORT as REPORT
 from edgefleet.tasks import federated_task, get_task
 from edgefleet.tasks.base import FederatedTask
@@ -128,7 +128,9 @@ def probe_job(cfg: Config, device: int) -> DeviceJob:
 def sweep(cfg: Config, model: Path, fleet_dir: Path, out: Path, reporter: Reporter) -> dict:
     s = cfg.stress
     budgets = [int(round(b * MB)) for b in s.budgets_mb]
-    shared = federated_task(cfg.task.name).shared_params(read_artifact(model).tensors)
+    task = federated_task(cfg.task.name)
+    # What a device trains under these settings (with sim.item_residual, the item vectors too).
+    shared = task.trained_params(read_artifact(model).tensors, cfg.sim, task.load_fleet(fleet_dir / FLEET_DIR)[0])
     variants, points, mins, errors = [], [], {}, {}
     with reporter.stage(f"sweep {len(s.sweep)} variants x 2 workloads under the real cap",
                         total=2 * len(s.sweep)) as advance:

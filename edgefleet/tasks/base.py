@@ -97,8 +97,10 @@ class DeviceSide(abc.ABC):
         """What the device holds this round; `.texts` are the indices of the texts it encodes."""
 
     @abc.abstractmethod
-    def shapes(self, local: Any, tokens: int, batch: int, batch_div: int, personal: bool) -> Any:
-        """The device's dimensions for the memory model (compression/runtime/memory_model.py)."""
+    def shapes(self, local: Any, tokens: int, batch: int, batch_div: int, personal: bool,
+               residual: int = 0) -> Any:
+        """The device's dimensions for the memory model (compression/runtime/memory_model.py); `residual`: the
+        width of the item vectors trained with the heads (MovieLens `sim.item_residual`; 0: none)."""
 
     @abc.abstractmethod
     def work(self, shared: Params, personal: np.ndarray, encoded: np.ndarray, local: Any, train: bool,
@@ -108,6 +110,11 @@ class DeviceSide(abc.ABC):
         new personal vector). `model` is the deployed artifact's config (e.g. its history window or tagging
         threshold). The measurements hold `infer_s`, `train_s`, `loss`, `examples` and one value per device metric
         of the task."""
+
+    def reply(self, shared: Params, new: Params, out: dict) -> Params:
+        """The new shared weights as the server receives them, from what `work` returned: as they are, unless the
+        work trained only part of a weight (MovieLens: its own items' rows of the item residual)."""
+        return new
 
 
 class FederatedTask(Task):
@@ -121,6 +128,11 @@ class FederatedTask(Task):
     @abc.abstractmethod
     def shared_params(self, tensors: Mapping[str, Any]) -> Params:
         """The shared weights as deployed, from the artifact's tensors."""
+
+    def trained_params(self, tensors: Mapping[str, Any], sim: Any, fleet: Any) -> Params:
+        """What devices train and send back under the settings `sim`, before the first round: the deployed shared
+        weights, and what the settings add to them (MovieLens `sim.item_residual`)."""
+        return self.shared_params(tensors)
 
     def check_artifact(self, config: Mapping[str, Any], data: Any) -> None:
         """Refuse (one DataError line) a model that cannot serve this data, e.g. trained on other labels."""

@@ -198,3 +198,25 @@ def test_the_host_timings_are_kept_apart_from_what_the_device_reports(setup):
     report = run_device(w, job(), shared)
     assert set(report.wall) == set(WALL_PARTS) and min(report.wall.values()) >= 0 and report.wall["rerun"] > 0
     assert not set(report.metrics()) & {"wall", *WALL_PARTS}
+
+
+def test_with_item_vectors_a_device_updates_the_rows_of_the_items_it_trained_on_only(setup):
+    """sim.item_residual: the server sends the whole item table; the device trains the rows of its own items and
+    training negatives (gathered under its cap), and the reply carries the table with only those rows moved."""
+    w, _ = setup
+    cfg = load_config(overrides=["sim.item_residual=true"])
+    tensors = read_artifact(w.run_dir / "model.eflt").tensors
+    shared = federated_task("movielens").trained_params(tensors, cfg.sim, w.fleet)
+    table = shared["head.item_residual"]
+    assert table.shape == (w.fleet.n_items, len(shared["head.item_head.bias"])) and not table.any()
+    report = run_device(w, job(item_residual=1), shared)
+    assert report.outcome == "ok" and report.bytes_down == sum(v.nbytes for v in shared.values())
+    moved = np.flatnonzero(np.abs(decode_update(report.update, shared)["head.item_residual"]).sum(1))
+    rng = np.random.default_rng([job().seed, 1, 2, 0xDE71CE])
+    rng.random()  # the dropout draw
+    local = w.task.device.local_data(w.fleet, 2, len(w.texts), job().negatives, rng)
+    trained = local.texts[local.n_eval:local.n_items]  # its items (with the validation item) and negatives
+    assert len(moved) > 0 and set(moved) <= set(trained)
+    assert not set(moved) & set(local.texts[:local.n_eval])  # the evaluation candidates are never trained
+    heads = run_device(w, job(), federated_task("movielens").shared_params(tensors))
+    assert report.peak_bytes > heads.peak_bytes and report.predicted_bytes > heads.predicted_bytes

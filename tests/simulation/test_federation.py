@@ -39,8 +39,9 @@ def test_the_configured_runs_exist():
 
 @pytest.mark.slow
 def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
-    """Start, both oracles, baselines on every user's data and two real federated runs (one with DP calibrated to
-    the target epsilon) on the real MovieLens fleet, into one report and the runs' yardsticks."""
+    """Start, the oracles, baselines on every user's data and real federated runs (one training item vectors too, a
+    DP one calibrated to the target epsilon and its twin) on the real MovieLens fleet, into one report and the runs'
+    yardsticks."""
     import json
 
     from edgefleet.cli import main
@@ -48,7 +49,7 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
 
     out = tmp_path / "bench"
     sets = [f'sim.model="{small_model}"', "sim.devices=40", "sim.cohort=8",
-            'federation.runs=["fedavgm", "nodp", "dp"]', "federation.rounds=2", "federation.dp_devices=80",
+            'federation.runs=["fedavgm", "residual", "nodp", "dp"]', "federation.rounds=2", "federation.dp_devices=80",
             "federation.dp_cohort=16", "federation.dp_rounds=3", "federation.dp_epsilon=20",
             "federation.full_max_steps=1", "federation.tail_rounds=2"]
     assert main(["--quiet", "bench", "federation", "--preset", "tiny", "--out", str(out),
@@ -59,16 +60,22 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
     assert [e["epoch"] for e in report["oracle"]["epochs"]] == [0, 0.25, 0.5, 0.75, 1.0]  # 4 checks an epoch
     assert set(report["baselines"]) == {"popularity", "itemknn", "bpr_mf"} and head in report["oracle_full"]
     assert head in report["oracle_item_residual"] and report["oracle_item_residual"]["epochs"][0]["epoch"] == 0
-    plain, twin, dp = report["runs"]
-    assert (plain["name"], twin["name"], dp["name"]) == ("fedavgm", "nodp", "dp")
+    plain, residual, twin, dp = report["runs"]
+    assert (plain["name"], residual["name"], twin["name"], dp["name"]) == ("fedavgm", "residual", "nodp", "dp")
     assert plain["epsilon"] is None and twin["epsilon"] is None and 0 < dp["epsilon"] <= 20
     # The DP run and its twin share the DP fleet, cohort and rounds; the plain run keeps the configured ones.
-    assert [(r["devices"], r["cohort"], r["rounds"]) for r in report["runs"]] == [(40, 8, 2), (80, 16, 3), (80, 16, 3)]
+    assert [(r["devices"], r["cohort"], r["rounds"]) for r in report["runs"]] == \
+        [(40, 8, 2), (40, 8, 2), (80, 16, 3), (80, 16, 3)]
+    # Devices that train item vectors too are measured against the oracle that trains them too.
+    assert [r["oracle"] for r in report["runs"]] == ["oracle", "oracle_item_residual", "oracle", "oracle"]
+    residual_run = json.loads((out / residual["seeds"][0]["dir"] / "sim_config.json").read_text())
+    assert residual_run["sim"]["item_residual"] is True
     for run in report["runs"]:
         (seed,) = run["seeds"]
         rounds = run["rounds"]
         assert len(seed["curve"][head]) == rounds and seed["curve"][head][-1] == pytest.approx(run[head])
-        expected = share_of_gain(run[head], start, oracle)
+        ceiling = report[run["oracle"]][head]
+        expected = share_of_gain(run[head], start, ceiling)
         assert run["share_of_oracle_gain"] == (None if expected is None else pytest.approx(expected))
         assert run[f"{head}_tail"] == pytest.approx(sum(seed["curve"][head][-2:]) / 2) and run["tail_rounds"] == 2
         # The run released the average (the default): its own curve is that mode's; the server's model is scored

@@ -26,11 +26,13 @@ def shared_of(run):
     return federated_task("movielens").shared_params(read_artifact(run / "model.eflt").tensors)
 
 
-def probe(run, batch=8, quantile=0.5):
+def probe(run, batch=8, quantile=0.5, residual=False):
     w = Worker(run)
-    cfg = load_config(overrides=[f"sim.batch_size={batch}", "sim.negatives=16"])
+    cfg = load_config(overrides=[f"sim.batch_size={batch}", "sim.negatives=16",
+                                 f"sim.item_residual={str(residual).lower()}"])
     job = probe_job(cfg, reference_device(w, quantile))
-    return Probe("small", w, job, shared_of(run), 20.0)
+    shared = federated_task("movielens").trained_params(read_artifact(run / "model.eflt").tensors, cfg.sim, w.fleet)
+    return Probe("small", w, job, shared, 20.0)
 
 
 @pytest.mark.parametrize("workload", ["inference", "training"])
@@ -50,8 +52,9 @@ def test_the_bisection_finds_a_budget_that_fits_and_one_step_below_that_fails(sm
 
 @pytest.mark.parametrize("batch", [32, 4])
 @pytest.mark.parametrize("quantile", [0.0, 0.7])
-def test_predicted_memory_is_within_15_percent_of_the_measured_peak(small_fleet, batch, quantile):
-    p = probe(small_fleet, batch, quantile)
+@pytest.mark.parametrize("residual", [False, True])
+def test_predicted_memory_is_within_15_percent_of_the_measured_peak(small_fleet, batch, quantile, residual):
+    p = probe(small_fleet, batch, quantile, residual)
     for workload in ("inference", "training"):
         point = p.run(workload, 64 * MB, "check")
         assert point["fits"]
@@ -60,6 +63,17 @@ def test_predicted_memory_is_within_15_percent_of_the_measured_peak(small_fleet,
         # The work beyond the model, on its own, too: the model's resident bytes cannot hide a miss.
         work = point["predicted_bytes"] - point["model_bytes"]
         assert abs(work - point["work_peak_bytes"]) <= 0.15 * point["work_peak_bytes"], workload
+
+
+def test_training_the_item_vectors_costs_the_rows_of_the_devices_items(small_fleet):
+    """With sim.item_residual a device holds the rows of its table's items, not the whole table: more memory than
+    the heads alone, by the rows' share."""
+    heads, both = probe(small_fleet, 8, 0.7), probe(small_fleet, 8, 0.7, residual=True)
+    table = both.shared["head.item_residual"].nbytes
+    for workload in ("inference", "training"):
+        extra = both.run(workload, 64 * MB, "x")["measured_peak_bytes"] - \
+            heads.run(workload, 64 * MB, "x")["measured_peak_bytes"]
+        assert 0 < extra < 5 * table, workload  # gathered rows, their copy, moments and gradients: not 5 tables
 
 
 def test_a_smaller_batch_needs_less_memory_and_training_more_than_inference(small_fleet):

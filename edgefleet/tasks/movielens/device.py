@@ -20,6 +20,7 @@ import numpy as np
 from edgefleet.tasks.base import DeviceSide, Params
 from edgefleet.tasks.movielens import genre_head
 from edgefleet.tasks.movielens.device_head import (
+    ITEM_RESIDUAL,
     SHARED_KEYS,
     Examples,
     item_table,
@@ -70,9 +71,20 @@ class RecommendationDevice(DeviceSide):
         return LocalItems(np.concatenate([eval_cand, hist, neg, fleet.n_items + tagged]), len(eval_cand), len(hist),
                           len(neg), fleet.genres[tagged])
 
-    def shapes(self, local: LocalItems, tokens: int, batch: int, batch_div: int, personal: bool) -> DeviceShapes:
+    def shapes(self, local: LocalItems, tokens: int, batch: int, batch_div: int, personal: bool,
+               residual: int = 0) -> DeviceShapes:
         return DeviceShapes(local.n_eval, local.n_hist, local.n_neg, tokens, batch=batch, batch_div=batch_div,
-                            personal=personal, n_titles=len(local.genres), genres=local.genres.shape[1])
+                            personal=personal, n_titles=len(local.genres), genres=local.genres.shape[1],
+                            residual=residual)
+
+    def reply(self, shared: Params, new: Params, out: dict) -> Params:
+        """With the item residual, the device trained the rows of its own items only: the server gets the whole
+        table back, those rows new and the others as it sent them (an update of zero)."""
+        if ITEM_RESIDUAL not in new:
+            return new
+        table = shared[ITEM_RESIDUAL].copy()
+        table[out["residual_items"]] = new[ITEM_RESIDUAL]
+        return {**new, ITEM_RESIDUAL: table}
 
     def work(self, shared: Params, personal: np.ndarray, encoded: np.ndarray, local: LocalItems, train: bool,
              job, batch_div: int, model: Mapping[str, Any], rng: np.random.Generator) -> tuple[dict, Params | None,
@@ -81,6 +93,9 @@ class RecommendationDevice(DeviceSide):
         history_len = int(model["history_len"])  # the recommendation head's recency window
         t0 = time.thread_time()
         pooled = encoded.copy()  # the device's own table, allocated under its cap
+        items_of_table = local.texts[:n_items]  # the catalogue item of each item row (fleet.py: items come first)
+        if ITEM_RESIDUAL in shared:  # sim.item_residual: the rows of this table's items, gathered under the cap
+            shared = {**shared, ITEM_RESIDUAL: shared[ITEM_RESIDUAL][items_of_table]}
         # Genre tagging first: its few arrays are gone before the recommender's wider ones exist. The device is not
         # given the deployed model's `genre_threshold` (the server's evaluation uses it), so it measures its titles
         # at the break-even point, which needs none.
@@ -100,6 +115,9 @@ class RecommendationDevice(DeviceSide):
         del items, prior
         titles = pooled[n_items:]
         pooled = pooled[n_eval:n_items]  # recommendation trains on the device's own items and the negatives only
+        if ITEM_RESIDUAL in shared:  # so do the item vectors: the rows of those items
+            shared = {**shared, ITEM_RESIDUAL: shared[ITEM_RESIDUAL][n_eval:n_items]}
+            out["residual_items"] = items_of_table[n_eval:]
         seq = np.arange(n_hist - 1)  # its train items, without the held-out validation item
         neg = np.arange(n_hist, len(pooled))
         positions = np.arange(1, len(seq))
@@ -126,7 +144,7 @@ def _train(shared: Params, personal: np.ndarray, pooled: np.ndarray, ex: Example
     new = {k: v.copy() for k, v in shared.items()}
     personal = personal.copy()
     micro = max(1, job.batch_size // batch_div)
-    opt = Adam({k: new[k] for k in SHARED_KEYS}, job.lr)
+    opt = Adam({k: new[k] for k in new if k in SHARED_KEYS or k == ITEM_RESIDUAL}, job.lr)
     genre_opt = Adam({k: new[k] for k in GENRE_KEYS}, job.lr)
     losses = []
     for _ in range(job.epochs):

@@ -46,7 +46,7 @@ def _item_pre(p: Params, pooled: np.ndarray, ids: np.ndarray | None) -> np.ndarr
     """The item vectors before normalisation: the head over the pooled outputs, plus the item residual if any."""
     v = pooled @ p["head.item_head.weight"].T + p["head.item_head.bias"]
     if ITEM_RESIDUAL in p:
-        v = v + (p[ITEM_RESIDUAL][:len(pooled)] if ids is None else p[ITEM_RESIDUAL][ids])
+        v += p[ITEM_RESIDUAL][:len(pooled)] if ids is None else p[ITEM_RESIDUAL][ids]
     return v
 
 

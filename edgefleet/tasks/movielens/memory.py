@@ -17,6 +17,9 @@ resident model and the encoder's transient (docs/stress.md).
   moments (3 P_g) to what is held; its own widest moment, a micro-batch of b_g titles in `genre_head.loss_and_grads`
   (the gathered titles b_g H, six b_g x G arrays, its gradient, the accumulated one and a scaled copy: 3 P_g), comes
   after the recommendation pass, so the peak holds the larger of the two.
+- **The item residual** (sim.item_residual, width D_r = D): the rows of the table's N_i items are gathered (N_i D_r,
+  held throughout); training adds the R = M D_r rows it trains to what the heads hold (their copy and Adam moments,
+  3R) and to the accumulated and previous gradients (2R).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class DeviceShapes:
     personal: bool = True  # a personal vector is trained (a second loss_and_grads per micro-batch)
     n_titles: int = 0  # titles of the device's own items at the end of the table, for the genre head
     genres: int = 0  # the genre head's outputs
+    residual: int = 0  # width of the item vectors trained with the heads (sim.item_residual; 0: none)
 
     @property
     def n_items(self) -> int:
@@ -77,7 +81,8 @@ class DeviceShapes:
 
 def inference_bytes(m: Any, d: DeviceShapes) -> int:
     tagging = (3 * F32 + I64) * d.n_titles * d.genres
-    return F32 * d.n_local * m.hidden + max(F32 * 2 * d.n_items * m.dim, tagging) + UFUNC_BUFFER
+    return (F32 * d.n_local * m.hidden + F32 * d.n_items * d.residual  # the table, its items' residual rows
+            + max(F32 * 2 * d.n_items * m.dim, tagging) + UFUNC_BUFFER)
 
 
 def training_bytes(m: Any, d: DeviceShapes) -> int:
@@ -87,12 +92,14 @@ def training_bytes(m: Any, d: DeviceShapes) -> int:
     rows_m, c, ll, dim, p = d.n_hist + d.n_neg, 1 + d.n_neg, m.history_len, m.dim, head_params(m)
     b = max(1, min(d.batch, e) // d.batch_div)
     p_g, b_g = genre_params(m, d.genres), max(1, min(d.batch, d.n_titles) // d.batch_div)
+    r = rows_m * d.residual  # the item residual's rows the device trains (0 without it)
     held = (F32 * d.n_local * m.hidden  # the pooled table
+            + F32 * d.n_items * d.residual  # the residual rows of the table's items
             + (I64 + 1) * e * ll + (I64 + 1) * e * c + 2 * I64 * e  # examples, permutation
-            + F32 * 3 * (p + p_g)  # new heads + Adam moments
+            + F32 * 3 * (p + p_g + r)  # new heads (and residual rows) + Adam moments
             + (I64 + 1) * b * (ll + c))  # the micro-batch's examples
     wide = 6 if F32 * rows_m * dim < ELIDE_BYTES else 5
     widest = F32 * (wide * rows_m * dim + b * ll * dim + b * c * dim + 8 * b * dim + 2 * rows_m * b + dim * dim
-                    + 2 * p) + UFUNC_BUFFER
+                    + 2 * (p + r)) + UFUNC_BUFFER
     genre_widest = F32 * (b_g * m.hidden + 6 * b_g * d.genres + 3 * p_g) + I64 * d.n_titles + UFUNC_BUFFER
     return held + max(widest, genre_widest)

@@ -87,7 +87,8 @@ class ClassifierDevice(DeviceSide):
         held = max(1, math.ceil(self.holdout * len(rows))) if len(rows) > 1 else 0
         return LocalRows(rows.astype(np.int64), fleet.train_y[rows], len(rows) - held)
 
-    def shapes(self, local: LocalRows, tokens: int, batch: int, batch_div: int, personal: bool) -> ClassifierShapes:
+    def shapes(self, local: LocalRows, tokens: int, batch: int, batch_div: int, personal: bool,
+               residual: int = 0) -> ClassifierShapes:
         return ClassifierShapes(len(local.texts), tokens, int(local.y.max()) + 1, batch, batch_div)
 
     def work(self, shared: Params, personal: np.ndarray, encoded: np.ndarray, local: LocalRows, train: bool,
