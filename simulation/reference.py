@@ -76,6 +76,8 @@ def main(grid: Grid, context: Context) -> None:
     s = cfg.sim
     strategy = FedAvg(fraction_train=s.cohort / s.devices, fraction_evaluate=0.0, min_train_nodes=s.cohort,
                       min_available_nodes=s.devices, train_metrics_aggr_fn=count_replies)
-    weights = federated_task(cfg.task.name).shared_params(read_artifact(run_dir / MODEL).tensors)
+    task = federated_task(cfg.task.name)
+    weights = task.trained_params(read_artifact(run_dir / MODEL).tensors, cfg.sim,
+                                  task.load_fleet(run_dir / FLEET_DIR)[0])
     strategy.start(grid=grid, initial_arrays=ArrayRecord({k: Array(v) for k, v in weights.items()}),
                    num_rounds=s.rounds, train_config=ConfigRecord(device_job(cfg)), evaluate_fn=stamp)
