@@ -480,8 +480,9 @@ class FederationConfig(_Section):
                                                    "the average update falls with it")
     dp_rounds: int | None = Field(50, ge=1, description="rounds of the DP run and its twin; unset: "
                                                         "federation.rounds")
-    dp_epsilon: float = Field(8.0, gt=0, description="the DP run's target epsilon after all its rounds, at delta "
-                                                     "privacy.delta or 1/dp_devices: the noise is calibrated to it")
+    dp_epsilon: float = Field(8.0, gt=0, description="the DP run's target epsilon after all its rounds, at "
+                                                     "federation.dp_delta: the noise is calibrated to it")
+    dp_delta: float = Field(1e-5, gt=0, lt=1, description="the delta of the DP run's epsilon")
 
     @model_validator(mode="after")
     def _check(self) -> "FederationConfig":

@@ -76,7 +76,7 @@ def _dp(cfg: Config) -> Config:
 
     f = cfg.federation
     run = _private_fleet(cfg)
-    delta = cfg.privacy.delta or 1.0 / f.dp_devices
+    delta = f.dp_delta
     availability = population_for(run.sim)["availability"].to_numpy()
     rate = min(1.0, run.sim.cohort / float(availability.sum())) * float(availability.max())
     noise = noise_for_epsilon(f.dp_epsilon, rate, f.dp_devices, run.sim.rounds, delta)

@@ -63,6 +63,8 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
     plain, residual, twin, dp = report["runs"]
     assert (plain["name"], residual["name"], twin["name"], dp["name"]) == ("fedavgm", "residual", "nodp", "dp")
     assert plain["epsilon"] is None and twin["epsilon"] is None and 0 < dp["epsilon"] <= 20
+    dp_summary = json.loads((out / dp["seeds"][0]["dir"] / "summary.json").read_text())
+    assert dp_summary["delta"] == 1e-5  # federation.dp_delta, the delta, not one over the fleet
     # The DP run and its twin share the DP fleet, cohort and rounds; the plain run keeps the configured ones.
     assert [(r["devices"], r["cohort"], r["rounds"]) for r in report["runs"]] == \
         [(40, 8, 2), (40, 8, 2), (80, 16, 3), (80, 16, 3)]
