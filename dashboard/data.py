@@ -125,12 +125,14 @@ def read_json(path: Path) -> tuple[dict | None, str | None]:
 # The entries of a yardstick.json (`bench federation` writes one into each run it makes), under the names the pages
 # give them: the deployed model, and the same model trained centrally on every device user's data.
 REFERENCES = {"start": "start (deployed)", "oracle": "oracle (shared heads, central)",
+              "oracle_item_residual": "oracle_item_residual (heads + item vectors, central)",
               "oracle_full": "oracle_full (whole student, central)"}
 
 
 def yardstick(path: Path) -> tuple[dict[str, dict[str, float]] | None, str | None]:
-    """The run's reference figures, {entry of REFERENCES: {metric key: value}}, less the entries it leaves null
-    (oracle_full when the bench did not train it); None without a yardstick.json, or with a reason if it is not one."""
+    """The run's reference figures, {entry of REFERENCES: {metric key: value}}, less the entries it leaves null or
+    does not hold (oracle_full when the bench did not train it, oracle_item_residual from a bench before it); None
+    without a yardstick.json, or with a reason if it is not one."""
     raw, err = read_json(path / YARDSTICK)
     if raw is None:
         return None, err

@@ -189,6 +189,7 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
         baselines = task.baselines(cfg, data, fleet_dir)
     head = task.headline.key
     yardstick = {"start": start, "oracle": _pick(oracle, keys),
+                 "oracle_item_residual": _pick(oracle_residual, keys) if oracle_residual else None,
                  "oracle_full": _pick(oracle_full, keys) if oracle_full else None}
     runs = []
     for name in f.runs:

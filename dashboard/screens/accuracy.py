@@ -84,7 +84,8 @@ def _yardstick(runs: list[data.Run]) -> tuple[dict | None, str | None]:
     whose = "" if len(found) == len(runs) else f" of {', '.join(found)} (the other runs carry none)"
     return distinct[0], (f"Grey dotted rules: the yardstick{whose} that `bench federation` measured on the device "
                          "users' test items: the deployed model, and the same model trained centrally on all their "
-                         "training data (oracle: its shared heads; oracle_full: the whole student).")
+                         "training data (oracle: its shared heads; oracle_item_residual: the heads and a vector "
+                         "per item; oracle_full: the whole student).")
 
 
 def _references(yardstick: dict | None, task: data.Task, keys: list[str]) -> pd.DataFrame | None:

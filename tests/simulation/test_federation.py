@@ -87,6 +87,7 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
         assert set(run["release_ablation"]) == {"ema 0.9", "server"}
         yardstick = json.loads((out / seed["dir"] / YARDSTICK).read_text())
         assert yardstick["start"][head] == start and yardstick["oracle"][head] == oracle
+        assert yardstick["oracle_item_residual"][head] == report["oracle_item_residual"][head]
     # DP's cost is measured against its twin without noise, not against the configured run.
     assert dp["nonprivate_reference"] == "nodp" and twin["nonprivate_reference"] is None
     expected = share_of_gain(dp[f"{head}_tail"], start, twin[f"{head}_tail"])
