@@ -211,6 +211,9 @@ def test_with_item_vectors_a_device_updates_the_rows_of_the_items_it_trained_on_
     assert table.shape == (w.fleet.n_items, len(shared["head.item_head.bias"])) and not table.any()
     report = run_device(w, job(item_residual=1), shared)
     assert report.outcome == "ok" and report.bytes_down == sum(v.nbytes for v in shared.values())
+    # Only the moved rows go back, with their indices (compression/runtime/update_codec.py).
+    assert {"head.item_residual|rows", "head.item_residual|values"} <= set(report.update)
+    assert report.bytes_up == sum(v.nbytes for v in report.update.values()) < report.bytes_down
     moved = np.flatnonzero(np.abs(decode_update(report.update, shared)["head.item_residual"]).sum(1))
     rng = np.random.default_rng([job().seed, 1, 2, 0xDE71CE])
     rng.random()  # the dropout draw
