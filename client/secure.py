@@ -41,6 +41,7 @@ from threadpoolctl import threadpool_limits
 from client.audit import audit_mod
 from client.device import DeviceJob, DeviceReport, run_device
 from client.worker import worker
+from compression.runtime.update_codec import decode_update
 from edgefleet.protocol import ADAPTIVE, DEADLINE, FIELD_BYTES, LEFT
 
 
@@ -67,8 +68,11 @@ class Device(NumPyClient):
                 report = run_device(w, job, dict(zip(keys, parameters)))
         except Exception as exc:  # a device that raises is an outcome of the round
             report = DeviceReport("error", error=f"{type(exc).__name__}: {exc}"[:500])
+        new = None
         if report.update is not None:  # what actually goes up: one field element per coordinate, plus the weight
-            report.bytes_up = int(config[FIELD_BYTES]) * (1 + sum(v.size for v in report.update.values()))
+            # Whole weights: the secure sum adds every coordinate of every device (no table goes as some rows).
+            new = decode_update(report.update, dict(zip(keys, parameters)))
+            report.bytes_up = int(config[FIELD_BYTES]) * (1 + sum(v.size for v in new.values()))
             report.clock(job)
         if report.outcome == "ok" and report.virtual_ms > float(config[DEADLINE]):
             report.outcome = "straggler"  # the server's SecAgg+ round does not wait for it
@@ -77,7 +81,7 @@ class Device(NumPyClient):
         if report.update is None:  # stays in the secure sum with nothing in it
             return parameters, 0, telemetry(report, job.device)
         # DP-FedAvg weighs devices uniformly (server/privacy/dp_fedavg.py): weight 1 each.
-        return [report.update[k] for k in keys], 1, telemetry(report, job.device)
+        return [new[k] for k in keys], 1, telemetry(report, job.device)
 
 
 def device_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
