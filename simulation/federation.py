@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -298,10 +297,10 @@ def _movielens_residual_oracle(task, model, fleet_dir, data, shared, settings, l
     """The oracle with one more trainable part: a free vector per catalogue item added to the head's item vectors
     (device_head.py `ITEM_RESIDUAL`, FedMF-style), from zeros: what training item vectors as well as the heads
     could reach (the run `residual` trains them on the devices)."""
-    from edgefleet.tasks.movielens.device_head import ITEM_RESIDUAL
+    from edgefleet.tasks.movielens.device_head import with_item_residual
 
-    zeros = np.zeros((data.catalogue.n_items, len(shared["head.item_head.bias"])), dtype=np.float32)
-    trained, epochs = task.centralized(model, fleet_dir, data, {**shared, ITEM_RESIDUAL: zeros}, settings, log)
+    start = with_item_residual(shared, data.catalogue.n_items)
+    trained, epochs = task.centralized(model, fleet_dir, data, start, settings, log)
     return {**_pick(evaluate(trained), keys), "epochs": epochs}
 
 

@@ -20,9 +20,9 @@ import numpy as np
 
 SHARED_KEYS = ("head.item_head.weight", "head.item_head.bias", "head.prior.weight", "head.prior.bias",
                "head.recency", "head.user_head.weight", "head.user_head.bias", "head.log_scale")
-# Optional: a free vector per catalogue item added to the head's item vector before normalisation (FedMF-style
-# item-side residual), (n_items, D); with it, `ids` say which catalogue item each row of a table is (None: row i is
-# item i).
+# Optional: a free vector per item added to the head's item vector before normalisation (FedMF-style item-side
+# residual). Its rows are those of the table it is used with: the whole catalogue on the server, the rows of its own
+# table's items on a device (device.py gathers them).
 ITEM_RESIDUAL = "head.item_residual"
 
 Params = dict[str, np.ndarray]
@@ -42,17 +42,22 @@ def _normalize_backward(grad: np.ndarray, unit: np.ndarray, norm: np.ndarray) ->
     return (grad - unit * (grad * unit).sum(-1, keepdims=True)) / norm
 
 
-def _item_pre(p: Params, pooled: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
+def with_item_residual(shared: Params, n_items: int) -> Params:
+    """The shared weights and a zero item residual over a catalogue of `n_items`."""
+    return {**shared, ITEM_RESIDUAL: np.zeros((n_items, len(shared["head.item_head.bias"])), dtype=np.float32)}
+
+
+def _item_pre(p: Params, pooled: np.ndarray) -> np.ndarray:
     """The item vectors before normalisation: the head over the pooled outputs, plus the item residual if any."""
     v = pooled @ p["head.item_head.weight"].T + p["head.item_head.bias"]
     if ITEM_RESIDUAL in p:
-        v += p[ITEM_RESIDUAL][:len(pooled)] if ids is None else p[ITEM_RESIDUAL][ids]
+        v += p[ITEM_RESIDUAL]
     return v
 
 
-def item_table(p: Params, pooled: np.ndarray, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(normalised item vectors, priors) for pooled encoder outputs (N, hidden) of the items `ids`."""
-    v = _item_pre(p, pooled, ids)
+def item_table(p: Params, pooled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised item vectors, priors) for pooled encoder outputs (N, hidden)."""
+    v = _item_pre(p, pooled)
     return _normalize(v)[0], v @ p["head.prior.weight"][0] + p["head.prior.bias"][0]
 
 
@@ -104,14 +109,14 @@ class Examples:
         return Examples(self.ctx[rows], self.mask[rows], self.cand[rows], self.valid[rows])
 
 
-def loss_and_grads(p: Params, pooled: np.ndarray, ex: Examples, personal: np.ndarray | None = None,
-                   ids: np.ndarray | None = None) -> tuple[float, Params, np.ndarray | None]:
+def loss_and_grads(p: Params, pooled: np.ndarray, ex: Examples,
+                   personal: np.ndarray | None = None) -> tuple[float, Params, np.ndarray | None]:
     """Mean sampled-softmax loss, its gradient for every shared weight, and for the personal vector."""
     wp, wu = p["head.prior.weight"][0], p["head.user_head.weight"]
     n_items, batch = len(pooled), len(ex.cand)
     rows = np.arange(batch)[:, None]
     # Forward.
-    v = _item_pre(p, pooled, ids)
+    v = _item_pre(p, pooled)
     n, v_norm = _normalize(v)
     prior = v @ wp + p["head.prior.bias"][0]
     w = recency_weights(p, ex.mask)
@@ -160,9 +165,7 @@ def loss_and_grads(p: Params, pooled: np.ndarray, ex: Examples, personal: np.nda
     grads["head.item_head.weight"] = d_v.T @ pooled
     grads["head.item_head.bias"] = d_v.sum(0)
     if ITEM_RESIDUAL in p:
-        d_res = np.zeros_like(p[ITEM_RESIDUAL])
-        np.add.at(d_res, np.arange(n_items) if ids is None else ids, d_v)
-        grads[ITEM_RESIDUAL] = d_res
+        grads[ITEM_RESIDUAL] = d_v  # the residual is added to v row for row
     grads = {k: np.asarray(g_, dtype=np.float32) for k, g_ in grads.items()}
     d_personal = None if personal is None else d_u.sum(0).astype(np.float32)
     return loss, grads, d_personal

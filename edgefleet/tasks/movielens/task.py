@@ -20,7 +20,7 @@ from edgefleet.tasks.movielens.baselines import BPRMF, ItemKNN, Popularity
 from edgefleet.tasks.movielens.bundle import TaskBundle, every_user_valid, load_task
 from edgefleet.tasks.movielens.central import train_central
 from edgefleet.tasks.movielens.device import RecommendationDevice
-from edgefleet.tasks.movielens.device_head import ITEM_RESIDUAL, shared_params
+from edgefleet.tasks.movielens.device_head import shared_params, with_item_residual
 from edgefleet.tasks.movielens.evaluate import GlobalEvaluator, HeadScorer, encode_all
 from edgefleet.tasks.movielens.fleet import FleetData, load_texts, save_texts
 from edgefleet.tasks.movielens.genre_head import genre_params, held_out_items
@@ -52,10 +52,7 @@ class MovieLens(FederatedTask):
         """The heads, and with `sim.item_residual` a zero vector per catalogue item (device_head.py
         `ITEM_RESIDUAL`), which devices train row by row."""
         shared = self.shared_params(tensors)
-        if sim.item_residual:
-            width = len(shared["head.item_head.bias"])
-            shared[ITEM_RESIDUAL] = np.zeros((fleet.n_items, width), dtype=np.float32)
-        return shared
+        return with_item_residual(shared, fleet.n_items) if sim.item_residual else shared
 
     def prepare_fleet(self, data: TaskBundle, sim: Any, fleet_dir: Path) -> None:
         negatives, cat = data.test.negatives.shape[1], data.catalogue

@@ -72,14 +72,14 @@ def test_forward_pieces_match_the_torch_head():
 
 def test_the_item_residual_is_a_free_vector_per_item_and_its_gradient_lands_on_its_rows():
     """A residual row added to an item's vector is the same model as a one-hot input column per item whose weight
-    column is that row: equal loss, and each row's gradient is its column's (a row seen twice in the table sums)."""
+    column is that row: equal items and loss, and each row's gradient is its column's."""
     _, params, pooled, ex = _setup()
-    n_catalogue, dim = 11, params["head.item_head.bias"].shape[0]
-    ids = np.array([3, 0, 7, 3, 10, 1, 2, 5, 9])  # table row -> catalogue item; item 3 appears twice
-    residual = np.random.default_rng(2).normal(scale=0.5, size=(n_catalogue, dim)).astype(np.float32)
-    loss, grads, _ = loss_and_grads({**params, ITEM_RESIDUAL: residual}, pooled, ex, ids=ids)
+    pooled = np.vstack([pooled, np.ones((1, pooled.shape[1]), np.float32)])  # item 9: in no example
+    dim = params["head.item_head.bias"].shape[0]
+    residual = np.random.default_rng(2).normal(scale=0.5, size=(len(pooled), dim)).astype(np.float32)
+    loss, grads, _ = loss_and_grads({**params, ITEM_RESIDUAL: residual}, pooled, ex)
 
-    one_hot = np.eye(n_catalogue, dtype=np.float32)[ids]
+    one_hot = np.eye(len(pooled), dtype=np.float32)
     wide = {**params, "head.item_head.weight": np.concatenate([params["head.item_head.weight"], residual.T], axis=1)}
     ref_loss, ref, _ = loss_and_grads(wide, np.concatenate([pooled, one_hot], axis=1), ex)
     assert abs(loss - ref_loss) < 1e-6
@@ -88,7 +88,8 @@ def test_the_item_residual_is_a_free_vector_per_item_and_its_gradient_lands_on_i
     for key in SHARED_KEYS:
         expected = ref[key][:, :pooled.shape[1]] if key == "head.item_head.weight" else ref[key]
         np.testing.assert_allclose(grads[key], expected, rtol=1e-4, atol=1e-7, err_msg=key)
-    assert not grads[ITEM_RESIDUAL][[4, 6, 8]].any()  # items not in the table get no gradient
-    items, _ = item_table({**params, ITEM_RESIDUAL: residual}, pooled, ids)
+    assert not np.isin(9, np.concatenate([ex.ctx[ex.mask], ex.cand.ravel()]))
+    assert not grads[ITEM_RESIDUAL][9].any() and grads[ITEM_RESIDUAL][:9].any(axis=1).all()
+    items, _ = item_table({**params, ITEM_RESIDUAL: residual}, pooled)
     wide_items, _ = item_table(wide, np.concatenate([pooled, one_hot], axis=1))
     np.testing.assert_allclose(items, wide_items, rtol=1e-5, atol=1e-6)
