@@ -17,7 +17,8 @@ On the task's test rows (the device users' test items for MovieLens, the test te
   `federation.seeds`, each with its curve per round, its share of the oracle's gain and the round at which it
   first reached 90% of its final gain. Each run directory also gets `yardstick.json` (start and oracles), which the
   dashboard's Accuracy page draws as reference lines. Run again with the same `--out`, a bench that was stopped
-  goes on: finished runs are read back, an interrupted one resumes (the oracles and baselines are computed again).
+  goes on: finished runs are read back, an interrupted one resumes (the oracles and baselines are computed again);
+  a run there made with other settings (`SAME_RUN`: fleet, cohort, rounds, seed, mechanism) is refused, not reused.
 Every row deploys the same artifact to the same devices' data with the same negatives; the seeds change the fleet's
 sampling, its devices' data order and their dropouts.
 """
@@ -254,12 +255,31 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
 def _run(cfg: Config, run_dir: Path, reporter: Reporter) -> dict:
     """One federated run of the bench: a finished one in this bench directory is read back, an interrupted one is
     resumed after its last committed round (a bench stopped midway goes on where it stopped), else a new one."""
+    if (run_dir / SIM_CONFIG).exists():
+        _check_same_run(Config.model_validate(json.loads((run_dir / SIM_CONFIG).read_text())), cfg, run_dir)
     if (run_dir / SUMMARY).exists():
         reporter.log(f"{run_dir}: finished earlier in this bench directory, read back")
         return json.loads((run_dir / SUMMARY).read_text())
     if (run_dir / SIM_CONFIG).exists():
         return run_simulate(None, run_dir, reporter, resume=True)
     return run_simulate(cfg, run_dir, reporter)
+
+
+# What makes a run of the bench the run its row names: a run read back or resumed must match the settings asked
+# for in these, or its figures would stand under another row's settings. Settings outside the list may differ (a
+# run from before a default changed reads back; the release mode is evaluated both ways from its checkpoints).
+SAME_RUN = {"task": ("name", "seed", "num_negatives", "k"),
+            "sim": ("devices", "cohort", "rounds", "seed", "item_residual", "server_optimizer", "local_epochs"),
+            "privacy": ("noise", "secagg", "adaptive", "delta")}
+
+
+def _check_same_run(stored: Config, asked: Config, run_dir: Path) -> None:
+    pairs = [(f"{section}.{key}", getattr(getattr(stored, section), key), getattr(getattr(asked, section), key))
+             for section, keys in SAME_RUN.items() for key in keys]
+    differ = [f"{name} {had!r} (asked {want!r})" for name, had, want in pairs if had != want]
+    if differ:
+        raise ConfigError(f"{run_dir} was run with other settings: {', '.join(differ)}; give the bench another --out "
+                          f"or remove that run directory")
 
 
 def _pick(metrics: dict, keys: list[str]) -> dict:

@@ -105,14 +105,20 @@ def test_a_stopped_bench_goes_on_where_it_stopped(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(federation, "run_simulate",
                         lambda cfg, out, reporter, resume=False: calls.append((out.name, resume)) or {"new": True})
-    finished, stopped, fresh = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    finished.mkdir()
-    (finished / SUMMARY).write_text(json.dumps({"hr@10": 0.5}))
-    stopped.mkdir()
-    (stopped / SIM_CONFIG).write_text("{}")
     cfg = load_config(None, "tiny")
+    finished, stopped, fresh = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for run_dir in (finished, stopped):
+        run_dir.mkdir()
+        (run_dir / SIM_CONFIG).write_text(cfg.model_dump_json())
+    (finished / SUMMARY).write_text(json.dumps({"hr@10": 0.5}))
     quiet = Reporter(enabled=False)
     assert federation._run(cfg, finished, quiet) == {"hr@10": 0.5}
     federation._run(cfg, stopped, quiet)
     federation._run(cfg, fresh, quiet)
     assert calls == [("b", True), ("c", False)]
+    # A run made with other settings (here: fewer rounds) is neither read back under this row nor resumed.
+    longer = federation._sim(cfg, rounds=cfg.sim.rounds + 5)
+    for run_dir in (finished, stopped):
+        with pytest.raises(ConfigError, match=rf"other settings: sim.rounds {cfg.sim.rounds} \(asked"):
+            federation._run(longer, run_dir, quiet)
+    assert len(calls) == 2
