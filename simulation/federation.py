@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -44,6 +45,7 @@ from edgefleet.rundir import FEDERATION_REPORT, SIM_CONFIG, SUMMARY, YARDSTICK, 
 from edgefleet.tasks import federated_task
 from edgefleet.tasks.base import CentralSettings
 from server.recorder import Released
+from simulation.intervals import share_interval
 from simulation.run import run_simulate
 
 TARGETS = {"share_of_oracle_gain": 0.9, "dp_share_of_gain": 0.7, "epsilon": 8.0, "epsilon_goal": 3.0}
@@ -115,20 +117,22 @@ def rounds_to(curve: list[float], start: float, fraction: float = 0.9) -> int | 
 
 
 def release_curves(run_dir: Path, evaluate: Callable[[dict], dict], head: str, released: float,
-                   recorded: list[float], decay: float) -> dict:
+                   recorded: list[float], decay: float) -> tuple[dict, dict]:
     """The headline per round of both release modes: the server's model itself, and its moving average
     (server/recorder.py `Released`) at the run's decay, or at `decay` for a run that released the server's model
     (`released` 0). The run recorded its own mode's curve (`recorded`); the other is scored from its checkpoints (the
-    server's models), as its ServerApp would have: the average never reaches the devices, so one run gives both."""
+    server's models), as its ServerApp would have: the average never reaches the devices, so one run gives both.
+    Also returns the model the run released after its last round."""
     ema = f"ema {released or decay:g}"
     own, other = (ema, "server") if released else ("server", ema)
     results = Results(run_dir)
     average = Released(released or decay)
-    scored = []
+    scored, last = [], {}
     for r in range(1, results.completed_rounds() + 1):
-        weights = results.checkpoint(r)
-        scored.append(float(evaluate(average(weights, r) if other == ema else weights)[head]))
-    return {own: recorded, other: scored}
+        last = {"server": results.checkpoint(r)}
+        last[ema] = average(last["server"], r)
+        scored.append(float(evaluate(last[other])[head]))
+    return {own: recorded, other: scored}, last[own]
 
 
 def _release_ablation(seeds: list[dict], start: float, oracle: float, tail_rounds: int) -> dict:
@@ -169,25 +173,30 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
         texts = task.load_fleet(fleet_dir)[1]
         evaluate = task.evaluator(model, texts, data)
     keys = [m.key for m in task.metrics]
+    head = task.headline.key
     shared = task.shared_params(artifact.tensors)
     start = _pick(evaluate(shared), keys)
+    # The headline per test row of each model the report compares, for paired intervals (intervals.py).
+    rows = {"start": evaluate.per_row(shared, head)}
     f = cfg.federation
     settings = CentralSettings(f.oracle_epochs, f.oracle_batch_size, f.oracle_negatives, f.oracle_lr, cfg.sim.seed,
                                f.oracle_checks)
     with reporter.stage(f"oracle: the shared heads trained centrally ({f.oracle_epochs} epochs)"):
         trained, epochs = task.centralized(model, fleet_dir, data, shared, settings, reporter.log)
     oracle = {**_pick(evaluate(trained), keys), "epochs": epochs}
+    rows["oracle"] = evaluate.per_row(trained, head)
     residual = RESIDUAL_ORACLES.get(task.name)
     oracle_residual = None
     if residual:
         with reporter.stage(f"oracle_item_residual: the shared heads and a vector per item, central "
                             f"({f.oracle_epochs} epochs)"):
-            oracle_residual = residual(task, model, fleet_dir, data, shared, settings, reporter.log, evaluate, keys)
+            oracle_residual, trained_residual = residual(task, model, fleet_dir, data, shared, settings,
+                                                         reporter.log, evaluate, keys)
+        rows["oracle_item_residual"] = evaluate.per_row(trained_residual, head)
     full = FULL_ORACLES.get(task.name)
     oracle_full = full(cfg, Path(model_path), out, reporter, task, texts, data, keys) if full else None
     with reporter.stage("baselines on the devices' training data"):
         baselines = task.baselines(cfg, data, fleet_dir)
-    head = task.headline.key
     yardstick = {"start": start, "oracle": _pick(oracle, keys),
                  "oracle_item_residual": _pick(oracle_residual, keys) if oracle_residual else None,
                  "oracle_full": _pick(oracle_full, keys) if oracle_full else None}
@@ -195,7 +204,7 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
     for name in f.runs:
         spec = RUNS[name]
         base = spec.settings(_sim(cfg, rounds=f.rounds, model=Path(model_path).resolve()))
-        seeds = []
+        seeds, seed_rows = [], []
         for seed in f.seeds:
             run_dir = out / "runs" / f"{name}-seed{seed}"
             summary = _run(_sim(base, seed=seed), run_dir, reporter)
@@ -205,7 +214,11 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
             # The run's own release mode, as configured (a run from before the average released the server's model).
             own = json.loads((run_dir / SIM_CONFIG).read_text())["sim"].get("server_ema", 0.0)
             with reporter.stage(f"{run_dir.name}: the other release mode from its checkpoints"):
-                curves = release_curves(run_dir, evaluate, head, own, curve, f.release_decay)
+                curves, released = release_curves(run_dir, evaluate, head, own, curve, f.release_decay)
+            seed_rows.append(evaluate.per_row(released, head))
+            if abs(float(seed_rows[-1].mean()) - curve[-1]) > 1e-6:  # the released model, rebuilt from checkpoints
+                reporter.log(f"{run_dir.name}: the released model rebuilt from its checkpoints scores "
+                             f"{seed_rows[-1].mean():.4f}, the run recorded {curve[-1]:.4f}")
             seeds.append({"seed": seed, "dir": str(run_dir.relative_to(out)), **_pick(summary, keys),
                           "epsilon": summary.get("epsilon"), "curve": {k: [float(v) for v in rounds[k]]
                                                                       for k in keys if k in rounds},
@@ -220,12 +233,14 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
         # Each run against the oracle that trains what its devices train.
         against = "oracle_item_residual" if base.sim.item_residual else "oracle"
         ceiling = (oracle_residual if base.sim.item_residual else oracle)[head]
+        rows[name] = np.mean(seed_rows, axis=0)  # the seeds' mean per row, as the row's figure is their mean
         runs.append({"name": name, "about": spec.about, "devices": base.sim.devices, "cohort": base.sim.cohort,
                      "rounds": base.sim.rounds, "noise": base.privacy.noise, "oracle": against,
                      **{k: statistics.fmean(s[k] for s in seeds) for k in keys},
                      "spread": {k: _spread([s[k] for s in seeds]) for k in keys},
                      "epsilon": seeds[0]["epsilon"],
                      "share_of_oracle_gain": share_of_gain(value, start[head], ceiling),
+                     "share_of_oracle_gain_interval": share_interval(rows["start"], rows[name], rows[against]),
                      f"{head}_tail": tail, "tail_rounds": min(f.tail_rounds, base.sim.rounds),
                      "share_of_oracle_gain_tail": share_of_gain(tail, start[head], ceiling),
                      "release_ablation": _release_ablation(seeds, start[head], ceiling, f.tail_rounds),
@@ -238,6 +253,8 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
         private = plain is not None and r["noise"] is not None
         r["nonprivate_reference"] = plain["name"] if private else None
         r["share_of_nonprivate_gain"] = share_of_gain(r[head], start[head], plain[head]) if private else None
+        r["share_of_nonprivate_gain_interval"] = (share_interval(rows["start"], rows[r["name"]], rows[plain["name"]])
+                                                  if private else None)
         r["share_of_nonprivate_gain_tail"] = (share_of_gain(r[f"{head}_tail"], start[head], plain[f"{head}_tail"])
                                               if private else None)
     report = {"task": task.name, "headline": head, "test_rows": _test_rows(task, data),
@@ -313,15 +330,16 @@ def _movielens_full_oracle(cfg, model_path, out, reporter, task, texts, data, ke
     return {**_pick(metrics, keys), "epochs": epochs, "artifact": str(path.relative_to(out))}
 
 
-def _movielens_residual_oracle(task, model, fleet_dir, data, shared, settings, log, evaluate, keys) -> dict:
+def _movielens_residual_oracle(task, model, fleet_dir, data, shared, settings, log, evaluate,
+                               keys) -> tuple[dict, dict]:
     """The oracle with one more trainable part: a free vector per catalogue item added to the head's item vectors
     (device_head.py `ITEM_RESIDUAL`, FedMF-style), from zeros: what training item vectors as well as the heads
-    could reach (the run `residual` trains them on the devices)."""
+    could reach (the run `residual` trains them on the devices). Returns its figures and its trained weights."""
     from edgefleet.tasks.movielens.device_head import with_item_residual
 
     start = with_item_residual(shared, data.catalogue.n_items)
     trained, epochs = task.centralized(model, fleet_dir, data, start, settings, log)
-    return {**_pick(evaluate(trained), keys), "epochs": epochs}
+    return {**_pick(evaluate(trained), keys), "epochs": epochs}, trained
 
 
 # What trains, per task that has another choice to measure centrally (MovieLens: an item-side residual).
@@ -340,7 +358,7 @@ def print_bench_federation(report: dict, out: Path) -> None:
     t = Table(title=f"bench federation: {head} on {report['test_rows']:,} test rows of the {report['task']} task "
                     "(2 cores)")
     for col in ("row", "devices", "cohort", "rounds", head, "spread (seeds)", "tail mean", "epsilon",
-                "share of oracle gain (last / tail)", "rounds to 90%", "s / round"):
+                "share of oracle gain (last [90% interval] / tail)", "rounds to 90%", "s / round"):
         t.add_column(col, justify="left" if col == "row" else "right")
     t.add_row("start: the deployed model", "", "", "", f"{start:.4f}", "", "", "", "0.00", "", "")
     t.add_row("oracle: shared heads, central", "", "", "", f"{oracle:.4f}", "", "", "", "1.00", "", "")
@@ -366,7 +384,8 @@ def print_bench_federation(report: dict, out: Path) -> None:
         t.add_row(f"run {r['name']}{against}", f"{r['devices']:,}", str(r["cohort"]), str(r["rounds"]),
                   f"{r[head]:.4f}", f"±{s['std']:.4f} ({s['n']})", f"{r[f'{head}_tail']:.4f} (last {r['tail_rounds']})",
                   "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
-                  " / ".join("-" if x is None else f"{x:.2f}" for x in (share, tail)),
+                  f"{_share_text(share, r.get('share_of_oracle_gain_interval'))} / "
+                  f"{'-' if tail is None else f'{tail:.2f}'}",
                   "-" if not to90 else f"{statistics.fmean(to90):.0f}",
                   "-" if not walls else f"{statistics.fmean(walls):.2f}")
     console.print(t)
@@ -383,8 +402,27 @@ def print_bench_federation(report: dict, out: Path) -> None:
     for r in report["runs"]:
         if r["share_of_nonprivate_gain"] is not None:
             tail = r["share_of_nonprivate_gain_tail"]  # None when the non-private tail gained nothing
-            console.print(f"{r['name']}: epsilon {r['epsilon']:.2f} keeps {r['share_of_nonprivate_gain']:.2f} of "
+            interval = r.get("share_of_nonprivate_gain_interval")
+            console.print(f"{r['name']}: epsilon {r['epsilon']:.2f} keeps "
+                          f"{_share_text(r['share_of_nonprivate_gain'], interval)} of "
                           f"{r['nonprivate_reference']}'s gain at the last round, "
                           f"{'-' if tail is None else f'{tail:.2f}'} on the tail means (target >= "
                           f"{TARGETS['dp_share_of_gain']})")
+            if interval is not None:
+                low, high = interval["reference_gain"]
+                console.print(f"  {r['nonprivate_reference']} gained {low:+.4f} to {high:+.4f} over the start, "
+                              f"{r['name']} {interval['gain'][0]:+.4f} to {interval['gain'][1]:+.4f} "
+                              f"({interval['level']:.0%} intervals, paired on the same {report['test_rows']:,} rows)")
     console.print(f"report: {out / FEDERATION_REPORT}")
+
+
+def _share_text(share: float | None, interval: dict | None) -> str:
+    """A share with its interval, or a mark that its reference's gain is within the noise of the test rows."""
+    if share is None:
+        return "-"
+    if interval is None:
+        return f"{share:.2f}"
+    if not interval["measurable"]:
+        return f"{share:.2f} (reference gain not above noise)"
+    low, high = interval["share"]
+    return f"{share:.2f} [{low:.2f}, {high:.2f}]"

@@ -152,7 +152,9 @@ class FederatedTask(Task):
 
     @abc.abstractmethod
     def evaluator(self, model: Any, texts: list[str], data: Any) -> Callable[[Params], dict]:
-        """The server's global evaluation of shared weights: a dict with one value per metric key."""
+        """The server's global evaluation of shared weights: a dict with one value per metric key. It also has
+        `per_row(params, key)`: the headline's value per test row, whose mean is the headline (paired intervals
+        of the federation bench resample these rows)."""
 
     @abc.abstractmethod
     def centralized(self, model: Any, fleet_dir: Path, data: Any, shared: Params, settings: CentralSettings,

@@ -79,6 +79,13 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
         ceiling = report[run["oracle"]][head]
         expected = share_of_gain(run[head], start, ceiling)
         assert run["share_of_oracle_gain"] == (None if expected is None else pytest.approx(expected))
+        # Paired on the same test rows: the run's gain lies in its interval; a share is read only when the oracle's
+        # gain is above the noise.
+        interval = run["share_of_oracle_gain_interval"]
+        low, high = interval["gain"]
+        assert low - 1e-12 <= run[head] - start <= high + 1e-12
+        assert interval["measurable"] == (interval["reference_gain"][0] > 0)
+        assert (interval["share"] is None) != interval["measurable"]
         assert run[f"{head}_tail"] == pytest.approx(sum(seed["curve"][head][-2:]) / 2) and run["tail_rounds"] == 2
         # The run released the average (the default): its own curve is that mode's; the server's model is scored
         # from its checkpoints.
@@ -92,6 +99,8 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
     assert dp["nonprivate_reference"] == "nodp" and twin["nonprivate_reference"] is None
     expected = share_of_gain(dp[f"{head}_tail"], start, twin[f"{head}_tail"])
     assert dp["share_of_nonprivate_gain_tail"] == (None if expected is None else pytest.approx(expected))
+    low, high = dp["share_of_nonprivate_gain_interval"]["reference_gain"]
+    assert low - 1e-12 <= twin[head] - start <= high + 1e-12 and twin["share_of_nonprivate_gain_interval"] is None
 
 
 def test_a_stopped_bench_goes_on_where_it_stopped(tmp_path, monkeypatch):

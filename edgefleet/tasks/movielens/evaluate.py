@@ -19,7 +19,7 @@ import numpy as np
 
 from edgefleet.tasks.movielens.device_head import Params, item_table, right_aligned, scores, user_vectors
 from edgefleet.tasks.movielens.genre_head import best_threshold, micro_f1, probabilities
-from edgefleet.tasks.movielens.protocol import EvalSet, evaluate
+from edgefleet.tasks.movielens.protocol import EvalSet, evaluate, per_row
 
 
 def encode_all(model: Any, texts: Sequence[str]) -> np.ndarray:
@@ -58,3 +58,7 @@ class GlobalEvaluator:
         threshold = best_threshold(probs[self.chosen_on], self.genres[self.chosen_on])
         f1 = micro_f1(probs[self.held_out] >= threshold, self.genres[self.held_out])
         return {**ranking, "genre_f1": f1, "genre_threshold": threshold}
+
+    def per_row(self, params: Params, key: str) -> np.ndarray:
+        """A ranking metric (`hr@10`, `ndcg@10`, `mrr`) per test user; its mean is `self(params)[key]`."""
+        return per_row(HeadScorer(params, self.pooled, self.history_len), self.test)[0][key]

@@ -51,6 +51,13 @@ class EvalSet:
 
 def evaluate(scorer: Scorer, data: EvalSet, batch_users: int = 256) -> dict:
     """Sampled-negative metrics at the top level, full-ranking metrics under `full`."""
+    sampled, full = per_row(scorer, data, batch_users)
+    return {**summarize(sampled), "full": summarize(full), "users": int(len(data.users))}
+
+
+def per_row(scorer: Scorer, data: EvalSet, batch_users: int = 256) -> tuple[dict, dict]:
+    """Each user's sampled-negative and full-ranking metrics ({name: one value per user}; their means are
+    `evaluate`'s figures): what paired comparisons of two models on the same users resample."""
     sampled: list[dict[str, np.ndarray]] = []
     full: list[dict[str, np.ndarray]] = []
     for start in range(0, len(data.users), batch_users):
@@ -70,7 +77,7 @@ def evaluate(scorer: Scorer, data: EvalSet, batch_users: int = 256) -> dict:
         g, e = rank_counts(pos, scores, valid)
         full.append(expected_metrics(g, e, data.k))
 
-    def join(parts: list[dict[str, np.ndarray]]) -> dict[str, float]:
-        return summarize({name: np.concatenate([p[name] for p in parts]) for name in parts[0]})
+    def join(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
-    return {**join(sampled), "full": join(full), "users": int(len(data.users))}
+    return join(sampled), join(full)

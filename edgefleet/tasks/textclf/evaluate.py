@@ -28,7 +28,15 @@ class ClassifierEvaluator:
         self.y, self.n_classes = np.asarray(y), n_classes
 
     def __call__(self, params: Params) -> dict:
-        logits = self.pooled @ params["classifier.weight"].T + params["classifier.bias"]
-        pred = np.argmax(logits, axis=1)
+        pred = self._predict(params)
         return {"accuracy": float(np.mean(pred == self.y)), "macro_f1": macro_f1(self.y, pred, self.n_classes),
                 "rows": int(len(self.y))}
+
+    def per_row(self, params: Params, key: str) -> np.ndarray:
+        """Accuracy per test text (1 right, 0 wrong); macro-F1 is not a mean over rows and has no per-row value."""
+        if key != "accuracy":
+            raise ValueError(f"{key} is not a mean over test rows")
+        return (self._predict(params) == self.y).astype(np.float64)
+
+    def _predict(self, params: Params) -> np.ndarray:
+        return np.argmax(self.pooled @ params["classifier.weight"].T + params["classifier.bias"], axis=1)

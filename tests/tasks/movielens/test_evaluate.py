@@ -4,6 +4,7 @@ threshold chosen on the other titles."""
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 from edgefleet.tasks.movielens.device_head import SHARED_KEYS
@@ -52,6 +53,10 @@ def test_ranking_reads_item_texts_and_genres_the_held_out_titles(toy_catalogue):
     assert sorted(model.encoded) == list(range(2 * n))  # each text once, at the start
     ranking = evaluate(HeadScorer(params, model.vectors[:n], 4), test)
     assert got["hr@10"] == ranking["hr@10"] and got["mrr"] == ranking["mrr"]
+    # Per user, for paired intervals: one value per test user, whose mean is the figure.
+    for key in ("hr@10", "ndcg@10", "mrr"):
+        rows = evaluator.per_row(params, key)
+        assert rows.shape == (len(test.users),) and rows.mean() == pytest.approx(got[key])
     probs = probabilities(params, model.vectors[n:])
     rest = np.setdiff1d(np.arange(n), held)
     assert got["genre_threshold"] == best_threshold(probs[rest], cat.genres[rest])

@@ -59,3 +59,8 @@ def test_the_evaluator_scores_a_head_as_the_oracle_is_scored():
     head = {"classifier.weight": np.array([[-1.0, 2.5], [1.0, 0.0]], np.float32),
             "classifier.bias": np.zeros(2, np.float32)}
     assert ev(head)["accuracy"] == 1.0
+    assert ev.per_row(head, "accuracy").tolist() == [1.0, 1.0]
+    head["classifier.bias"] = np.array([0.0, 20.0], np.float32)  # now "a" is called class 1 too
+    assert ev.per_row(head, "accuracy").tolist() == [0.0, 1.0] and ev(head)["accuracy"] == 0.5
+    with pytest.raises(ValueError, match="not a mean over test rows"):
+        ev.per_row(head, "macro_f1")
