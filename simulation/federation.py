@@ -400,19 +400,21 @@ def print_bench_federation(report: dict, out: Path) -> None:
             ab.add_row(r["name"], mode, f"{a['last']:.4f}", f"{a['tail']:.4f}", shares)
     console.print(ab)
     for r in report["runs"]:
-        if r["share_of_nonprivate_gain"] is not None:
-            tail = r["share_of_nonprivate_gain_tail"]  # None when the non-private tail gained nothing
-            interval = r.get("share_of_nonprivate_gain_interval")
-            console.print(f"{r['name']}: epsilon {r['epsilon']:.2f} keeps "
-                          f"{_share_text(r['share_of_nonprivate_gain'], interval)} of "
-                          f"{r['nonprivate_reference']}'s gain at the last round, "
-                          f"{'-' if tail is None else f'{tail:.2f}'} on the tail means (target >= "
-                          f"{TARGETS['dp_share_of_gain']})")
-            if interval is not None:
-                low, high = interval["reference_gain"]
-                console.print(f"  {r['nonprivate_reference']} gained {low:+.4f} to {high:+.4f} over the start, "
-                              f"{r['name']} {interval['gain'][0]:+.4f} to {interval['gain'][1]:+.4f} "
-                              f"({interval['level']:.0%} intervals, paired on the same {report['test_rows']:,} rows)")
+        if r["share_of_nonprivate_gain"] is None:
+            continue
+        ref, interval = r["nonprivate_reference"], r.get("share_of_nonprivate_gain_interval")
+        tail = r["share_of_nonprivate_gain_tail"]  # None when the non-private tail gained nothing
+        console.print(f"{r['name']}: epsilon {r['epsilon']:.2f} keeps "
+                      f"{_share_text(r['share_of_nonprivate_gain'], interval)} of {ref}'s gain at the last round, "
+                      f"{'-' if tail is None else f'{tail:.2f}'} on the tail means (target >= "
+                      f"{TARGETS['dp_share_of_gain']})")
+        if interval is not None:
+            if not interval["measurable"]:
+                console.print(f"  not a finding: {ref}'s own gain is within the noise of the test rows")
+            low, high = interval["reference_gain"]
+            console.print(f"  {ref} gained {low:+.4f} to {high:+.4f} over the start, {r['name']} "
+                          f"{interval['gain'][0]:+.4f} to {interval['gain'][1]:+.4f} ({interval['level']:.0%} "
+                          f"intervals, paired on the same {report['test_rows']:,} rows)")
     console.print(f"report: {out / FEDERATION_REPORT}")
 
 
@@ -423,6 +425,6 @@ def _share_text(share: float | None, interval: dict | None) -> str:
     if interval is None:
         return f"{share:.2f}"
     if not interval["measurable"]:
-        return f"{share:.2f} (reference gain not above noise)"
+        return f"{share:.2f} (reference's gain within noise)"
     low, high = interval["share"]
     return f"{share:.2f} [{low:.2f}, {high:.2f}]"
