@@ -9,8 +9,8 @@ On the task's test rows (the device users' test items for MovieLens, the test te
 - `oracle_item_residual`: the oracle with one more trainable part, a free vector per catalogue item added to the
   heads' item vectors (FedMF-style), trained from zeros with the heads: what training item vectors on the device
   could add (MovieLens only; the run `residual` trains them on the devices);
-- `oracle_full`: the whole student trained centrally on every user's data (compression/oracle_full.py), the
-  ceiling of the architecture; MovieLens only (null for a classifier);
+- `oracle_full`: the whole student trained centrally on every user's data (compression/oracle_full.py; a
+  classifier's: compression/textclf/oracle_full.py), the ceiling of the architecture;
 - `baselines`: the task's classical models trained on the devices' training data (MovieLens: popularity, ItemKNN
   and BPR-MF; a classifier: the majority class and naive Bayes);
 - `runs`: real Flower simulations (simulation/run.py) of each named run in `federation.runs` for each seed in
@@ -193,8 +193,8 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
             oracle_residual, trained_residual = residual(task, model, fleet_dir, data, shared, settings,
                                                          reporter.log, evaluate, keys)
         rows["oracle_item_residual"] = evaluate.per_row(trained_residual, head)
-    full = FULL_ORACLES.get(task.name)
-    oracle_full = full(cfg, Path(model_path), out, reporter, task, texts, data, keys) if full else None
+    oracle_full = (_full_oracle(cfg, Path(model_path), out, reporter, task, texts, data, keys)
+                   if task.name in FULL_ORACLES else None)
     with reporter.stage("baselines on the devices' training data"):
         baselines = task.baselines(cfg, data, fleet_dir)
     yardstick = {"start": start, "oracle": _pick(oracle, keys),
@@ -273,7 +273,7 @@ def _run(cfg: Config, run_dir: Path, reporter: Reporter) -> dict:
     """One federated run of the bench: a finished one in this bench directory is read back, an interrupted one is
     resumed after its last committed round (a bench stopped midway goes on where it stopped), else a new one."""
     if (run_dir / SIM_CONFIG).exists():
-        _check_same_run(Config.model_validate(json.loads((run_dir / SIM_CONFIG).read_text())), cfg, run_dir)
+        _check_same_run(json.loads((run_dir / SIM_CONFIG).read_text()), cfg, run_dir)
     if (run_dir / SUMMARY).exists():
         reporter.log(f"{run_dir}: finished earlier in this bench directory, read back")
         return json.loads((run_dir / SUMMARY).read_text())
@@ -290,9 +290,16 @@ SAME_RUN = {"task": ("name", "seed", "num_negatives", "k"),
             "privacy": ("noise", "secagg", "adaptive", "delta")}
 
 
-def _check_same_run(stored: Config, asked: Config, run_dir: Path) -> None:
-    pairs = [(f"{section}.{key}", getattr(getattr(stored, section), key), getattr(getattr(asked, section), key))
-             for section, keys in SAME_RUN.items() for key in keys]
+def _check_same_run(stored: dict, asked: Config, run_dir: Path) -> None:
+    """`stored`: the run's settings as written (not validated again: a run written under other presets or defaults
+    may not pass today's cross-field checks, and only `SAME_RUN` matters here). A key a run predates holds its
+    default."""
+    pairs = []
+    for section, keys in SAME_RUN.items():
+        want = getattr(asked, section)
+        had = stored.get(section, {})
+        pairs += [(f"{section}.{key}", had.get(key, type(want).model_fields[key].default),
+                   want.model_dump(mode="json")[key]) for key in keys]
     differ = [f"{name} {had!r} (asked {want!r})" for name, had, want in pairs if had != want]
     if differ:
         raise ConfigError(f"{run_dir} was run with other settings: {', '.join(differ)}; give the bench another --out "
@@ -317,17 +324,37 @@ def _test_rows(task, data) -> int:
     return int(len(data.test.users)) if task.name == "movielens" else int(len(data.test_y))
 
 
-def _movielens_full_oracle(cfg, model_path, out, reporter, task, texts, data, keys) -> dict:
-    from compression.oracle_full import train_full_oracle
-
+def _full_oracle(cfg: Config, model_path: Path, out: Path, reporter: Reporter, task, texts, data,
+                 keys: list[str]) -> dict:
+    """The task's whole student trained centrally (`FULL_ORACLES`), scored by the device runtime as the start is."""
     f = cfg.federation
     with reporter.stage(f"oracle_full: the whole student trained centrally ({f.full_epochs} epochs)"):
-        path, epochs = train_full_oracle(model_path, cfg, out / "oracle_full", reporter, epochs=f.full_epochs,
-                                         lr=f.full_lr, batch_size=f.full_batch_size, negatives=f.full_negatives,
-                                         max_steps_per_epoch=f.full_max_steps, seed=cfg.sim.seed)
+        path, epochs = FULL_ORACLES[task.name](cfg, model_path, out / "oracle_full", reporter, data)
     artifact = read_artifact(path)
     metrics = task.evaluator(load_model(artifact), texts, data)(task.shared_params(artifact.tensors))
     return {**_pick(metrics, keys), "epochs": epochs, "artifact": str(path.relative_to(out))}
+
+
+def _movielens_full(cfg: Config, model_path: Path, out: Path, reporter: Reporter, data) -> tuple[Path, list[dict]]:
+    from compression.oracle_full import train_full_oracle
+
+    f = cfg.federation
+    return train_full_oracle(model_path, cfg, out, reporter, epochs=f.full_epochs, lr=f.full_lr,
+                             batch_size=f.full_batch_size, negatives=f.full_negatives,
+                             max_steps_per_epoch=f.full_max_steps, seed=cfg.sim.seed)
+
+
+def _textclf_full(cfg: Config, model_path: Path, out: Path, reporter: Reporter, data) -> tuple[Path, list[dict]]:
+    """Every training row: the rows the fleet's devices hold are all of them unless a `user` partition has fewer
+    devices than users, and the ceiling of the architecture is the student trained on all the task's data. A step
+    is a batch of texts as the student's distillation had (`distill.batch_size`), not `federation.full_batch_size`,
+    which sizes the recommender's catalogue-wide steps."""
+    from compression.textclf.oracle_full import train_full_classifier
+
+    f = cfg.federation
+    return train_full_classifier(model_path, data.train_texts, data.train_y, data.valid_texts, data.valid_y, out,
+                                 reporter, epochs=f.full_epochs, lr=f.full_lr, batch_size=cfg.distill.batch_size,
+                                 max_steps_per_epoch=f.full_max_steps, seed=cfg.sim.seed)
 
 
 def _movielens_residual_oracle(task, model, fleet_dir, data, shared, settings, log, evaluate,
@@ -346,9 +373,9 @@ def _movielens_residual_oracle(task, model, fleet_dir, data, shared, settings, l
 RESIDUAL_ORACLES = {"movielens": _movielens_residual_oracle}
 
 
-# The whole student trained centrally, per task that has one (compression/oracle_full.py retrains the MovieLens
-# student; a classifier's student has none yet, and its report says so with `oracle_full` null).
-FULL_ORACLES = {"movielens": _movielens_full_oracle}
+# The whole student trained centrally, per task: (cfg, model path, output directory, reporter, the task's data) ->
+# (the re-quantized artifact's path, one row per epoch).
+FULL_ORACLES = {"movielens": _movielens_full, "textclf": _textclf_full}
 
 
 def print_bench_federation(report: dict, out: Path) -> None:

@@ -79,18 +79,31 @@ def test_a_model_trained_on_other_labels_is_refused(model, tmp_path, capsys):
 
 def test_a_users_classifier_gets_the_federation_yardstick(wordnet, model, tmp_path):
     """`bench federation --data`: start, the head trained centrally on every row the devices hold (picked on the
-    validation rows), majority and naive-Bayes baselines, and a real federated run measured against them."""
+    validation rows), the whole student trained centrally, majority and naive-Bayes baselines, and a real federated
+    run measured against them."""
     from edgefleet.rundir import FEDERATION_REPORT, YARDSTICK
     from simulation.federation import share_of_gain
 
     out = tmp_path / "bench"
     sets = ['federation.runs=["fedavgm"]', "federation.rounds=2", "federation.tail_rounds=2", "sim.devices=60",
-            "sim.cohort=12", "federation.oracle_epochs=2"]
+            "sim.cohort=12", "federation.oracle_epochs=2", "federation.full_epochs=2", "federation.full_max_steps=5"]
     assert main(["--quiet", "bench", "federation", "--preset", "tiny", "--set", f'sim.model="{model}"',
                  f"--data={wordnet / 'train.csv'}", *files(wordnet), "--out", str(out),
                  *[a for s in sets for a in ("--set", s)]]) == 0
     report = json.loads((out / FEDERATION_REPORT).read_text())
-    assert (report["task"], report["headline"], report["oracle_full"]) == ("textclf", "accuracy", None)
+    assert (report["task"], report["headline"]) == ("textclf", "accuracy")
+    # The whole student, fine-tuned on the training rows and re-quantized: an artifact the runtime scores as the
+    # start; its epoch picked on the validation rows (epoch 0, the deployed model, when no epoch beats it).
+    full = report["oracle_full"]
+    assert [e["epoch"] for e in full["epochs"]] == [0, 1, 2] and sum(e["chosen"] for e in full["epochs"]) == 1
+    chosen = next(e for e in full["epochs"] if e["chosen"])
+    assert chosen["valid"] == max(e["valid"] for e in full["epochs"])
+    from compression.runtime.artifact import read_artifact
+    written, deployed = read_artifact(out / full["artifact"]), read_artifact(model)
+    assert written.config == deployed.config and written.vocab == deployed.vocab
+    assert written.meta["chosen_epoch"] == chosen["epoch"]
+    if chosen["epoch"] == 0:
+        assert full["accuracy"] == report["start"]["accuracy"]
     assert report["oracle_item_residual"] is None
     start, oracle = report["start"]["accuracy"], report["oracle"]["accuracy"]
     epochs = report["oracle"]["epochs"]
@@ -101,4 +114,4 @@ def test_a_users_classifier_gets_the_federation_yardstick(wordnet, model, tmp_pa
     assert run["share_of_oracle_gain"] == (None if oracle <= start else
                                            pytest.approx(share_of_gain(run["accuracy"], start, oracle)))
     yardstick = json.loads((out / run["seeds"][0]["dir"] / YARDSTICK).read_text())
-    assert yardstick["oracle"]["accuracy"] == oracle and yardstick["oracle_full"] is None
+    assert yardstick["oracle"]["accuracy"] == oracle and yardstick["oracle_full"]["accuracy"] == full["accuracy"]

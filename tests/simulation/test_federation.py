@@ -131,3 +131,10 @@ def test_a_stopped_bench_goes_on_where_it_stopped(tmp_path, monkeypatch):
         with pytest.raises(ConfigError, match=rf"other settings: sim.rounds {cfg.sim.rounds} \(asked"):
             federation._run(longer, run_dir, quiet)
     assert len(calls) == 2
+    # Settings are compared as written: a run from before a setting existed holds its default, and a run whose
+    # other settings today's checks would refuse (a DP cohort above a later DP fleet) still reads back.
+    written = json.loads(cfg.model_dump_json())
+    del written["sim"]["item_residual"]
+    written["federation"].update(dp_devices=10, dp_cohort=1000)
+    (finished / SIM_CONFIG).write_text(json.dumps(written))
+    assert federation._run(cfg, finished, quiet) == {"hr@10": 0.5}
