@@ -37,7 +37,7 @@ from rich.table import Table
 
 from compression.runtime import load_model
 from compression.runtime.artifact import read_artifact
-from edgefleet.config import Config
+from edgefleet.config import Config, SimConfig, step_size
 from edgefleet.errors import ConfigError
 from edgefleet.progress import Reporter
 from edgefleet.results import Results
@@ -286,7 +286,8 @@ def _run(cfg: Config, run_dir: Path, reporter: Reporter) -> dict:
 # for in these, or its figures would stand under another row's settings. Settings outside the list may differ (a
 # run from before a default changed reads back; the release mode is evaluated both ways from its checkpoints).
 SAME_RUN = {"task": ("name", "seed", "num_negatives", "k"),
-            "sim": ("devices", "cohort", "rounds", "seed", "item_residual", "server_optimizer", "local_epochs"),
+            "sim": ("devices", "cohort", "rounds", "seed", "item_residual", "server_optimizer", "server_momentum",
+                    "local_epochs"),
             "privacy": ("noise", "secagg", "adaptive", "delta")}
 
 
@@ -300,6 +301,12 @@ def _check_same_run(stored: dict, asked: Config, run_dir: Path) -> None:
         had = stored.get(section, {})
         pairs += [(f"{section}.{key}", had.get(key, type(want).model_fields[key].default),
                    want.model_dump(mode="json")[key]) for key in keys]
+    # The server's step as it ran: unset means the optimizer's own, so 1.0 and unset are the same FedAvgM step.
+    sim = SimConfig.model_fields
+    had_sim = stored.get("sim", {})
+    pairs.append(("sim.server_lr", step_size(had_sim.get("server_optimizer", sim["server_optimizer"].default),
+                                             had_sim.get("server_lr", sim["server_lr"].default)),
+                  step_size(asked.sim.server_optimizer, asked.sim.server_lr)))
     differ = [f"{name} {had!r} (asked {want!r})" for name, had, want in pairs if had != want]
     if differ:
         raise ConfigError(f"{run_dir} was run with other settings: {', '.join(differ)}; give the bench another --out "

@@ -136,5 +136,8 @@ def test_a_stopped_bench_goes_on_where_it_stopped(tmp_path, monkeypatch):
     written = json.loads(cfg.model_dump_json())
     del written["sim"]["item_residual"]
     written["federation"].update(dp_devices=10, dp_cohort=1000)
+    written["sim"]["server_lr"] = 1.0  # what unset means for FedAvgM
     (finished / SIM_CONFIG).write_text(json.dumps(written))
     assert federation._run(cfg, finished, quiet) == {"hr@10": 0.5}
+    with pytest.raises(ConfigError, match=r"sim.server_lr 1.0 \(asked 2.0\)"):
+        federation._run(federation._sim(cfg, server_lr=2.0), finished, quiet)
