@@ -284,6 +284,9 @@ class SimConfig(_Section):
     round_timeout_s: float = Field(600.0, gt=0, description="host wall seconds the server waits for a round's "
                                                             "replies; a device that has not answered by then (its "
                                                             "SuperNode gone) is a dropout")
+    node_wait_s: float = Field(30.0, ge=0, description="host wall seconds a round after the first waits for a "
+                                                       "SuperNode that went away before it goes on with those "
+                                                       "connected (once: later rounds expect only those)")
     workers: int = Field(2, ge=1, le=64, description="Ray actors running ClientApp calls (one CPU each); with "
                                                      "ray_address the cluster's CPUs decide")
     ray_address: str | None = Field(None, description="run on this existing Ray cluster (`HOST:PORT` of the head, "

@@ -26,7 +26,7 @@ from edgefleet.rundir import FLEET_DIR, MODEL, POPULATION, SIM_CONFIG
 from edgefleet.tasks import federated_task, get_task
 from edgefleet.tasks.base import FederatedTask
 from server.optimizers import restore, settings
-from server.placement import OwnDevices, Placement, deployment_bundle
+from server.placement import OwnDevices, Placement, Slots, deployment_bundle
 from server.privacy import mechanism_from_config
 from server.privacy.base import PrivacyMechanism
 from server.recorder import Released, RoundRecorder
@@ -90,12 +90,12 @@ def open_session(context: Context) -> Session | None:
     return Session(cfg, results, done, weights, population, recorder, mechanism, task)
 
 
-def placement(cfg: Config, context: Context, slots: int) -> Placement | None:
+def placement(cfg: Config, context: Context, slots: int) -> Placement:
     """With `sim.device_data` "own", each SuperNode is one device, met by a first message that carries the model and
     the config (server/placement.py); otherwise the nodes are slots. The first round waits for `expect-devices`
     devices (the launcher's SuperNodes; 0: as many as a round sends work to)."""
     if cfg.sim.device_data != "own":
-        return None
+        return Slots(slots, cfg.sim.node_wait_s)
     run_dir = Path(str(context.run_config["run-dir"]))
     expected = int(context.run_config.get("expect-devices", 0)) or min(slots, cfg.sim.devices)
     return OwnDevices(deployment_bundle((run_dir / MODEL).read_bytes(), (run_dir / SIM_CONFIG).read_text()),

@@ -23,8 +23,9 @@ from flwr.serverapp import Grid
 
 from edgefleet.protocol import BUNDLE_ARTIFACT, BUNDLE_CONFIG, BUNDLE_DEPLOYMENT, BUNDLE_MODEL, DEVICE
 
-# After its first round, a run waits this long for a slot's node that went away before it goes on with those connected:
-# on the Deployment Engine a SuperNode that died is not back, and its devices are dropouts until one replaces it.
+# After its first round, a run waits this long (`sim.node_wait_s`) for a slot's node that went away before it goes on
+# with those connected: on the Deployment Engine a SuperNode that died is not back, and its devices are dropouts
+# until one replaces it.
 NODE_WAIT_S = 30.0
 NO_SLOT = "no free slot this round"
 OFFLINE = "offline: no connected SuperNode holds this device's data"
@@ -55,16 +56,16 @@ def assign(nodes: list[int], devices: np.ndarray) -> tuple[dict[int, int], list[
 
 class Slots:
     """Any node runs any device. The first round waits for every slot (the SuperNodes joining); a later round with
-    fewer nodes connected than the last waits at most NODE_WAIT_S for the missing ones, then goes on with those
+    fewer nodes connected than the last waits at most `wait_s` for the missing ones, then goes on with those
     connected, and later rounds expect only that many (a SuperNode that died is not waited for every round) until
     more join again."""
 
-    def __init__(self, slots: int):
-        self.slots = slots
+    def __init__(self, slots: int, wait_s: float = NODE_WAIT_S):
+        self.slots, self.wait_s = slots, wait_s
         self.expected = slots  # the nodes a round waits for
 
     def place(self, grid: Grid, devices: np.ndarray, server_round: int) -> tuple[dict[int, int], list[tuple[int, str]]]:
-        nodes = connected_nodes(grid, self.slots, None if server_round == 1 else NODE_WAIT_S, self.expected)
+        nodes = connected_nodes(grid, self.slots, None if server_round == 1 else self.wait_s, self.expected)
         self.expected = len(nodes)
         sent, unsent = assign(nodes, devices)
         return sent, [(d, NO_SLOT) for d in unsent]

@@ -8,7 +8,6 @@ import pytest
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
-import server.placement as placement
 from edgefleet.protocol import BUNDLE_ARTIFACT, BUNDLE_MODEL, DEVICE
 from server.placement import NO_SLOT, OFFLINE, OwnDevices, Slots, deployment_bundle
 
@@ -38,9 +37,8 @@ class Grid:
         return replies
 
 
-def test_slots_wait_once_for_a_node_that_went_away(monkeypatch):
-    monkeypatch.setattr(placement, "NODE_WAIT_S", 0.3)
-    slots = Slots(3)
+def test_slots_wait_once_for_a_node_that_went_away():
+    slots = Slots(3, wait_s=0.3)
     sent, unsent = slots.place(Grid([1, 2, 3]), np.array([7, 8, 9]), 1)
     assert sent == {1: 7, 2: 8, 3: 9} and unsent == []
     grid = Grid([1, 3])  # node 2 died

@@ -133,11 +133,9 @@ def test_a_device_lost_with_its_ray_worker_node_is_a_dropout(strategy):
         s.configure_train(2, arrays, ConfigRecord(), FakeGrid(4))
 
 
-def test_after_its_first_round_a_run_goes_on_with_the_nodes_still_connected(strategy, monkeypatch):
-    import server.placement as module
-
+def test_after_its_first_round_a_run_goes_on_with_the_nodes_still_connected(strategy):
     s, seen, _ = strategy
-    monkeypatch.setattr(module, "NODE_WAIT_S", 0.0)
+    s.placement.wait_s = 0.0  # sim.node_wait_s
     arrays = ArrayRecord({"w": Array(np.zeros(2, np.float32))})
     assert len(list(s.configure_train(1, arrays, ConfigRecord(), FakeGrid(4)))) == 4
     messages = list(s.configure_train(2, arrays, ConfigRecord(), FakeGrid(3)))  # one SuperNode died

@@ -214,7 +214,8 @@ def test_a_supernode_killed_mid_run_is_a_dropout_and_the_run_goes_on(small_model
     reply in the round, or no free slot), never errors; the run goes on with the two left and commits every round."""
     out = tmp_path / "dep"
     cmd = [str(BIN / "edgefleet"), "--quiet", "deploy", "--local", "3", "--preset", "tiny", "--model", str(small_model),
-           "--devices", "12", "--rounds", "4", "--cohort", "3", "--set", "sim.round_timeout_s=120", "--out", str(out)]
+           "--devices", "12", "--rounds", "4", "--cohort", "3", "--set", "sim.round_timeout_s=120",
+           "--set", "sim.node_wait_s=5", "--out", str(out)]
     launcher = launch_until_committed(cmd, out)
     try:
         victim, = [p for p in psutil.Process(launcher.pid).children(recursive=True) if "supernode=1" in _cmdline(p)]
