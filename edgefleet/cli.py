@@ -138,7 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args: argparse.Namespace):
     from edgefleet.config import load_config
 
-    return load_config(args.config, args.preset, args.overrides)
+    cfg = load_config(args.config, args.preset, args.overrides)
+    # torch makes its compiler's cache directory under $TMPDIR the first time an optimizer steps (it imports
+    # torch._dynamo), though nothing here compiles: it goes into the project's cache instead, as the rest of what a
+    # command writes stays in its run directory or the cache. A directory the user set is kept.
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(cfg.artifacts_dir).resolve() / "torchinductor"))
+    return cfg
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
