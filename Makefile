@@ -38,9 +38,11 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Two pytest workers, one a core: the end-to-end tests wait on subprocesses, heartbeats and sockets much of their
+# time, which the other worker fills. A module's tests stay on one worker (its module fixtures are built once).
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache
