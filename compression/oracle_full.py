@@ -18,7 +18,6 @@ the same format, bits and vocabulary, which the device runtime evaluates exactly
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from compression.distill.stages import StudentRec
-from compression.quant.export import exported_state, load_quantized, quantize_state
+from compression.quant.export import load_quantized
 from compression.runtime.artifact import Artifact, read_artifact, write_artifact
 from compression.runtime.quantize import QTensor
 from compression.runtime.tokenizer import build_wordpiece
 from compression.student import build_encoder
 from compression.teacher.two_tower import ItemTokens, encode_texts
+from compression.whole_finetune import fine_tune_whole
 from edgefleet.config import Config, StudentConfig
 from edgefleet.progress import Reporter
 from edgefleet.rundir import MODEL
@@ -88,12 +88,6 @@ def _encode(student: StudentRec, tokens: ItemTokens, chunks: list[torch.Tensor],
     return torch.cat(parts)[inverse]
 
 
-def _quantized(student: StudentRec, like: dict[str, QTensor], bits: int, group: int) -> dict[str, QTensor]:
-    """The student's weights quantized as the deployed artifact was, in its tensor order."""
-    state = exported_state(student)
-    return quantize_state({name: state[name] for name in like}, bits, group)
-
-
 def _valid_score(student: StudentRec, tensors: dict[str, QTensor], tokens: ItemTokens, valid: EvalSet) -> float:
     deployed = copy.deepcopy(student)
     load_quantized(deployed, tensors)
@@ -113,7 +107,6 @@ def train_full_oracle(model_path: Path, cfg: Config, out: Path, reporter: Report
     re-quantized weights, seconds, and `chosen` on the epoch written.
     """
     base = read_artifact(model_path)
-    bits, group = int(base.config.get("bits", 8)), int(base.config.get("int4_group", 32))
     seed = cfg.distill.seed if seed is None else seed
     with reporter.stage("oracle_full: load the task and rebuild the deployed student"):
         data = load_task(cfg.task)
@@ -132,39 +125,19 @@ def train_full_oracle(model_path: Path, cfg: Config, out: Path, reporter: Report
     gen = torch.Generator().manual_seed(seed)
     steps = -(-len(targets) // batch_size)
     steps = min(steps, max_steps_per_epoch) if max_steps_per_epoch else steps
-    opt = torch.optim.AdamW(student.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / (epochs * steps)))
+
+    def epoch_batches() -> list[torch.Tensor]:
+        order = torch.from_numpy(rng.permutation(len(targets)))
+        return [order[step * batch_size:(step + 1) * batch_size] for step in range(steps)]
+
+    def loss(rows: torch.Tensor) -> torch.Tensor:
+        return (_step_loss(student, tokens, chunks, inverse, users, hist_ids, hist_mask, targets, known, rows,
+                           negatives, rng) + cfg.distill.w_genre * _genre_loss(student, titles, genre, gen))
 
     valid = every_user_valid(data)
-    best_tensors, best = dict(base.tensors), _valid_score(student, base.tensors, tokens, valid)
-    log = [{"epoch": 0, "loss": None, "valid": best, "seconds": 0.0, "chosen": True}]
-    reporter.log(f"oracle_full epoch 0 (deployed): valid hr@{valid.k} {best:.4f}")
-    for epoch in range(1, epochs + 1):
-        started, losses = time.perf_counter(), []
-        order = rng.permutation(len(targets))
-        student.train()
-        with reporter.stage(f"oracle_full epoch {epoch}/{epochs}", total=steps) as advance:
-            for step in range(steps):
-                rows = torch.from_numpy(order[step * batch_size:(step + 1) * batch_size])
-                loss = _step_loss(student, tokens, chunks, inverse, users, hist_ids, hist_mask, targets, known,
-                                  rows, negatives, rng)
-                loss = loss + cfg.distill.w_genre * _genre_loss(student, titles, genre, gen)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(loss.item())
-                advance(loss=loss.item())
-        student.eval()
-        tensors = _quantized(student, base.tensors, bits, group)
-        score = _valid_score(student, tensors, tokens, valid)
-        log.append({"epoch": epoch, "loss": float(np.mean(losses)), "valid": score,
-                    "seconds": round(time.perf_counter() - started, 1), "chosen": False})
-        reporter.log(f"oracle_full epoch {epoch}: loss {np.mean(losses):.4f}  valid hr@{valid.k} {score:.4f}")
-        if score > best:
-            best, best_tensors = score, tensors
-            for row in log:
-                row["chosen"] = row["epoch"] == epoch
+    best_tensors, best, log = fine_tune_whole(
+        student, base, epochs=epochs, steps=steps, lr=lr, epoch_batches=epoch_batches, loss=loss,
+        score=lambda tensors: _valid_score(student, tensors, tokens, valid), metric=f"hr@{valid.k}", reporter=reporter)
 
     chosen = next(row["epoch"] for row in log if row["chosen"])
     load_quantized(student, best_tensors)

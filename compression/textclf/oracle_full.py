@@ -13,7 +13,6 @@ runtime evaluates exactly as it evaluates the start.
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -21,13 +20,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compression.quant.export import exported_state, load_quantized, quantize_state
+from compression.quant.export import load_quantized
 from compression.runtime.artifact import Artifact, read_artifact, write_artifact
 from compression.runtime.quantize import QTensor
 from compression.runtime.tokenizer import build_wordpiece
 from compression.student import build_encoder
 from compression.teacher.two_tower import ItemTokens, encode_texts
 from compression.textclf.models import TextStudent, accuracy, batches, predict
+from compression.whole_finetune import fine_tune_whole
 from edgefleet.config import StudentConfig
 from edgefleet.progress import Reporter
 from edgefleet.rundir import MODEL
@@ -40,12 +40,6 @@ def student_from_artifact(artifact: Artifact) -> TextStudent:
     student = TextStudent(encoder, len(cfg["labels"]), teacher_hidden=1)  # hid_proj is training-only: unused here
     load_quantized(student, artifact.tensors)
     return student
-
-
-def _quantized(student: TextStudent, like: dict[str, QTensor], bits: int, group: int) -> dict[str, QTensor]:
-    """The student's weights quantized as the deployed artifact was, in its tensor order."""
-    state = exported_state(student)
-    return quantize_state({name: state[name] for name in like}, bits, group)
 
 
 def _valid_accuracy(student: TextStudent, tensors: dict[str, QTensor], valid: ItemTokens, y: torch.Tensor) -> float:
@@ -67,43 +61,22 @@ def train_full_classifier(model_path: Path, texts: Sequence[str], labels: np.nda
     and `chosen` on the epoch written.
     """
     base = read_artifact(model_path)
-    bits, group = int(base.config.get("bits", 8)), int(base.config.get("int4_group", 32))
     student = student_from_artifact(base)
     tokenizer = build_wordpiece(base.vocab, int(base.config["max_len"]))
     train, valid = encode_texts(tokenizer, list(texts)), encode_texts(tokenizer, list(valid_texts))
     y, valid_y = torch.as_tensor(np.asarray(labels), dtype=torch.long), torch.as_tensor(np.asarray(valid_labels))
     gen = torch.Generator().manual_seed(seed)
-    steps = len(batches(len(y), batch_size, max_steps_per_epoch, gen))
-    opt = torch.optim.AdamW(student.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / (epochs * steps)))
 
-    best_tensors, best = dict(base.tensors), _valid_accuracy(student, base.tensors, valid, valid_y)
-    log = [{"epoch": 0, "loss": None, "valid": best, "seconds": 0.0, "chosen": True}]
-    reporter.log(f"oracle_full epoch 0 (deployed): valid accuracy {best:.4f}")
-    for epoch in range(1, epochs + 1):
-        started, losses = time.perf_counter(), []
-        student.train()
-        order = batches(len(y), batch_size, max_steps_per_epoch, gen)
-        with reporter.stage(f"oracle_full epoch {epoch}/{epochs}", total=len(order)) as advance:
-            for rows in order:
-                logits, _ = student(train.input_ids[rows], train.mask[rows])
-                loss = F.cross_entropy(logits, y[rows])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(loss.item())
-                advance(loss=loss.item())
-        student.eval()
-        tensors = _quantized(student, base.tensors, bits, group)
-        score = _valid_accuracy(student, tensors, valid, valid_y)
-        log.append({"epoch": epoch, "loss": float(np.mean(losses)), "valid": score,
-                    "seconds": round(time.perf_counter() - started, 1), "chosen": False})
-        reporter.log(f"oracle_full epoch {epoch}: loss {np.mean(losses):.4f}  valid accuracy {score:.4f}")
-        if score > best:
-            best, best_tensors = score, tensors
-            for row in log:
-                row["chosen"] = row["epoch"] == epoch
+    def epoch_batches() -> list[torch.Tensor]:
+        return batches(len(y), batch_size, max_steps_per_epoch, gen)
+
+    def loss(rows: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(student(train.input_ids[rows], train.mask[rows])[0], y[rows])
+
+    steps = len(epoch_batches())
+    best_tensors, best, log = fine_tune_whole(
+        student, base, epochs=epochs, steps=steps, lr=lr, epoch_batches=epoch_batches, loss=loss,
+        score=lambda tensors: _valid_accuracy(student, tensors, valid, valid_y), metric="accuracy", reporter=reporter)
 
     chosen = next(row["epoch"] for row in log if row["chosen"])
     meta = {**base.meta, "variant": "oracle_full", "derived_from": base.sha256, "chosen_epoch": chosen,

@@ -26,11 +26,15 @@ def test_a_paired_gain_is_tighter_than_its_rows_spread_and_holds_the_gain():
     assert high - low < 0.04
 
 
-def test_a_share_of_a_real_gain_has_an_interval_around_it():
-    rng = np.random.default_rng(1)
+def _start_value_reference(seed, value_flips, reference_flips):
+    """849 test rows (MovieLens's device users) scored by the start, and by two models that change some of them."""
+    rng = np.random.default_rng(seed)
     start = _hits(rng, 849, 0.39)
-    reference = _flip(start, rng, 70, 10)
-    value = _flip(start, rng, 50, 10)
+    return start, _flip(start, rng, *value_flips), _flip(start, rng, *reference_flips)
+
+
+def test_a_share_of_a_real_gain_has_an_interval_around_it():
+    start, value, reference = _start_value_reference(1, (50, 10), (70, 10))
     out = share_interval(start, value, reference)
     share = (value.mean() - start.mean()) / (reference.mean() - start.mean())
     assert out["measurable"] and out["level"] == 0.9
@@ -48,10 +52,7 @@ def test_the_share_is_exact_when_the_value_is_the_reference():
 
 def test_no_share_is_read_when_the_reference_gained_within_the_noise():
     """A reference that gained 2 rows of 849 (the 25-round twin of the DP bench): the ratio means nothing."""
-    rng = np.random.default_rng(3)
-    start = _hits(rng, 849, 0.39)
-    reference = _flip(start, rng, 12, 10)
-    value = _flip(start, rng, 15, 10)
+    start, value, reference = _start_value_reference(3, (15, 10), (12, 10))
     out = share_interval(start, value, reference)
     assert not out["measurable"] and out["share"] is None
     assert out["reference_gain"][0] <= 0 < out["reference_gain"][1]
