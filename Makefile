@@ -38,11 +38,9 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# Two pytest workers, one a core: the end-to-end tests wait on subprocesses, heartbeats and sockets much of their
-# time, which the other worker fills. A module's tests stay on one worker (its module fixtures are built once).
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n 2 --dist loadscope
+	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache
