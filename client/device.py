@@ -28,7 +28,7 @@ import numpy as np
 
 from client.storage import PersonalState
 from client.worker import Deployment, Worker
-from compression.runtime.memory_model import predict
+from compression.runtime.memory_model import predict, work_bytes
 from compression.runtime.update_codec import encode_update
 from edgefleet.rundir import STATE_DIR
 from edgefleet.tasks.base import Params
@@ -212,7 +212,8 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
         report.attempts += 1
         report.variant, report.workload = i, "training" if plan.train else "inference"
         report.allowance_bytes = job.budget_bytes - dep.model_bytes
-        report.predicted_bytes = predict(dep.dims, shapes_of(w, job, dep, plan, local), plan.train)
+        shapes = shapes_of(w, job, dep, plan, local)
+        report.predicted_bytes = predict(dep.dims, shapes, plan.train)
         if report.allowance_bytes <= 0:  # the model itself does not fit
             if all(k == i for k, _ in attempts[n:]):
                 break
@@ -224,13 +225,14 @@ def run_device(w: Worker, job: DeviceJob, shared: Params, plans: tuple[Plan, ...
         seed = [job.seed, job.server_round, job.device, 0x7EA1]
         # What decides the work's allocations: the deployment, the plan, the task's shapes, the epochs, and the
         # inputs' shapes and dtypes (weights in float64 double the work's memory).
-        key = (i, plan, shapes_of(w, job, dep, plan, local), job.epochs,
+        key = (i, plan, shapes, job.epochs,
                *((a.shape, a.dtype.str) for a in (encoded, personal, *shared.values())),
                tuple(shared)) if job.reuse_peaks and timed else None
         result, cap = w.peaks.run(key, lambda: device.work(shared, personal, encoded, local, plan.train, job,
                                                            plan.batch_div, dep.model.config,
                                                            np.random.default_rng(seed)),
-                                  report.allowance_bytes, timed_rerun=timed, timeout_s=timeout_s)
+                                  report.allowance_bytes, timed_rerun=timed, timeout_s=timeout_s,
+                                  expected_bytes=work_bytes(dep.dims, shapes, plan.train))
         report.peak_reused = cap.reused
         for part, seconds in (("traced", cap.traced_s), ("rerun", cap.rerun_s), ("fork", cap.overhead_s)):
             wall[part] += seconds

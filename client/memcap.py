@@ -11,8 +11,8 @@ of memory too. Forking a worker costs a few milliseconds: its pages are shared c
 
 The traced run, the untraced rerun that times it and the fork take about eight times as long as the work itself
 (`edgefleet bench sim`'s breakdown), and the peak they measure is a function of the work's shapes (the task's
-`DeviceSide.shapes` and the plan): `KnownPeaks` keeps the peak of work that completed, and a later device whose
-work has the same shapes and fits with room to spare runs it once, untraced, in the worker.
+`DeviceSide.shapes` and the plan): `KnownPeaks` keeps the peak of work that completed and what the cap decided near
+it, and a later device whose work has the same shapes and fits runs it once, untraced, in the worker.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class CapResult:
     rerun_s: float = 0.0
     overhead_s: float = 0.0
     complete: bool = False  # the traced run finished: `peak_bytes` is the whole work's peak, over the allowance or not
-    reused: bool = False  # the peak is a known one (KnownPeaks); this work ran untraced and uncapped
+    reused: bool = False  # decided by earlier work of the same shapes (KnownPeaks): ran untraced and uncapped, or not
 
 
 def _child(fn: Callable[[], Any], allowance: int, out: int, timed_rerun: bool) -> None:
@@ -142,6 +142,29 @@ def run_capped(fn: Callable[[], Any], allowance_bytes: int, timed_rerun: bool = 
     return (None if result.oom else value), result
 
 
+def run_traced(fn: Callable[[], Any]) -> tuple[Any, CapResult]:
+    """`fn()` traced for its peak in this process, uncapped: work predicted far below its allowance, where no cap
+    would bite. It costs what the traced run costs, without the fork: in a worker of a few hundred MB, the fork and
+    the copy-on-write faults of the child's first writes took twice as long as the traced work itself. Only while no
+    one else traces this process (its peak would not be this work's)."""
+    result = CapResult()
+    started = time.perf_counter()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    try:
+        value = fn()
+        result.complete = True
+    except MemoryError:  # the host itself is short: the device's answer is unknown, as when a capped child dies
+        value, result.oom, result.error = None, True, "an allocation failed in the worker"
+    except Exception as exc:
+        value, result.error = None, f"{type(exc).__name__}: {exc}"
+    finally:
+        result.peak_bytes = max(0, tracemalloc.get_traced_memory()[1] - base)
+        tracemalloc.stop()
+    result.traced_s = time.perf_counter() - started
+    return value, result
+
+
 def run_uncapped(fn: Callable[[], Any], peak_bytes: int) -> tuple[Any, CapResult]:
     """`fn()` in this process, untraced and uncapped: work whose peak is known and fits. Its value is what a capped
     run with `timed_rerun` returns (the same deterministic work), its time is the rerun's."""
@@ -159,30 +182,63 @@ def run_uncapped(fn: Callable[[], Any], peak_bytes: int) -> tuple[Any, CapResult
 
 class KnownPeaks:
     """The measured peak of each piece of work that completed under a cap, by its key (what decides its
-    allocations: the deployment, the plan, the task's shapes), in one worker process.
+    allocations: the deployment, the plan, the task's shapes), and what the cap itself decided near that peak, in
+    one worker process.
 
     Work whose key is known and whose peak is at most `1 - margin` of the allowance runs uncapped (`run_uncapped`);
     work whose known peak exceeds the allowance is out of memory without running, as a capped run's overshoot is.
-    Anything closer to the allowance than `margin` goes through the cap as the first one did: there, allocator
-    fragmentation can fail an allocation before the traced peak reaches the allowance (up to ~13% short of it,
-    measured by `edgefleet stress`), and only the real cap says which way such a device goes.
+    Closer to the allowance than `margin`, allocator fragmentation can fail an allocation before the traced peak
+    reaches the allowance (up to ~13% short of it, measured by `edgefleet stress`), and only the real cap says which
+    way such work goes. Its verdict is kept too and taken as monotone in the allowance: work the cap let through
+    under some allowance runs uncapped under any larger one, work it failed under some allowance is out of memory
+    under any smaller one, and only an allowance between the two goes through the cap again. (A device keeps its
+    budget and its shapes from round to round: without this, the fifth of a fleet's device-rounds that sit near their
+    allowance went through the cap every round.)
     """
 
     margin = 0.15
 
     def __init__(self) -> None:
         self.peaks: dict[Any, int] = {}
+        self.passed: dict[Any, int] = {}  # the smallest allowance under which the cap let the work complete
+        self.failed: dict[Any, int] = {}  # the largest allowance under which an allocation failed under the cap
 
     def run(self, key: Any, fn: Callable[[], Any], allowance_bytes: int, timed_rerun: bool = False,
-            timeout_s: float = 20.0) -> tuple[Any, CapResult]:
+            timeout_s: float = 20.0, expected_bytes: int | None = None) -> tuple[Any, CapResult]:
         """`fn()` as `run_capped` runs it, or uncapped or not at all when its peak is known; `key` None: always
-        capped."""
+        capped. Work never seen whose `expected_bytes` (the memory model's prediction of its peak) is at most
+        `1 - margin` of the allowance is traced in this process instead (`run_traced`), and goes through the cap
+        only if the peak it measured is not that far below the allowance after all."""
         known = None if key is None else self.peaks.get(key)
         if known is not None and known > allowance_bytes:
             return None, CapResult(peak_bytes=known, oom=True, complete=True, reused=True)
-        if known is not None and known <= (1 - self.margin) * allowance_bytes:
+        if known is not None and (known <= (1 - self.margin) * allowance_bytes
+                                  or allowance_bytes >= self.passed.get(key, allowance_bytes + 1)):
             return run_uncapped(fn, known)
+        if key is not None and allowance_bytes <= self.failed.get(key, -1):
+            return None, CapResult(peak_bytes=known or 0, oom=True, reused=True,
+                                   error="an allocation failed under the memory cap")
+        spent = 0.0
+        if key is not None and known is None and expected_bytes is not None and not tracemalloc.is_tracing() \
+                and expected_bytes <= (1 - self.margin) * allowance_bytes:
+            value, result = run_traced(fn)
+            if result.error and not result.oom:  # work that raised: an error wherever it runs
+                return value, result
+            if result.complete and result.peak_bytes <= (1 - self.margin) * allowance_bytes:
+                self.peaks[key] = result.peak_bytes
+                if timed_rerun:  # tracing slows numpy-heavy code: the clock reads an untraced run, as in the child
+                    value, timed = run_uncapped(fn, result.peak_bytes)
+                    result.rerun_s, result.error = timed.rerun_s, timed.error
+                return value, result
+            spent = result.traced_s  # the prediction missed: the cap decides, as it always did
         value, result = run_capped(fn, allowance_bytes, timed_rerun, timeout_s)
-        if key is not None and result.complete:
+        result.traced_s += spent
+        if key is None or result.error and not result.oom:  # work that raised says nothing about its memory
+            return value, result
+        if result.complete:
             self.peaks[key] = result.peak_bytes
+        if not result.oom:
+            self.passed[key] = min(allowance_bytes, self.passed.get(key, allowance_bytes))
+        elif not result.complete:
+            self.failed[key] = max(allowance_bytes, self.failed.get(key, allowance_bytes))
         return value, result

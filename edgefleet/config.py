@@ -312,10 +312,12 @@ class SimConfig(_Section):
     encoder_cache: bool = Field(True, description="reuse the frozen encoder's outputs within a worker "
                                                   "(client/worker.py EncoderCache)")
     reuse_peaks: bool = Field(True, description="a device whose work has the shapes of work a device of the same "
-                                                "worker completed, and fits its allowance with 15% to spare, runs "
-                                                "it untraced and uncapped with that measured peak "
-                                                "(client/memcap.py KnownPeaks); false: every device's work is "
-                                                "traced under its cap")
+                                                "worker completed, and fits its allowance with 15% to spare or "
+                                                "under an allowance the cap already let that work through, runs "
+                                                "it untraced and uncapped with that measured peak; work never seen "
+                                                "that the memory model puts 15% below the allowance is traced in "
+                                                "the worker, without the cap's fork (client/memcap.py KnownPeaks); "
+                                                "false: every device's work is traced under its cap")
     policy: Literal["fixed", "adaptive"] = Field(
         "fixed", description="fixed: sim.model on every device; adaptive: each device runs the richest of "
                              "`variants` its budget fits by the memory model (client/device.py)")

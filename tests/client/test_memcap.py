@@ -5,7 +5,7 @@ import resource
 
 import numpy as np
 
-from client.memcap import KnownPeaks, run_capped
+from client.memcap import KnownPeaks, run_capped, run_traced
 
 
 def test_allocation_beyond_the_allowance_is_an_oom_and_the_worker_is_untouched():
@@ -96,6 +96,64 @@ def test_work_near_its_allowance_or_never_completed_goes_through_the_cap():
     # No key: always capped.
     _, unkeyed = peaks.run(None, lambda: np.ones(2 << 20, dtype=np.uint8).sum(), 16 << 20)
     assert not unkeyed.reused and peaks.peaks.keys() == {"2MiB"}
+
+
+def test_the_caps_verdict_near_the_allowance_stands_for_larger_and_smaller_allowances():
+    peaks = KnownPeaks()
+    work = lambda: (np.ones(2 << 20, dtype=np.uint8).sum(), os.getpid())  # noqa: E731
+    _, first = peaks.run("2MiB", work, 16 << 20)
+    near = int(first.peak_bytes / (1 - KnownPeaks.margin / 2))
+    _, capped = peaks.run("2MiB", work, near)
+    assert not capped.reused and not capped.oom and peaks.passed["2MiB"] == near
+    # The cap let it through under `near`: under more, the work runs here, once; under less, the cap decides again.
+    (_, pid), larger = peaks.run("2MiB", work, near + 1)
+    assert larger.reused and pid == os.getpid() and larger.peak_bytes == first.peak_bytes
+    (_, pid), smaller = peaks.run("2MiB", work, near - 1)
+    assert not smaller.reused and pid != os.getpid()
+    # An allocation the cap failed: any smaller allowance fails without running, a larger one is tried.
+    _, failed = peaks.run("64MiB", lambda: np.ones(64 << 20, dtype=np.uint8).sum(), 4 << 20)
+    assert failed.oom and not failed.complete and peaks.failed["64MiB"] == 4 << 20
+    ran = []
+    _, again = peaks.run("64MiB", lambda: ran.append(1), 3 << 20)
+    assert again.oom and again.reused and again.error and ran == []
+    _, more = peaks.run("64MiB", lambda: np.ones(64 << 20, dtype=np.uint8).sum(), 5 << 20)
+    assert more.oom and not more.reused and peaks.failed["64MiB"] == 5 << 20
+
+
+def test_work_that_raises_under_the_cap_leaves_no_verdict():
+    peaks = KnownPeaks()
+    _, cap = peaks.run("k", lambda: 1 / 0, 16 << 20)
+    assert "ZeroDivisionError" in cap.error and not (peaks.peaks or peaks.passed or peaks.failed)
+
+
+def test_work_traced_in_the_worker_gives_what_the_capped_child_gives():
+    work = lambda: int(np.ones(2 << 20, dtype=np.uint8).sum())  # noqa: E731
+    value, here = run_traced(work)
+    expected, child = run_capped(work, 16 << 20)
+    assert value == expected and here.complete and not here.oom and not here.error
+    assert abs(here.peak_bytes - child.peak_bytes) <= 0.01 * child.peak_bytes and here.peak_bytes >= 2 << 20
+    assert here.traced_s > 0 and here.rerun_s == here.overhead_s == 0
+    value, failed = run_traced(lambda: 1 / 0)
+    assert value is None and "ZeroDivisionError" in failed.error and not failed.complete
+
+
+def test_work_predicted_far_below_its_allowance_is_traced_in_the_worker_and_near_it_goes_through_the_cap():
+    peaks = KnownPeaks()
+    work = lambda: (int(np.ones(2 << 20, dtype=np.uint8).sum()), os.getpid())  # noqa: E731
+    (_, pid), first = peaks.run("far", work, 16 << 20, timed_rerun=True, expected_bytes=2 << 20)
+    assert pid == os.getpid() and first.complete and not first.reused and first.overhead_s == 0
+    assert first.traced_s > 0 and first.rerun_s > 0  # timed by an untraced run, as a capped child does
+    assert peaks.peaks["far"] == first.peak_bytes and "far" not in peaks.passed  # no cap said anything
+    # The prediction missed: the peak is within the margin of the allowance, and the cap decides.
+    allowance = int((2 << 20) / (1 - KnownPeaks.margin / 2))
+    (_, pid), near = peaks.run("near", work, allowance, timed_rerun=True, expected_bytes=1 << 20)
+    assert pid != os.getpid() and near.traced_s > 0 and not near.reused
+    assert peaks.passed.get("near") == allowance or near.oom
+    # Predicted near the allowance: straight to the cap. No key: always the cap.
+    (_, pid), _ = peaks.run("close", work, 16 << 20, expected_bytes=15 << 20)
+    assert pid != os.getpid()
+    (_, pid), _ = peaks.run(None, work, 16 << 20, expected_bytes=1 << 20)
+    assert pid != os.getpid()
 
 
 def test_work_that_raises_uncapped_is_an_error():
