@@ -27,22 +27,30 @@ class PersonalState:
 
     def __init__(self, path: Path, dim: int):
         self.path, self.dim = path, dim
+        self._held: dict | None = None  # the file as `load` read it: `save` writes after it without reading again
+
+    def _stored(self) -> dict | None:
+        if self._held is None and self.path.exists():
+            with np.load(self.path) as z:
+                self._held = {k: z[k].copy() for k in ("state", "round", "prev_state", "prev_round")}
+        return self._held
 
     def load(self, server_round: int) -> np.ndarray:
-        if not self.path.exists():
+        z = self._stored()
+        if z is None:
             return np.zeros(self.dim, dtype=np.float32)
-        with np.load(self.path) as z:
-            if int(z["round"]) < server_round:
-                return z["state"].copy()
-            return z["prev_state"].copy() if int(z["prev_round"]) < server_round else np.zeros(self.dim, np.float32)
+        if int(z["round"]) < server_round:
+            return z["state"].copy()
+        return z["prev_state"].copy() if int(z["prev_round"]) < server_round else np.zeros(self.dim, np.float32)
 
     def save(self, state: np.ndarray, server_round: int) -> None:
         prev, prev_round = np.zeros(self.dim, np.float32), -1
-        if self.path.exists():
-            with np.load(self.path) as z:
-                if int(z["round"]) < server_round:
-                    prev, prev_round = z["state"].copy(), int(z["round"])
-                else:
-                    prev, prev_round = z["prev_state"].copy(), int(z["prev_round"])
-        save_npz(self.path, {"state": state.astype(np.float32), "round": server_round, "prev_state": prev,
-                             "prev_round": prev_round})
+        z = self._stored()
+        if z is not None:
+            if int(z["round"]) < server_round:
+                prev, prev_round = z["state"].copy(), int(z["round"])
+            else:
+                prev, prev_round = z["prev_state"].copy(), int(z["prev_round"])
+        self._held = {"state": state.astype(np.float32), "round": server_round, "prev_state": prev,
+                      "prev_round": prev_round}
+        save_npz(self.path, self._held)

@@ -106,6 +106,8 @@ def test_personal_state_persists_and_a_redone_round_starts_from_before(tmp_path)
     assert (state.load(2) == 1.0).all()  # round 2 is being redone after an interruption
     state.save(np.full(3, 5.0), 2)  # redone
     assert (state.load(3) == 5.0).all() and (state.load(2) == 1.0).all()
+    stored = PersonalState(tmp_path / "d.npz", 3)  # what the file holds, as a later round's device reads it
+    assert (stored.load(3) == 5.0).all() and (stored.load(2) == 1.0).all()
 
 
 
