@@ -12,21 +12,25 @@ of memory too. Forking a worker costs a few milliseconds: its pages are shared c
 The traced run, the untraced rerun that times it and the fork take about eight times as long as the work itself
 (`edgefleet bench sim`'s breakdown), and the peak they measure is a function of the work's shapes (the task's
 `DeviceSide.shapes` and the plan): `KnownPeaks` keeps the peak of work that completed and what the cap decided near
-it, and a later device whose work has the same shapes and fits runs it once, untraced, in the worker.
+it, and a later device whose work has the same shapes and fits runs it once, untraced, in the worker. The worker
+processes of one host share what they learn through a directory of the run.
 """
 
 from __future__ import annotations
 
 import array
 import faulthandler
+import json
 import os
 import pickle
 import resource
 import select
 import signal
+import socket
 import time
 import tracemalloc
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 
@@ -182,8 +186,7 @@ def run_uncapped(fn: Callable[[], Any], peak_bytes: int) -> tuple[Any, CapResult
 
 class KnownPeaks:
     """The measured peak of each piece of work that completed under a cap, by its key (what decides its
-    allocations: the deployment, the plan, the task's shapes), and what the cap itself decided near that peak, in
-    one worker process.
+    allocations: the deployment, the plan, the task's shapes), and what the cap itself decided near that peak.
 
     Work whose key is known and whose peak is at most `1 - margin` of the allowance runs uncapped (`run_uncapped`);
     work whose known peak exceeds the allowance is out of memory without running, as a capped run's overshoot is.
@@ -194,14 +197,61 @@ class KnownPeaks:
     under any smaller one, and only an allowance between the two goes through the cap again. (A device keeps its
     budget and its shapes from round to round: without this, the fifth of a fleet's device-rounds that sit near their
     allowance went through the cap every round.)
+
+    With a `store` directory, the worker processes of one host share what each learns: each appends its findings to
+    a file of its own there and reads the others' when it meets a key it does not know. A device is sent to any of
+    the host's workers, so without this each one traced the same device's work once. Keys are compared by `repr`.
     """
 
     margin = 0.15
 
-    def __init__(self) -> None:
-        self.peaks: dict[Any, int] = {}
-        self.passed: dict[Any, int] = {}  # the smallest allowance under which the cap let the work complete
-        self.failed: dict[Any, int] = {}  # the largest allowance under which an allocation failed under the cap
+    def __init__(self, store: Path | None = None) -> None:
+        self.peaks: dict[str, int] = {}
+        self.passed: dict[str, int] = {}  # the smallest allowance under which the cap let the work complete
+        self.failed: dict[str, int] = {}  # the largest allowance under which an allocation failed under the cap
+        self.store, self._own, self._read = store, None, {}
+        if store is not None:
+            store.mkdir(parents=True, exist_ok=True)
+            self._host = socket.gethostname()
+            self._own = store / f"{self._host}-{os.getpid()}.jsonl"
+
+    def _learn(self, kind: str, key: str, value: int) -> None:
+        table = {"peak": self.peaks, "passed": self.passed, "failed": self.failed}[kind]
+        old = table.get(key)
+        table[key] = value if old is None else (min if kind == "passed" else max)(old, value)
+
+    def _note(self, kind: str, key: str, value: int) -> None:
+        self._learn(kind, key, value)
+        if self._own is not None:
+            with open(self._own, "a") as f:  # one short line, one write: a reader sees whole lines
+                f.write(json.dumps([kind, key, value]) + "\n")
+
+    def _sync(self) -> None:
+        """What the host's other workers have written since the last look (whole lines only)."""
+        for path in self.store.glob(f"{self._host}-*.jsonl"):
+            if path == self._own:
+                continue
+            done = self._read.get(path, 0)
+            with open(path, "rb") as f:
+                f.seek(done)
+                data = f.read()
+            end = data.rfind(b"\n") + 1
+            for line in data[:end].splitlines():
+                self._learn(*json.loads(line))
+            self._read[path] = done + end
+
+    def _decide(self, key: str, fn: Callable[[], Any], allowance_bytes: int) -> tuple[Any, CapResult] | None:
+        """The work's outcome from what is known, or None when it has to be measured."""
+        known = self.peaks.get(key)
+        if known is not None and known > allowance_bytes:
+            return None, CapResult(peak_bytes=known, oom=True, complete=True, reused=True)
+        if known is not None and (known <= (1 - self.margin) * allowance_bytes
+                                  or allowance_bytes >= self.passed.get(key, allowance_bytes + 1)):
+            return run_uncapped(fn, known)
+        if allowance_bytes <= self.failed.get(key, -1):
+            return None, CapResult(peak_bytes=known or 0, oom=True, reused=True,
+                                   error="an allocation failed under the memory cap")
+        return None
 
     def run(self, key: Any, fn: Callable[[], Any], allowance_bytes: int, timed_rerun: bool = False,
             timeout_s: float = 20.0, expected_bytes: int | None = None) -> tuple[Any, CapResult]:
@@ -209,23 +259,24 @@ class KnownPeaks:
         capped. Work never seen whose `expected_bytes` (the memory model's prediction of its peak) is at most
         `1 - margin` of the allowance is traced in this process instead (`run_traced`), and goes through the cap
         only if the peak it measured is not that far below the allowance after all."""
-        known = None if key is None else self.peaks.get(key)
-        if known is not None and known > allowance_bytes:
-            return None, CapResult(peak_bytes=known, oom=True, complete=True, reused=True)
-        if known is not None and (known <= (1 - self.margin) * allowance_bytes
-                                  or allowance_bytes >= self.passed.get(key, allowance_bytes + 1)):
-            return run_uncapped(fn, known)
-        if key is not None and allowance_bytes <= self.failed.get(key, -1):
-            return None, CapResult(peak_bytes=known or 0, oom=True, reused=True,
-                                   error="an allocation failed under the memory cap")
+        if key is None:
+            return run_capped(fn, allowance_bytes, timed_rerun, timeout_s)
+        key = repr(key)
+        decided = self._decide(key, fn, allowance_bytes)
+        if decided is None and self.store is not None:  # to be measured: unless another worker has measured it
+            self._sync()
+            decided = self._decide(key, fn, allowance_bytes)
+        if decided is not None:
+            return decided
+        known = self.peaks.get(key)
         spent = 0.0
-        if key is not None and known is None and expected_bytes is not None and not tracemalloc.is_tracing() \
+        if known is None and expected_bytes is not None and not tracemalloc.is_tracing() \
                 and expected_bytes <= (1 - self.margin) * allowance_bytes:
             value, result = run_traced(fn)
             if result.error and not result.oom:  # work that raised: an error wherever it runs
                 return value, result
             if result.complete and result.peak_bytes <= (1 - self.margin) * allowance_bytes:
-                self.peaks[key] = result.peak_bytes
+                self._note("peak", key, result.peak_bytes)
                 if timed_rerun:  # tracing slows numpy-heavy code: the clock reads an untraced run, as in the child
                     value, timed = run_uncapped(fn, result.peak_bytes)
                     result.rerun_s, result.error = timed.rerun_s, timed.error
@@ -233,12 +284,12 @@ class KnownPeaks:
             spent = result.traced_s  # the prediction missed: the cap decides, as it always did
         value, result = run_capped(fn, allowance_bytes, timed_rerun, timeout_s)
         result.traced_s += spent
-        if key is None or result.error and not result.oom:  # work that raised says nothing about its memory
+        if result.error and not result.oom:  # work that raised says nothing about its memory
             return value, result
         if result.complete:
-            self.peaks[key] = result.peak_bytes
+            self._note("peak", key, result.peak_bytes)
         if not result.oom:
-            self.passed[key] = min(allowance_bytes, self.passed.get(key, allowance_bytes))
+            self._note("passed", key, allowance_bytes)
         elif not result.complete:
-            self.failed[key] = max(allowance_bytes, self.failed.get(key, allowance_bytes))
+            self._note("failed", key, allowance_bytes)
         return value, result

@@ -19,7 +19,7 @@ from compression.runtime.memory_model import ModelDims
 from compression.runtime.model import TextModel
 from compression.runtime.quantize import QTensor
 from edgefleet.config import Config
-from edgefleet.rundir import FLEET_DIR, MODEL, SHARD, SIM_CONFIG, STATE_DIR, VARIANTS_DIR, VARIANTS_FILE
+from edgefleet.rundir import FLEET_DIR, MODEL, PEAKS_DIR, SHARD, SIM_CONFIG, STATE_DIR, VARIANTS_DIR, VARIANTS_FILE
 from edgefleet.tasks import federated_task
 
 
@@ -84,7 +84,9 @@ class Worker:
             self.deployments = [Deployment("deployed", model or run_dir / MODEL, self.texts)]
         base = self.deployments[0]
         self.model, self.model_bytes, self.encodings = base.model, base.model_bytes, base.encodings
-        self.peaks = KnownPeaks()  # the peak of each device work's shapes, once one device has completed it
+        # The peak of each device work's shapes once a device has completed it, shared by the host's workers (not
+        # in a device's own storage: its SuperNode emulates that one device).
+        self.peaks = KnownPeaks(run_dir / PEAKS_DIR if self.holds is None else None)
         (run_dir / STATE_DIR).mkdir(exist_ok=True)
 
     def row(self, device: int) -> int:

@@ -36,6 +36,7 @@ POPULATION = "population.parquet"
 RESULTS = "results"
 CHECKPOINTS = "checkpoints"
 STATE_DIR = "device_state"  # each device's personal state, <device>.npz
+PEAKS_DIR = "peaks"  # what each worker process learned of its devices' memory peaks, <host>-<pid>.jsonl
 # With sim.device_data "own" (Flower's Deployment Engine): devices/<device>/ is that device's own storage, what its
 # SuperNode reads and writes and nothing else: fleet/ (its shard, and shard.json naming the device), the model and
 # config the server's first message brought, its device_state/.
@@ -49,7 +50,7 @@ FLWR_HOME = "flwr"
 TMP = "tmp"
 APP = "app"
 # Folders inside a run directory that hold no run of their own (the dashboard does not look for runs there).
-INTERNAL_DIRS = (FLEET_DIR, FLWR_HOME, TMP, LOGS, APP, STATE_DIR, DEVICES_DIR)
+INTERNAL_DIRS = (FLEET_DIR, FLWR_HOME, TMP, LOGS, APP, STATE_DIR, DEVICES_DIR, PEAKS_DIR)
 
 
 def prepare(out: Path, report_name: str) -> Path:
