@@ -1,4 +1,8 @@
-"""Shared fixtures: a tiny synthetic catalogue for unit tests; the real data is used only by `slow` tests."""
+"""Shared fixtures: a tiny synthetic catalogue for unit tests; the real data is used only by `slow` tests, and the
+tiny build's trained models once a session."""
+
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,3 +32,24 @@ def toy_catalogue() -> Catalogue:
         interactions=frame,
         source_digest="toy",
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_build(tmp_path_factory) -> tuple[Path, Path]:
+    """`compress --preset tiny` on the real data and MiniLM, on an empty cache: (its run directory, its cache of
+    trained models). This run trains the teacher and every student (tests/test_compress_e2e.py checks its report);
+    the other end-to-end tests that need the tiny build start from a copy of its cache (`cache_copy`), so those
+    models train once a session instead of once a test."""
+    from edgefleet.cli import main
+
+    root = tmp_path_factory.mktemp("tiny-build")
+    out, artifacts = root / "run", root / "artifacts"
+    assert main(["--quiet", "compress", "--preset", "tiny", "--out", str(out),
+                 "--set", f'artifacts_dir="{artifacts}"']) == 0
+    return out, artifacts
+
+
+def cache_copy(tiny_build: tuple[Path, Path], dest: Path) -> str:
+    """A test's own copy of the tiny build's cache at `dest` (files keep their times), as the `--set` that uses it."""
+    shutil.copytree(tiny_build[1], dest)
+    return f'artifacts_dir="{dest}"'

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from edgefleet.cli import main
+from tests.conftest import cache_copy
 
 DESIGN_COMMANDS = ["teacher", "compress", "simulate", "deploy", "stress", "dashboard", "bench", "demo"]
 
@@ -207,9 +208,10 @@ def test_two_demos_in_the_same_second_get_two_run_directories(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_end_to_end_on_the_tiny_build(tmp_path, capsys):
-    """Teacher, compression and a federated simulation of that model, into one new run directory."""
-    cache = f'artifacts_dir="{tmp_path / "artifacts"}"'
+def test_demo_end_to_end_on_the_tiny_build(tiny_build, tmp_path, capsys):
+    """Teacher, compression and a federated simulation of that model, into one new run directory (the models
+    trained once, by the session's tiny build: a copy of its cache)."""
+    cache = cache_copy(tiny_build, tmp_path / "artifacts")
     runs = tmp_path / "runs"
     assert main(["--quiet", "demo", "--preset", "tiny", "--runs", str(runs), "--set", cache]) == 0
     (run,) = runs.iterdir()

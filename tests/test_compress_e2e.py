@@ -6,15 +6,16 @@ import pytest
 
 from compression.runtime.model import DeviceModel
 from edgefleet.cli import main
+from tests.conftest import cache_copy
 
 pytestmark = pytest.mark.slow
 
 
-def test_compress_report_artifact_and_corruption(tmp_path, capsys):
-    out = tmp_path / "run"
-    cache = f'artifacts_dir="{tmp_path / "artifacts"}"'
-    assert main(["--quiet", "compress", "--preset", "tiny", "--out", str(out), "--set", cache]) == 0
+def test_compress_report_artifact_and_corruption(tiny_build, tmp_path, capsys):
+    """The session's tiny build (tests/conftest.py: compress on an empty cache), then compress again on its cache."""
+    out = tiny_build[0]
     report = json.loads((out / "compression_report.json").read_text())
+    assert any(s["name"].startswith("teacher epoch") for s in report["stages"])  # it trained: on an empty cache
     for key in ("artifact_bytes", "artifact_path", "teacher", "student", "retention", "size_breakdown", "stages"):
         assert key in report
     for side in ("teacher", "student"):
@@ -31,7 +32,6 @@ def test_compress_report_artifact_and_corruption(tmp_path, capsys):
     assert report["quantization"]["int4"]["weight_bytes"] < report["quantization"]["int8"]["weight_bytes"]
     assert report["vocab"]["kept"] < 30522 and report["vocab"]["unk_rate"] == 0.0
     assert all(s["seconds"] >= 0 for s in report["stages"])
-    assert "speedup" in capsys.readouterr().out
 
     # The runtime loads the artifact without torch models and ranks for a user.
     model = DeviceModel.load(out / "model.eflt")
@@ -48,8 +48,11 @@ def test_compress_report_artifact_and_corruption(tmp_path, capsys):
     assert "\n" not in str(err.value)
 
     # A second run reuses the cached teacher and students (no training) and measures afresh.
+    cache = cache_copy(tiny_build, tmp_path / "artifacts")
     again = tmp_path / "run2"
+    capsys.readouterr()
     assert main(["--quiet", "compress", "--preset", "tiny", "--out", str(again), "--set", cache]) == 0
+    assert "speedup" in capsys.readouterr().out
     second = json.loads((again / "compression_report.json").read_text())
     assert second["student"]["hr@10"] == report["student"]["hr@10"]
     assert not any("epoch" in s["name"] for s in second["stages"] if "QAT" not in s["name"])

@@ -27,6 +27,7 @@ from edgefleet.tasks import federated_task
 from simulation.launch import FlowerSim, write_app
 from simulation.prepare import prepare_fleet
 from simulation.run import CLIENTAPP, SERVERAPP, run_simulate
+from tests.conftest import cache_copy
 
 pytestmark = pytest.mark.slow
 SUMMARY_KEYS = ("devices", "rounds", "cohort", "hr@10", "ndcg@10", "hr@10_start", "participation_rate", "oom_rate",
@@ -46,20 +47,21 @@ def processes_of(run_dir: Path) -> list[psutil.Process]:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, tiny_build):
     """The run with a temporary directory and a home of its own, both empty before: what lands in them afterwards
     was written outside the run directory by this run (and no other test's, which may run beside it). The temporary
-    directory's path is short, as /tmp's is: Ray's socket paths under it must stay under 108 characters."""
+    directory's path is short, as /tmp's is: Ray's socket paths under it must stay under 108 characters. It
+    compresses its model with the tiny build's trained models (a copy of the session's cache)."""
     root = tmp_path_factory.mktemp("sim")
     out = root / "run"
+    cache = cache_copy(tiny_build, root / "artifacts")
     places = {"TMPDIR": Path(tempfile.mkdtemp(prefix="eft-", dir="/tmp")), "HOME": root / "home"}
     places["HOME"].mkdir()
     with pytest.MonkeyPatch.context() as mp:
         for name, place in places.items():
             mp.setenv(name, str(place))
         mp.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
-        code = main(["--quiet", "simulate", "--preset", "tiny", "--out", str(out),
-                     "--set", f'artifacts_dir="{root / "artifacts"}"'])
+        code = main(["--quiet", "simulate", "--preset", "tiny", "--out", str(out), "--set", cache])
     left = {name: sorted(os.listdir(place)) for name, place in places.items()}
     shutil.rmtree(places["TMPDIR"])
     return out, code, left

@@ -12,6 +12,7 @@ from edgefleet.cli import main
 from edgefleet.config import load_config
 from edgefleet.rundir import COMPRESS_DIR
 from edgefleet.rundir import COMPRESSION_REPORT as REPORT
+from tests.conftest import cache_copy
 
 # Settings that change no trained model: which variants a run trains, how the report measures, where the cache is,
 # and everything a fleet does with the model.
@@ -33,6 +34,9 @@ STUDENT_ONLY = [["vocab.size=1024"], ["student.hidden=64"], ["distill.epochs=2"]
 # The teacher's training and the data it is picked on; a student starts from the teacher, so it changes too.
 BOTH = [["teacher.epochs=2"], ["teacher.lr=0.001"], ["teacher.max_len=24"], ["task.seed=1"], ["task.k=5"],
         ["task.num_negatives=49"], ["task.server_fraction=0.2"], ["task.min_train_items=2"]]
+
+
+MODEL_DIGEST = two_tower.model_digest  # the real one, for the end-to-end test
 
 
 @pytest.fixture(autouse=True)
@@ -104,13 +108,14 @@ def _entries(root) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_simulate_after_compress_trains_nothing(tmp_path):
-    """`compress` trains the teacher and the students (the ablation on); `simulate` with no model then compresses
-    one with the same settings (the ablation off, its own fleet settings): every model comes from the cache."""
+def test_simulate_after_compress_trains_nothing(tiny_build, tmp_path, monkeypatch):
+    """`compress` trains the teacher and the students (the ablation on: the session's tiny build, on an empty
+    cache); `simulate` with no model then compresses one with the same settings (the ablation off, its own fleet
+    settings) on a copy of that cache: every model comes from the cache."""
+    monkeypatch.setattr(two_tower, "model_digest", MODEL_DIGEST)  # the session's build keyed the real files
     artifacts = tmp_path / "artifacts"
-    cache = f'artifacts_dir="{artifacts}"'
-    assert main(["--quiet", "compress", "--preset", "tiny", "--out", str(tmp_path / "c"), "--set", cache]) == 0
-    first = json.loads((tmp_path / "c" / REPORT).read_text())
+    cache = cache_copy(tiny_build, artifacts)
+    first = json.loads((tiny_build[0] / REPORT).read_text())
     assert any(s["name"].startswith("teacher epoch") for s in first["stages"])  # it did train: the check can fail
     before = _entries(artifacts)
 
