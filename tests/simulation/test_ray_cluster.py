@@ -63,7 +63,9 @@ def test_a_run_on_two_nodes_equals_a_single_node_run(two_runs, cluster):
     them. Two things are compared with a tolerance. The server averages the replies in the order they arrive, which
     differs between runs, so the weights, losses and global metrics are compared to float32 rounding (1e-5
     relative, and 2e-6 absolute on weights of order 1: 6e-7 measured after two rounds). A device's memory peak is
-    measured by tracemalloc in a worker whose earlier devices differ (a few hundred bytes of ~1 MB: 1e-3 relative).
+    measured by tracemalloc in a worker whose earlier devices differ, mostly in the worker itself, not in a forked
+    child, so its other threads' few allocations can fall inside it (a few hundred bytes of ~1 MB: up to 776 B,
+    1.03e-3, measured; 2e-3 relative).
     Everything else is compared exactly.
     """
     root, single, on_cluster = two_runs
@@ -83,7 +85,7 @@ def test_a_run_on_two_nodes_equals_a_single_node_run(two_runs, cluster):
     same = ["round", "device", "outcome", "plan", "variant", "workload", "error", "allowance_bytes", "bytes_down",
             "bytes_up", "examples", "attempts", *(m.key for m in task.device_metrics)]
     pd.testing.assert_frame_equal(devices_a[same], devices_b[same])
-    np.testing.assert_allclose(devices_a["peak_bytes"], devices_b["peak_bytes"], rtol=1e-3)
+    np.testing.assert_allclose(devices_a["peak_bytes"], devices_b["peak_bytes"], rtol=2e-3)
     np.testing.assert_allclose(devices_a["loss"], devices_b["loss"], rtol=1e-5)
 
     # The committed rounds: the same outcome counts and bytes, the same weights and global metrics.
