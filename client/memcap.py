@@ -272,20 +272,22 @@ class KnownPeaks:
         spent = 0.0
         if known is None and expected_bytes is not None and not tracemalloc.is_tracing() \
                 and expected_bytes <= (1 - self.margin) * allowance_bytes:
-            # Untraced first: tracing slows numpy-heavy code, so the clock reads an untraced run (as in the child),
-            # and running it first keeps what the worker allocates once (caches filled on a first call) out of the
+            # A first untraced run keeps what the worker allocates once (caches filled on a first call) out of the
             # traced peak, which is then the same whichever worker or device measured it first.
-            value, timed = (run_uncapped(fn, 0) if timed_rerun else (None, CapResult()))
-            if timed.error and not timed.oom:  # work that raised: an error wherever it runs
-                return value, timed
-            traced_value, result = run_traced(fn)
+            _, warm = run_uncapped(fn, 0)
+            if warm.error and not warm.oom:  # work that raised: an error wherever it runs
+                return None, warm
+            value, result = run_traced(fn)
+            result.traced_s += warm.rerun_s
             if result.error and not result.oom:
-                return traced_value, result
+                return value, result
             if result.complete and result.peak_bytes <= (1 - self.margin) * allowance_bytes:
                 self._note("peak", key, result.peak_bytes)
-                result.rerun_s = timed.rerun_s
-                return (value if timed_rerun else traced_value), result
-            spent = result.traced_s + timed.rerun_s  # the prediction missed: the cap decides, as it always did
+                if timed_rerun:  # tracing slows numpy-heavy code: the clock reads a warm untraced run, as in the child
+                    value, timed = run_uncapped(fn, result.peak_bytes)
+                    result.rerun_s, result.error = timed.rerun_s, timed.error
+                return value, result
+            spent = result.traced_s  # the prediction missed: the cap decides, as it always did
         value, result = run_capped(fn, allowance_bytes, timed_rerun, timeout_s)
         result.traced_s += spent
         if result.error and not result.oom:  # work that raised says nothing about its memory
