@@ -199,7 +199,7 @@ class KnownPeaks:
     allowance went through the cap every round.)
 
     With a `store` directory, the worker processes of one host share what each learns: each appends its findings to
-    a file of its own there and reads the others' when it meets a key it does not know. A device is sent to any of
+    a file of its own there and reads the others' before it would measure work itself. A device is sent to any of
     the host's workers, so without this each one traced the same device's work once. Keys are compared by `repr`.
     """
 
