@@ -117,6 +117,11 @@ class Results:
     def rounds(self) -> pd.DataFrame:
         return self._table("rounds")
 
+    def round_row(self, server_round: int) -> pd.Series:
+        """The round row of one committed round: what a follower reads each round, where `rounds()` reads them all
+        (a cost that grows with the run, and the follower shares the host with the devices it follows)."""
+        return pd.read_parquet(self.dir / "rounds" / _name(server_round, "parquet")).iloc[0]
+
     def round_devices(self, server_round: int) -> pd.DataFrame:
         """The device rows of one committed round."""
         return pd.read_parquet(self.dir / "devices" / _name(server_round, "parquet"))

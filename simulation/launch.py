@@ -145,7 +145,7 @@ def follow_rounds(sim: "FlowerSim", results: Results, reporter: Reporter, title:
         def tick() -> None:
             done = results.completed_rounds()
             if done > shown[0]:
-                last = results.rounds().iloc[-1]
+                last = results.round_row(done)
                 advance(done - shown[0], **{headline.label: float(last[headline.key])},
                         **{k: int(last[k]) for k in ("ok", "oom", "dropout", "straggler")})
                 for r in range(shown[0] + 1, done + 1):

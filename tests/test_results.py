@@ -20,6 +20,7 @@ def test_rounds_commit_and_read_back(tmp_path):
         _commit(results, r)
     assert results.completed_rounds() == 2
     assert list(results.rounds()["round"]) == [1, 2]
+    assert results.round_row(2)["hr@10"] == results.rounds().iloc[-1]["hr@10"] == 0.52
     assert len(results.devices()) == 4
     assert (results.checkpoint(2)["w"] == 2.0).all()
     assert results.start() == {"hr@10": 0.5} and results.finished() is None
