@@ -13,7 +13,9 @@ interrupted before its checkpoint, so that a resumed run writes every round exac
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from pathlib import Path
 from typing import Mapping
 
@@ -49,6 +51,19 @@ def _name(server_round: int, suffix: str) -> str:
 
 def _round_of(path: Path) -> int:
     return int(path.name.split("-")[1].split(".")[0])
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_part(path: str, version: tuple[int, int, int]) -> pd.DataFrame:
+    """One round's file, read once per version (inode, size, mtime: a file is replaced whole, never edited). A
+    reader that follows a run, as the dashboard does each time a round commits, then reads the new round only: read
+    whole each time, the run's files cost a reader on the run's host CPU that grows with the run."""
+    return pd.read_parquet(path)
+
+
+def _version(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 class Results:
@@ -112,7 +127,9 @@ class Results:
     def _table(self, name: str) -> pd.DataFrame:
         done = self.completed_rounds()
         parts = sorted(p for p in (self.dir / name).glob("round-*.parquet") if _round_of(p) <= done)
-        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True) if parts else pd.DataFrame()
+        # concat copies: what a caller does to the table never reaches the cached parts.
+        return pd.concat([_read_part(str(p), _version(p)) for p in parts], ignore_index=True) if parts else \
+            pd.DataFrame()
 
     def rounds(self) -> pd.DataFrame:
         return self._table("rounds")

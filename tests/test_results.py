@@ -52,3 +52,17 @@ def test_the_server_optimizers_state_is_checkpointed_beside_the_weights(tmp_path
     assert got.keys() == state.keys() and all((got[k] == v).all() for k, v in state.items())
     _commit(results, 2)
     assert results.optimizer_state(2) == {}
+
+
+def test_a_round_rewritten_is_read_afresh_and_a_callers_changes_stay_its_own(tmp_path):
+    results = Results(tmp_path)
+    results.ensure()
+    _commit(results, 1)
+    table = results.rounds()
+    table.loc[0, "hr@10"] = -1.0  # a caller's change to the table it was given
+    assert results.rounds().loc[0, "hr@10"] == 0.51
+    (tmp_path / "checkpoints" / "round-00001.npz").unlink()
+    results.discard_after(0)
+    results.commit_round(1, pd.DataFrame({"round": [1], "device": [7], "outcome": ["ok"]}),
+                         {"round": 1, "hr@10": 0.75}, {"w": np.zeros(3)})  # the round redone, other figures
+    assert results.rounds().loc[0, "hr@10"] == 0.75 and list(results.devices()["device"]) == [7]
