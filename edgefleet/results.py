@@ -13,9 +13,10 @@ interrupted before its checkpoint, so that a resumed run writes every round exac
 
 from __future__ import annotations
 
-import functools
 import json
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Mapping
 
@@ -53,17 +54,37 @@ def _round_of(path: Path) -> int:
     return int(path.name.split("-")[1].split(".")[0])
 
 
-@functools.lru_cache(maxsize=4096)
-def _read_part(path: str, version: tuple[int, int, int]) -> pd.DataFrame:
-    """One round's file, read once per version (inode, size, mtime: a file is replaced whole, never edited). A
-    reader that follows a run, as the dashboard does each time a round commits, then reads the new round only: read
-    whole each time, the run's files cost a reader on the run's host CPU that grows with the run."""
-    return pd.read_parquet(path)
+class _Parts:
+    """Round files read once per version (inode, size, mtime: a file is replaced whole, never edited), the most
+    recently used kept up to `limit_bytes`. A reader that follows a run, as the dashboard does each time a round
+    commits, then reads the new round only: read whole each time, the run's files cost a reader on the run's host
+    CPU that grows with the run. Bounded in bytes, not files: a round of a 1,000-device cohort is ten times one of
+    100 (functools.lru_cache counts entries only)."""
+
+    def __init__(self, limit_bytes: int = 256 << 20):
+        self.limit_bytes, self.held = limit_bytes, 0
+        self.frames: OrderedDict[tuple, tuple[pd.DataFrame, int]] = OrderedDict()
+        self.lock = threading.Lock()  # the dashboard's sessions read from threads of one process
+
+    def read(self, path: Path) -> pd.DataFrame:
+        st = os.stat(path)
+        key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+        with self.lock:
+            if key in self.frames:
+                self.frames.move_to_end(key)
+                return self.frames[key][0]
+        frame = pd.read_parquet(path)
+        size = int(frame.memory_usage(deep=True).sum())
+        with self.lock:
+            if key not in self.frames:
+                self.frames[key] = (frame, size)
+                self.held += size
+            while self.held > self.limit_bytes and len(self.frames) > 1:
+                self.held -= self.frames.popitem(last=False)[1][1]
+        return frame
 
 
-def _version(path: Path) -> tuple[int, int, int]:
-    st = os.stat(path)
-    return st.st_ino, st.st_size, st.st_mtime_ns
+_parts = _Parts()
 
 
 class Results:
@@ -128,8 +149,7 @@ class Results:
         done = self.completed_rounds()
         parts = sorted(p for p in (self.dir / name).glob("round-*.parquet") if _round_of(p) <= done)
         # concat copies: what a caller does to the table never reaches the cached parts.
-        return pd.concat([_read_part(str(p), _version(p)) for p in parts], ignore_index=True) if parts else \
-            pd.DataFrame()
+        return pd.concat([_parts.read(p) for p in parts], ignore_index=True) if parts else pd.DataFrame()
 
     def rounds(self) -> pd.DataFrame:
         return self._table("rounds")

@@ -66,3 +66,20 @@ def test_a_round_rewritten_is_read_afresh_and_a_callers_changes_stay_its_own(tmp
     results.commit_round(1, pd.DataFrame({"round": [1], "device": [7], "outcome": ["ok"]}),
                          {"round": 1, "hr@10": 0.75}, {"w": np.zeros(3)})  # the round redone, other figures
     assert results.rounds().loc[0, "hr@10"] == 0.75 and list(results.devices()["device"]) == [7]
+
+
+def test_round_files_held_for_readers_stay_within_their_bytes(tmp_path):
+    from edgefleet.results import _Parts
+
+    results = Results(tmp_path)
+    results.ensure()
+    for r in (1, 2, 3):
+        _commit(results, r)
+    paths = sorted((tmp_path / "results" / "devices").glob("round-*.parquet"))
+    one = int(pd.read_parquet(paths[0]).memory_usage(deep=True).sum())
+    parts = _Parts(limit_bytes=2 * one)
+    for p in paths:
+        parts.read(p)
+    assert len(parts.frames) == 2 and parts.held <= 2 * one  # the least recently read went first
+    assert [k[0] for k in parts.frames] == [str(p) for p in paths[1:]]
+    assert parts.read(paths[0]).equals(pd.read_parquet(paths[0]))
