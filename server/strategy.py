@@ -168,6 +168,9 @@ class _Fleet:
             if node not in answered:
                 rows.append({"round": r, "device": device, "outcome": "dropout", "error": "no reply in the round"})
         rows += left_out(r, self._unsent)
+        # In device order, not in the order the replies arrived: a float32 sum depends on its order, and a run is
+        # reproducible from its config on one node or several.
+        accepted.sort(key=lambda a: a[0]["device"])
         replies, extra = self.mechanism.aggregate(self._base, accepted)
         # The run's round, numbered across resumes: the adaptive optimizers correct their moments' bias with it.
         aggregated = super().aggregate_train(r, replies) if replies else (None, None)
