@@ -32,6 +32,7 @@ from compression.runtime.memory_model import predict, work_bytes
 from compression.runtime.update_codec import encode_update
 from edgefleet.rundir import STATE_DIR
 from edgefleet.tasks.base import Params
+from edgefleet.tasks.optim import state_copies
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class DeviceJob:
     epochs: int
     batch_size: int
     negatives: int
+    optimizer: str
     lr: float
     personal_lr: float
     fallback: str
@@ -161,7 +163,7 @@ def shapes_of(w: Worker, job: DeviceJob, dep: Deployment, plan: Plan, local: Any
     """The device's dimensions for the memory model; texts are taken at the longest length the plan allows."""
     tokens = min(dep.dims.max_len, plan.max_tokens or dep.dims.max_len)
     return w.task.device.shapes(local, tokens, job.batch_size, plan.batch_div, job.personal_lr > 0,
-                                residual=dep.dims.dim if job.item_residual else 0)
+                                residual=dep.dims.dim if job.item_residual else 0, state=state_copies(job.optimizer))
 
 
 def choose(w: Worker, job: DeviceJob, local: Any) -> list[tuple[int, Plan]]:

@@ -25,6 +25,7 @@ from edgefleet.results import Results
 from edgefleet.rundir import FLEET_DIR, MODEL, POPULATION, SIM_CONFIG
 from edgefleet.tasks import federated_task, get_task
 from edgefleet.tasks.base import FederatedTask
+from edgefleet.tasks.optim import task_lr
 from server.optimizers import restore, settings
 from server.placement import OwnDevices, Placement, Slots, deployment_bundle
 from server.privacy import mechanism_from_config
@@ -40,7 +41,7 @@ def device_job(cfg: Config) -> dict:
     the task's own."""
     s, own = cfg.sim, get_task(cfg.task.name).local_training
     return {"seed": s.seed, "epochs": s.local_epochs, "batch-size": s.batch_size, "negatives": s.negatives,
-            "lr": own["lr"] if s.lr is None else s.lr,
+            "optimizer": s.local_optimizer, "lr": task_lr(own, s.local_optimizer) if s.lr is None else s.lr,
             "personal-lr": own["personal_lr"] if s.personal_lr is None else s.personal_lr,
             "fallback": s.fallback, "update-bits": s.update_bits, "encoder-cache": int(s.encoder_cache),
             "reuse-peaks": int(s.reuse_peaks), "item-residual": int(s.item_residual)}

@@ -98,9 +98,10 @@ class DeviceSide(abc.ABC):
 
     @abc.abstractmethod
     def shapes(self, local: Any, tokens: int, batch: int, batch_div: int, personal: bool,
-               residual: int = 0) -> Any:
+               residual: int = 0, state: int = 2) -> Any:
         """The device's dimensions for the memory model (compression/runtime/memory_model.py); `residual`: the
-        width of the item vectors trained with the heads (MovieLens `sim.item_residual`; 0: none)."""
+        width of the item vectors trained with the heads (MovieLens `sim.item_residual`; 0: none); `state`: the
+        optimizer's state in copies of the trained weights (edgefleet/tasks/optim.py: Adam 2, SGD 0)."""
 
     @abc.abstractmethod
     def work(self, shared: Params, personal: np.ndarray, encoded: np.ndarray, local: Any, train: bool,
@@ -121,8 +122,8 @@ class FederatedTask(Task):
     """A task that can be deployed to a fleet: its fleet data, its device side, its global evaluation."""
 
     device: ClassVar[DeviceSide]
-    # The device's learning rates when sim.lr / sim.personal_lr are unset: a head over 10-100 texts wants other
-    # steps than another task's.
+    # The device's learning rates when sim.lr / sim.personal_lr are unset (`lr` Adam's, `sgd_lr` SGD's): a head over
+    # 10-100 texts wants other steps than another task's.
     local_training: ClassVar[dict[str, float]]
 
     @abc.abstractmethod

@@ -33,7 +33,7 @@ from edgefleet.tasks.movielens.fleet import FleetData
 from edgefleet.tasks.movielens.genre_head import GENRE_KEYS
 from edgefleet.tasks.movielens.memory import DeviceShapes
 from edgefleet.tasks.movielens.metrics import expected_metrics, rank_counts
-from edgefleet.tasks.optim import Adam
+from edgefleet.tasks.optim import SGD, Adam, local_optimizer
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,10 @@ class RecommendationDevice(DeviceSide):
                           len(neg), fleet.genres[tagged])
 
     def shapes(self, local: LocalItems, tokens: int, batch: int, batch_div: int, personal: bool,
-               residual: int = 0) -> DeviceShapes:
+               residual: int = 0, state: int = 2) -> DeviceShapes:
         return DeviceShapes(local.n_eval, local.n_hist, local.n_neg, tokens, batch=batch, batch_div=batch_div,
                             personal=personal, n_titles=len(local.genres), genres=local.genres.shape[1],
-                            residual=residual)
+                            residual=residual, state=state)
 
     def reply(self, shared: Params, new: Params, out: dict) -> Params:
         """With the item residual, the device trained the rows of its own items only: the server gets the whole
@@ -135,8 +135,8 @@ class RecommendationDevice(DeviceSide):
 def _train(shared: Params, personal: np.ndarray, pooled: np.ndarray, ex: Examples,
            tagged: tuple[np.ndarray, np.ndarray], job, batch_div: int,
            rng: np.random.Generator) -> tuple[Params, np.ndarray, list[float]]:
-    """`job.epochs`, each a pass of Adam on the recommendation head (SGD on the personal vector) over the next-item
-    examples, then a pass of Adam on the genre head over the `tagged` (pooled titles, labels).
+    """`job.epochs`, each a pass of the job's optimizer on the recommendation head (SGD on the personal vector) over
+    the next-item examples, then a pass on the genre head over the `tagged` (pooled titles, labels).
 
     A smaller batch is gradient accumulation: micro-batches of batch / batch_div, one step per batch, so a device
     short of memory sends the same update as one with room (fewer activations alive at once, same optimization).
@@ -144,8 +144,8 @@ def _train(shared: Params, personal: np.ndarray, pooled: np.ndarray, ex: Example
     new = {k: v.copy() for k, v in shared.items()}
     personal = personal.copy()
     micro = max(1, job.batch_size // batch_div)
-    opt = Adam({k: new[k] for k in new if k in SHARED_KEYS or k == ITEM_RESIDUAL}, job.lr)
-    genre_opt = Adam({k: new[k] for k in GENRE_KEYS}, job.lr)
+    opt = local_optimizer(job.optimizer, {k: new[k] for k in new if k in SHARED_KEYS or k == ITEM_RESIDUAL}, job.lr)
+    genre_opt = local_optimizer(job.optimizer, {k: new[k] for k in GENRE_KEYS}, job.lr)
     losses = []
     for _ in range(job.epochs):
         order = rng.permutation(len(ex.cand))
@@ -170,9 +170,10 @@ def _train(shared: Params, personal: np.ndarray, pooled: np.ndarray, ex: Example
     return new, personal, losses
 
 
-def _genre_epoch(new: Params, opt: Adam, titles: np.ndarray, labels: np.ndarray, batch: int, micro: int,
+def _genre_epoch(new: Params, opt: Adam | SGD, titles: np.ndarray, labels: np.ndarray, batch: int, micro: int,
                  rng: np.random.Generator) -> None:
-    """One pass of Adam on the genre head over the device's titles, in batches accumulated from micro-batches."""
+    """One pass of the job's optimizer on the genre head over the device's titles, in batches accumulated from
+    micro-batches."""
     order = rng.permutation(len(labels))
     for start in range(0, len(order), batch):
         rows = order[start:start + batch]

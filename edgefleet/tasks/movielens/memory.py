@@ -10,16 +10,17 @@ resident model and the encoder's transient (docs/stress.md).
   `item_table` runs.
 - **Training** on the M = history + negatives rows, E next-item examples with C candidates each, in micro-batches
   of b rows: the table (NH, still alive under the view), the examples (E L int64 + bool, E C int64 + bool), the new
-  head, its Adam moments (3P for P head weights), and in `loss_and_grads` at its widest line (`d_v = ...`): six
-  (M, D) arrays (v, n, d_n, and the three of the normalisation backward), the gathered context vectors (b L D), the
-  gathered candidate vectors (b C D), two (M, b) scatter matrices, the user-head gradient (D^2), and the
-  accumulated and previous gradients (2P) held by the caller. The genre head (P_g = G H + G) adds its copy and Adam
-  moments (3 P_g) to what is held; its own widest moment, a micro-batch of b_g titles in `genre_head.loss_and_grads`
-  (the gathered titles b_g H, six b_g x G arrays, its gradient, the accumulated one and a scaled copy: 3 P_g), comes
-  after the recommendation pass, so the peak holds the larger of the two.
+  head and the optimizer's state (3P for P head weights with Adam's two moments, P with SGD), and in
+  `loss_and_grads` at its widest line (`d_v = ...`): six (M, D) arrays (v, n, d_n, and the three of the
+  normalisation backward), the gathered context vectors (b L D), the gathered candidate vectors (b C D), two (M, b)
+  scatter matrices, the user-head gradient (D^2), and the accumulated and previous gradients (2P) held by the
+  caller. The genre head (P_g = G H + G) adds its copy and the optimizer's state (3 P_g with Adam) to what is held;
+  its own widest moment, a micro-batch of b_g titles in `genre_head.loss_and_grads` (the gathered titles b_g H, six
+  b_g x G arrays, its gradient, the accumulated one and a scaled copy: 3 P_g), comes after the recommendation pass,
+  so the peak holds the larger of the two.
 - **The item residual** (sim.item_residual, width D_r = D): the rows of the table's N_i items are gathered (N_i D_r,
-  held throughout); training adds the R = M D_r rows it trains to what the heads hold (their copy and Adam moments,
-  3R) and to the accumulated and previous gradients (2R).
+  held throughout); training adds the R = M D_r rows it trains to what the heads hold (their copy and Adam's moments,
+  3R, or R with SGD) and to the accumulated and previous gradients (2R).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class DeviceShapes:
     n_titles: int = 0  # titles of the device's own items at the end of the table, for the genre head
     genres: int = 0  # the genre head's outputs
     residual: int = 0  # width of the item vectors trained with the heads (sim.item_residual; 0: none)
+    state: int = 2  # the optimizer's state in copies of the trained weights (Adam's moments: 2; SGD: 0)
 
     @property
     def n_items(self) -> int:
@@ -96,7 +98,7 @@ def training_bytes(m: Any, d: DeviceShapes) -> int:
     held = (F32 * d.n_local * m.hidden  # the pooled table
             + F32 * d.n_items * d.residual  # the residual rows of the table's items
             + (I64 + 1) * e * ll + (I64 + 1) * e * c + 2 * I64 * e  # examples, permutation
-            + F32 * 3 * (p + p_g + r)  # new heads (and residual rows) + Adam moments
+            + F32 * (1 + d.state) * (p + p_g + r)  # new heads (and residual rows) + the optimizer's state
             + (I64 + 1) * b * (ll + c))  # the micro-batch's examples
     wide = 6 if F32 * rows_m * dim < ELIDE_BYTES else 5
     widest = F32 * (wide * rows_m * dim + b * ll * dim + b * c * dim + 8 * b * dim + 2 * rows_m * b + dim * dim

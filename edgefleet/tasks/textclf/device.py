@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgefleet.tasks.base import DeviceSide, Params
-from edgefleet.tasks.optim import Adam
+from edgefleet.tasks.optim import local_optimizer
 from edgefleet.tasks.textclf.fleet import TextFleet
 
 HEAD_KEYS = ("classifier.weight", "classifier.bias")
@@ -40,6 +40,7 @@ class ClassifierShapes:
     classes: int
     batch: int
     batch_div: int
+    state: int = 2  # the optimizer's state in copies of the head (Adam's moments: 2; SGD: 0)
 
     def work_bytes(self, m: Any, train: bool) -> int:
         n, h, c = self.n_local, m.hidden, self.classes
@@ -48,9 +49,9 @@ class ClassifierShapes:
             return infer
         p = c * h + c
         b = max(1, self.batch // self.batch_div)
-        # the new head and its Adam moments, the step's summed gradient and one micro-batch's, the micro-batch's
+        # the new head and the optimizer's state, the step's summed gradient and one micro-batch's, the micro-batch's
         # logits, probabilities and their gradient, and the shuffled order
-        return F32 * (n * h + 5 * p + 3 * b * c + 2 * b * h) + I64 * n
+        return F32 * (n * h + (3 + self.state) * p + 3 * b * c + 2 * b * h) + I64 * n
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -88,8 +89,8 @@ class ClassifierDevice(DeviceSide):
         return LocalRows(rows.astype(np.int64), fleet.train_y[rows], len(rows) - held)
 
     def shapes(self, local: LocalRows, tokens: int, batch: int, batch_div: int, personal: bool,
-               residual: int = 0) -> ClassifierShapes:
-        return ClassifierShapes(len(local.texts), tokens, int(local.y.max()) + 1, batch, batch_div)
+               residual: int = 0, state: int = 2) -> ClassifierShapes:
+        return ClassifierShapes(len(local.texts), tokens, int(local.y.max()) + 1, batch, batch_div, state)
 
     def work(self, shared: Params, personal: np.ndarray, encoded: np.ndarray, local: LocalRows, train: bool,
              job, batch_div: int, model: Any, rng: np.random.Generator) -> tuple[dict, Params | None,
@@ -108,7 +109,7 @@ class ClassifierDevice(DeviceSide):
         new = {k: v.copy() for k, v in shared.items()}
         personal = personal.copy()
         micro = max(1, job.batch_size // batch_div)  # gradient accumulation: the same update in less memory
-        opt = Adam(new, job.lr)
+        opt = local_optimizer(job.optimizer, new, job.lr)
         losses = []
         for _ in range(job.epochs):
             order = rng.permutation(len(y))

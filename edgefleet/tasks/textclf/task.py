@@ -29,7 +29,7 @@ class TextClassification(FederatedTask):
     device_metrics = (Metric("correct", "accuracy on the device", "device_accuracy"),)
     device = ClassifierDevice()
     # Adam's usual step for a linear head; not tuned per data set (sim.lr overrides it).
-    local_training = {"lr": 1e-2, "personal_lr": 0.1}
+    local_training = {"lr": 1e-2, "sgd_lr": 0.5, "personal_lr": 0.1}
 
     def load(self, cfg: Any) -> TextTask:
         return load_configured(cfg)
