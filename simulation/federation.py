@@ -63,11 +63,19 @@ def _sim(cfg: Config, **changes) -> Config:
     return cfg.model_copy(update={"sim": cfg.sim.model_copy(update=changes)})
 
 
+def _optimizer(cfg: Config, name: str) -> Config:
+    """The devices' optimizer `name`; a configured sim.lr is another optimizer's step unless it is the same one."""
+    same = name == cfg.sim.local_optimizer
+    return _sim(cfg, local_optimizer=name, lr=cfg.sim.lr if same else None)
+
+
 def _private_fleet(cfg: Config) -> Config:
-    """The configured settings on the DP run's fleet, cohort and rounds (`federation.dp_*`), without noise: the
-    twin whose gain the DP run's is measured against, so that the two differ in the noise and the clipping only."""
+    """The configured settings on the DP run's fleet, cohort and rounds (`federation.dp_*`) with the devices'
+    optimizer `federation.dp_local_optimizer`, without noise: the twin whose gain the DP run's is measured against,
+    so that the two differ in the noise and the clipping only."""
     f = cfg.federation
-    return _sim(cfg, devices=f.dp_devices, cohort=f.dp_cohort, rounds=f.dp_rounds or f.rounds)
+    return _sim(_optimizer(cfg, f.dp_local_optimizer), devices=f.dp_devices, cohort=f.dp_cohort,
+                rounds=f.dp_rounds or f.rounds)
 
 
 def _dp(cfg: Config) -> Config:
@@ -89,6 +97,8 @@ def _dp(cfg: Config) -> Config:
 RUNS: dict[str, RunSpec] = {
     "fedavg": RunSpec("plain FedAvg (no server momentum)", lambda cfg: _sim(cfg, server_momentum=0.0)),
     "fedavgm": RunSpec("the configured settings (FedAvgM)", lambda cfg: cfg),
+    "sgd": RunSpec("the configured settings with SGD on the device at the task's own rate (sim.local_optimizer)",
+                   lambda cfg: _optimizer(cfg, "sgd")),
     "residual": RunSpec("the configured settings with devices training item vectors too (sim.item_residual)",
                         lambda cfg: _sim(cfg, item_residual=True)),
     "fedadam": RunSpec("the configured settings with FedAdam at the server",
@@ -97,7 +107,8 @@ RUNS: dict[str, RunSpec] = {
                        lambda cfg: _sim(cfg, server_optimizer="fedyogi")),
     "fedadagrad": RunSpec("the configured settings with FedAdagrad at the server",
                           lambda cfg: _sim(cfg, server_optimizer="fedadagrad")),
-    "nodp": RunSpec("the configured settings on the DP run's fleet, cohort and rounds, without DP", _private_fleet),
+    "nodp": RunSpec("the configured settings on the DP run's fleet, cohort, rounds and device optimizer, without DP",
+                    _private_fleet),
     "dp": RunSpec("the configured settings with DP-FedAvg at federation.dp_epsilon on federation.dp_devices devices, "
                   "cohort federation.dp_cohort", _dp),
 }
