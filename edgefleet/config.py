@@ -470,11 +470,13 @@ class FederationConfig(_Section):
                                                                 "released their moving average at this decay")
     tail_rounds: int = Field(50, ge=1, description="a run's tail figure is the mean over its last this many rounds "
                                                    "(a server momentum makes the last round alone a noisy figure)")
-    oracle_epochs: int = Field(6, ge=1, description="the oracle's epochs over every device user's examples; the "
-                                                    "best checkpoint on every user's validation item is kept")
+    oracle_epochs: int | None = Field(None, ge=1, description="the oracle's epochs over every device user's "
+                                                              "examples, the best checkpoint on validation kept; "
+                                                              "unset: the task's own (movielens 6, textclf 100)")
     oracle_batch_size: int = Field(256, ge=1, description="the oracle's examples per step")
     oracle_negatives: int = Field(256, ge=1, description="the oracle's uniform negatives per step")
-    oracle_lr: float = Field(1e-3, gt=0, description="the oracle's Adam learning rate")
+    oracle_lr: float | None = Field(None, gt=0, description="the oracle's Adam learning rate; unset: the task's own "
+                                                            "(movielens 1e-3, textclf 1e-2)")
     oracle_checks: int = Field(4, ge=1, description="validations of the oracle per epoch, evenly spaced (its "
                                                     "checkpoints)")
     full_epochs: int = Field(3, ge=1, description="oracle_full: epochs of the whole student over every user's "

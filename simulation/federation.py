@@ -114,6 +114,13 @@ RUNS: dict[str, RunSpec] = {
 }
 
 
+def oracle_settings(cfg: Config, task) -> CentralSettings:
+    """How the oracle trains: federation.oracle_*, the epochs and rate the task's own where unset."""
+    f, own = cfg.federation, task.oracle_training
+    return CentralSettings(f.oracle_epochs or int(own["epochs"]), f.oracle_batch_size, f.oracle_negatives,
+                           f.oracle_lr or own["lr"], cfg.sim.seed, f.oracle_checks)
+
+
 def share_of_gain(value: float, start: float, oracle: float) -> float | None:
     """(value - start) / (oracle - start): 1.0 reaches the oracle; None when the oracle gains nothing."""
     return None if oracle <= start else (value - start) / (oracle - start)
@@ -190,9 +197,9 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
     # The headline per test row of each model the report compares, for paired intervals (intervals.py).
     rows = {"start": evaluate.per_row(shared, head)}
     f = cfg.federation
-    settings = CentralSettings(f.oracle_epochs, f.oracle_batch_size, f.oracle_negatives, f.oracle_lr, cfg.sim.seed,
-                               f.oracle_checks)
-    with reporter.stage(f"oracle: the shared heads trained centrally ({f.oracle_epochs} epochs)"):
+    settings = oracle_settings(cfg, task)
+    n_epochs = settings.epochs
+    with reporter.stage(f"oracle: the shared heads trained centrally ({n_epochs} epochs)"):
         trained, epochs = task.centralized(model, fleet_dir, data, shared, settings, reporter.log)
     oracle = {**_pick(evaluate(trained), keys), "epochs": epochs}
     rows["oracle"] = evaluate.per_row(trained, head)
@@ -200,7 +207,7 @@ def run_bench_federation(cfg: Config, out: Path, reporter: Reporter) -> dict:
     oracle_residual = None
     if residual:
         with reporter.stage(f"oracle_item_residual: the shared heads and a vector per item, central "
-                            f"({f.oracle_epochs} epochs)"):
+                            f"({n_epochs} epochs)"):
             oracle_residual, trained_residual = residual(task, model, fleet_dir, data, shared, settings,
                                                          reporter.log, evaluate, keys)
         rows["oracle_item_residual"] = evaluate.per_row(trained_residual, head)

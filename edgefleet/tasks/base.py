@@ -125,6 +125,9 @@ class FederatedTask(Task):
     # The device's learning rates when sim.lr / sim.personal_lr are unset (`lr` Adam's, `sgd_lr` SGD's): a head over
     # 10-100 texts wants other steps than another task's.
     local_training: ClassVar[dict[str, float]]
+    # The oracle's epochs and Adam rate when federation.oracle_epochs / oracle_lr are unset: it must be trained to
+    # its best on validation, or federation is measured against a ceiling it can pass.
+    oracle_training: ClassVar[dict[str, float]]
 
     @abc.abstractmethod
     def shared_params(self, tensors: Mapping[str, Any]) -> Params:

@@ -4,7 +4,8 @@ import pytest
 
 from edgefleet.config import load_config
 from edgefleet.errors import ConfigError
-from simulation.federation import RUNS, rounds_to, run_bench_federation, share_of_gain
+from edgefleet.tasks import federated_task
+from simulation.federation import RUNS, oracle_settings, rounds_to, run_bench_federation, share_of_gain
 from tests.stress.conftest import small_model  # noqa: F401 (the fixture: a small deployed model, built in seconds)
 
 
@@ -30,6 +31,15 @@ def test_unknown_runs_are_one_line_before_anything_is_written(tmp_path):
     with pytest.raises(ConfigError, match="dp run calibrates device-level noise"):
         run_bench_federation(user_level, tmp_path / "b", None)
     assert not (tmp_path / "b").exists()
+
+
+def test_the_oracle_trains_as_its_task_says_unless_configured():
+    cfg = load_config(None, "default")
+    movielens, textclf = federated_task("movielens"), federated_task("textclf")
+    assert (oracle_settings(cfg, movielens).epochs, oracle_settings(cfg, movielens).lr) == (6, 1e-3)
+    assert (oracle_settings(cfg, textclf).epochs, oracle_settings(cfg, textclf).lr) == (100, 1e-2)
+    mine = load_config(None, "default", ["federation.oracle_epochs=3", "federation.oracle_lr=0.05"])
+    assert (oracle_settings(mine, textclf).epochs, oracle_settings(mine, textclf).lr) == (3, 0.05)
 
 
 def test_the_configured_runs_exist():

@@ -43,6 +43,7 @@ class MovieLens(FederatedTask):
     # sgd: in the in-process study on 10,000 devices (docs/privacy.md) 0.3 learned faster than 0.1 and than adam at
     # 1e-3; 1.0 lost half the validation HR@10 in one round.
     local_training = {"lr": 1e-3, "sgd_lr": 0.3, "personal_lr": 0.5}
+    oracle_training = {"epochs": 6, "lr": 1e-3}
 
     def load(self, cfg: Any) -> TaskBundle:
         return load_task(cfg)
