@@ -256,11 +256,11 @@ class SimConfig(_Section):
     local_epochs: int = Field(1, ge=1, description="a device's epochs over its data in one round")
     batch_size: int = Field(32, ge=1, description="a device's training batch")
     negatives: int = Field(32, ge=1, description="negatives per training step on a device")
-    local_optimizer: Literal["adam", "sgd"] = Field(
-        "adam", description="the device's optimizer on the shared weights (edgefleet/tasks/optim.py): adam (its "
-                            "moments, twice the trained weights, held on the device for the round) or sgd (no "
-                            "state; an update that keeps the gradient's size, where a device with one step a round "
-                            "sends lr x sign(gradient) with adam)")
+    local_optimizer: Literal["adam", "sgd"] | None = Field(
+        None, description="the device's optimizer on the shared weights (edgefleet/tasks/optim.py): adam (its "
+                          "moments, twice the trained weights, held on the device for the round) or sgd (no state; "
+                          "an update that keeps the gradient's size, where a device with one step a round sends "
+                          "lr x sign(gradient) with adam); unset: the task's own (movielens adam, textclf sgd)")
     lr: float | None = Field(None, gt=0, description="the device's learning rate on the shared weights; unset: the "
                                                      "task's own for sim.local_optimizer (edgefleet/tasks: "
                                                      "movielens adam 1e-3, sgd 0.3; textclf adam 1e-2, sgd 0.5)")

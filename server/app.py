@@ -37,11 +37,12 @@ app = ServerApp()
 
 
 def device_job(cfg: Config) -> dict:
-    """The local-work settings every device receives (client/device.py DeviceJob); learning rates left unset are
-    the task's own."""
-    s, own = cfg.sim, get_task(cfg.task.name).local_training
+    """The local-work settings every device receives (client/device.py DeviceJob); the optimizer and learning rates
+    left unset are the task's own."""
+    s, task = cfg.sim, get_task(cfg.task.name)
+    own, optimizer = task.local_training, s.local_optimizer or task.local_optimizer
     return {"seed": s.seed, "epochs": s.local_epochs, "batch-size": s.batch_size, "negatives": s.negatives,
-            "optimizer": s.local_optimizer, "lr": task_lr(own, s.local_optimizer) if s.lr is None else s.lr,
+            "optimizer": optimizer, "lr": task_lr(own, optimizer) if s.lr is None else s.lr,
             "personal-lr": own["personal_lr"] if s.personal_lr is None else s.personal_lr,
             "fallback": s.fallback, "update-bits": s.update_bits, "encoder-cache": int(s.encoder_cache),
             "reuse-peaks": int(s.reuse_peaks), "item-residual": int(s.item_residual)}

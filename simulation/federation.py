@@ -65,7 +65,7 @@ def _sim(cfg: Config, **changes) -> Config:
 
 def _optimizer(cfg: Config, name: str) -> Config:
     """The devices' optimizer `name`; a configured sim.lr is another optimizer's step unless it is the same one."""
-    same = name == cfg.sim.local_optimizer
+    same = name == (cfg.sim.local_optimizer or federated_task(cfg.task.name).local_optimizer)
     return _sim(cfg, local_optimizer=name, lr=cfg.sim.lr if same else None)
 
 

@@ -128,6 +128,8 @@ class FederatedTask(Task):
     # The oracle's epochs and Adam rate when federation.oracle_epochs / oracle_lr are unset: it must be trained to
     # its best on validation, or federation is measured against a ceiling it can pass.
     oracle_training: ClassVar[dict[str, float]]
+    # The device's optimizer when sim.local_optimizer is unset (edgefleet/tasks/optim.py).
+    local_optimizer: ClassVar[str]
 
     @abc.abstractmethod
     def shared_params(self, tensors: Mapping[str, Any]) -> Params:
