@@ -25,7 +25,7 @@ from edgefleet.results import Results
 from edgefleet.rundir import FLEET_DIR, MODEL, POPULATION, SIM_CONFIG
 from edgefleet.tasks import federated_task, get_task
 from edgefleet.tasks.base import FederatedTask
-from edgefleet.tasks.optim import task_lr
+from edgefleet.tasks.optim import optimizer_name, task_lr
 from server.optimizers import restore, settings
 from server.placement import OwnDevices, Placement, Slots, deployment_bundle
 from server.privacy import mechanism_from_config
@@ -40,7 +40,7 @@ def device_job(cfg: Config) -> dict:
     """The local-work settings every device receives (client/device.py DeviceJob); the optimizer and learning rates
     left unset are the task's own."""
     s, task = cfg.sim, get_task(cfg.task.name)
-    own, optimizer = task.local_training, s.local_optimizer or task.local_optimizer
+    own, optimizer = task.local_training, optimizer_name(s.local_optimizer, task)
     return {"seed": s.seed, "epochs": s.local_epochs, "batch-size": s.batch_size, "negatives": s.negatives,
             "optimizer": optimizer, "lr": task_lr(own, optimizer) if s.lr is None else s.lr,
             "personal-lr": own["personal_lr"] if s.personal_lr is None else s.personal_lr,

@@ -44,6 +44,7 @@ from edgefleet.results import Results
 from edgefleet.rundir import FEDERATION_REPORT, SIM_CONFIG, SUMMARY, YARDSTICK, prepare, write_json
 from edgefleet.tasks import federated_task
 from edgefleet.tasks.base import CentralSettings
+from edgefleet.tasks.optim import optimizer_name
 from server.recorder import Released
 from simulation.intervals import share_interval
 from simulation.run import run_simulate
@@ -65,7 +66,7 @@ def _sim(cfg: Config, **changes) -> Config:
 
 def _optimizer(cfg: Config, name: str) -> Config:
     """The devices' optimizer `name`; a configured sim.lr is another optimizer's step unless it is the same one."""
-    same = name == (cfg.sim.local_optimizer or federated_task(cfg.task.name).local_optimizer)
+    same = name == optimizer_name(cfg.sim.local_optimizer, federated_task(cfg.task.name))
     return _sim(cfg, local_optimizer=name, lr=cfg.sim.lr if same else None)
 
 

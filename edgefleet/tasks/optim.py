@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgefleet.tasks.base import Params
+from edgefleet.tasks.base import FederatedTask, Params
 
 
 class Adam:
@@ -51,6 +51,11 @@ LOCAL_OPTIMIZERS = {"adam": Adam, "sgd": SGD}
 def local_optimizer(name: str, params: Params, lr: float) -> Adam | SGD:
     """The device's optimizer `name` (sim.local_optimizer) over `params`."""
     return LOCAL_OPTIMIZERS[name](params, lr)
+
+
+def optimizer_name(configured: str | None, task: FederatedTask) -> str:
+    """The optimizer a run's devices use: `sim.local_optimizer` when set, else the task's own."""
+    return configured or task.local_optimizer
 
 
 def task_lr(local_training: dict[str, float], name: str) -> float:

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from edgefleet.tasks.optim import SGD, Adam, local_optimizer, state_copies, task_lr
+from edgefleet.tasks import federated_task
+from edgefleet.tasks.optim import SGD, Adam, local_optimizer, optimizer_name, state_copies, task_lr
 
 
 def test_one_adam_step_is_the_gradients_sign_and_one_sgd_step_keeps_its_size():
@@ -26,3 +27,6 @@ def test_the_configured_optimizer_its_state_and_the_tasks_own_rates():
     assert (task_lr(own, "adam"), task_lr(own, "sgd")) == (1e-3, 0.3)
     with pytest.raises(KeyError):
         local_optimizer("lion", params, 0.1)
+    textclf = federated_task("textclf")
+    assert (optimizer_name(None, textclf), optimizer_name("adam", textclf)) == ("sgd", "adam")
+    assert optimizer_name(None, federated_task("movielens")) == "adam"
