@@ -25,6 +25,7 @@ from edgefleet.tasks.movielens.device_head import (
     Examples,
     item_table,
     loss_and_grads,
+    personal_gradient,
     right_aligned,
     scores,
     user_vectors,
@@ -161,8 +162,9 @@ def _train(shared: Params, personal: np.ndarray, pooled: np.ndarray, ex: Example
                 w_part = len(part.cand) / len(rows)
                 total = {k: g * w_part for k, g in grads.items()} if total is None else \
                     {k: total[k] + g * w_part for k, g in grads.items()}
+                del grads  # not held through the next call (memory.py counts what is)
                 if job.personal_lr > 0:
-                    d_personal += loss_and_grads(new, pooled, part, personal)[2] * w_part
+                    d_personal += personal_gradient(new, pooled, part, personal) * w_part
                 losses.append(loss)
             opt.step(new, total)
             personal -= job.personal_lr * d_personal

@@ -109,16 +109,31 @@ class Examples:
         return Examples(self.ctx[rows], self.mask[rows], self.cand[rows], self.valid[rows])
 
 
-def loss_and_grads(p: Params, pooled: np.ndarray, ex: Examples,
-                   personal: np.ndarray | None = None) -> tuple[float, Params, np.ndarray | None]:
-    """Mean sampled-softmax loss, its gradient for every shared weight, and for the personal vector."""
-    wp, wu = p["head.prior.weight"][0], p["head.user_head.weight"]
-    n_items, batch = len(pooled), len(ex.cand)
-    rows = np.arange(batch)[:, None]
-    # Forward.
+@dataclass(frozen=True)
+class _Forward:
+    """What the loss's forward pass keeps for the backward."""
+
+    v: np.ndarray  # (N, D) item vectors before normalisation
+    n: np.ndarray  # their normalised vectors
+    v_norm: np.ndarray
+    w: np.ndarray  # (B, L) recency weights
+    n_ctx: np.ndarray  # (B, L, D) the history's item vectors
+    h: np.ndarray  # (B, D) their weighted mean
+    nu: np.ndarray  # (B, D) normalised user vectors
+    u_norm: np.ndarray
+    scale: float
+    n_cand: np.ndarray  # (B, C, D) the candidates' item vectors
+    cos: np.ndarray  # (B, C)
+    loss: float
+    g: np.ndarray  # (B, C) the loss's gradient for the logits
+
+
+def _forward(p: Params, pooled: np.ndarray, ex: Examples, personal: np.ndarray | None) -> _Forward:
+    """The mean sampled-softmax loss and its gradient for the logits."""
+    wu = p["head.user_head.weight"]
     v = _item_pre(p, pooled)
     n, v_norm = _normalize(v)
-    prior = v @ wp + p["head.prior.bias"][0]
+    prior = v @ p["head.prior.weight"][0] + p["head.prior.bias"][0]
     w = recency_weights(p, ex.mask)
     n_ctx = n[ex.ctx]
     h = np.einsum("bl,bld->bd", w, n_ctx)
@@ -134,18 +149,39 @@ def loss_and_grads(p: Params, pooled: np.ndarray, ex: Examples,
     e = np.exp(logits - top)
     z = e.sum(1, keepdims=True)
     loss = float(np.mean(np.log(z[:, 0]) + top[:, 0] - logits[:, 0]))
-    # Backward.
     g = (e / z).astype(np.float32)
     g[:, 0] -= 1.0
-    g /= batch
-    grads: Params = {"head.log_scale": np.array([scale * float((g * cos).sum())], dtype=np.float32)}
+    g /= len(ex.cand)
+    return _Forward(v, n, v_norm, w, n_ctx, h, nu, u_norm, scale, n_cand, cos, loss, g)
+
+
+def _d_user(f: _Forward) -> tuple[np.ndarray, np.ndarray]:
+    """The gradients for the normalised user vectors and for the user vectors before normalisation."""
+    d_nu = f.scale * np.einsum("bc,bcd->bd", f.g, f.n_cand)
+    return d_nu, _normalize_backward(d_nu, f.nu, f.u_norm)
+
+
+def personal_gradient(p: Params, pooled: np.ndarray, ex: Examples, personal: np.ndarray) -> np.ndarray:
+    """The mean loss's gradient for the personal vector: the forward pass and the backward as far as the user
+    vector (the personal vector is added there), without the shared weights' backward that `loss_and_grads` adds."""
+    return _d_user(_forward(p, pooled, ex, personal))[1].sum(0).astype(np.float32)
+
+
+def loss_and_grads(p: Params, pooled: np.ndarray, ex: Examples,
+                   personal: np.ndarray | None = None) -> tuple[float, Params, np.ndarray | None]:
+    """Mean sampled-softmax loss, its gradient for every shared weight, and for the personal vector."""
+    wp, wu = p["head.prior.weight"][0], p["head.user_head.weight"]
+    n_items, batch = len(pooled), len(ex.cand)
+    rows = np.arange(batch)[:, None]
+    f = _forward(p, pooled, ex, personal)
+    g, n, v, w, h, n_ctx = f.g, f.n, f.v, f.w, f.h, f.n_ctx
+    grads: Params = {"head.log_scale": np.array([f.scale * float((g * f.cos).sum())], dtype=np.float32)}
     d_prior = np.zeros(n_items, dtype=np.float32)
     np.add.at(d_prior, ex.cand, g)
-    d_nu = scale * np.einsum("bc,bcd->bd", g, n_cand)
+    _, d_u = _d_user(f)
     to_items = np.zeros((n_items, batch), dtype=np.float32)
-    np.add.at(to_items, (ex.cand, np.broadcast_to(rows, ex.cand.shape)), scale * g)
-    d_n = to_items @ nu
-    d_u = _normalize_backward(d_nu, nu, u_norm)
+    np.add.at(to_items, (ex.cand, np.broadcast_to(rows, ex.cand.shape)), f.scale * g)
+    d_n = to_items @ f.nu
     grads["head.user_head.weight"] = d_u.T @ h
     grads["head.user_head.bias"] = d_u.sum(0)
     d_h = d_u @ wu
@@ -157,7 +193,7 @@ def loss_and_grads(p: Params, pooled: np.ndarray, ex: Examples,
     from_ctx = np.zeros((n_items, batch), dtype=np.float32)
     np.add.at(from_ctx, (ex.ctx, np.broadcast_to(rows, ex.ctx.shape)), w)
     d_n += from_ctx @ d_h
-    d_v = _normalize_backward(d_n, n, v_norm) + d_prior[:, None] * wp
+    d_v = _normalize_backward(d_n, n, f.v_norm) + d_prior[:, None] * wp
     grads["head.prior.weight"] = (d_prior @ v)[None, :]
     # A constant added to every score changes no softmax: the bias's gradient is exactly 0, and rounding noise in
     # its place would be amplified into full-size steps by Adam's normalisation.
@@ -168,4 +204,4 @@ def loss_and_grads(p: Params, pooled: np.ndarray, ex: Examples,
         grads[ITEM_RESIDUAL] = d_v  # the residual is added to v row for row
     grads = {k: np.asarray(g_, dtype=np.float32) for k, g_ in grads.items()}
     d_personal = None if personal is None else d_u.sum(0).astype(np.float32)
-    return loss, grads, d_personal
+    return f.loss, grads, d_personal

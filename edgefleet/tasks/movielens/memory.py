@@ -13,8 +13,9 @@ resident model and the encoder's transient (docs/stress.md).
   head and the optimizer's state (3P for P head weights with Adam's two moments, P with SGD), and in
   `loss_and_grads` at its widest line (`d_v = ...`): six (M, D) arrays (v, n, d_n, and the three of the
   normalisation backward), the gathered context vectors (b L D), the gathered candidate vectors (b C D), two (M, b)
-  scatter matrices, the user-head gradient (D^2), and the accumulated and previous gradients (2P) held by the
-  caller. The genre head (P_g = G H + G) adds its copy and the optimizer's state (3 P_g with Adam) to what is held;
+  scatter matrices, the user-head gradient (D^2), and the batch's running sum of gradients held by the caller (P, from
+  a batch's second micro-batch on). The personal vector's gradient, a forward pass only as far as the user vector,
+  is narrower. The genre head (P_g = G H + G) adds its copy and the optimizer's state (3 P_g with Adam) to what is held;
   its own widest moment, a micro-batch of b_g titles in `genre_head.loss_and_grads` (the gathered titles b_g H, six
   b_g x G arrays, its gradient, the accumulated one and a scaled copy: 3 P_g), comes after the recommendation pass,
   so the peak holds the larger of the two.
@@ -101,7 +102,8 @@ def training_bytes(m: Any, d: DeviceShapes) -> int:
             + F32 * (1 + d.state) * (p + p_g + r)  # new heads (and residual rows) + the optimizer's state
             + (I64 + 1) * b * (ll + c))  # the micro-batch's examples
     wide = 6 if F32 * rows_m * dim < ELIDE_BYTES else 5
+    held_grads = int(min(d.batch, e) > b)  # the batch's running sum of gradients, from its second micro-batch on
     widest = F32 * (wide * rows_m * dim + b * ll * dim + b * c * dim + 8 * b * dim + 2 * rows_m * b + dim * dim
-                    + 2 * (p + r)) + UFUNC_BUFFER
+                    + held_grads * (p + r)) + UFUNC_BUFFER
     genre_widest = F32 * (b_g * m.hidden + 6 * b_g * d.genres + 3 * p_g) + I64 * d.n_titles + UFUNC_BUFFER
     return held + max(widest, genre_widest)
