@@ -496,11 +496,11 @@ class FederationConfig(_Section):
     dp_epsilon: float = Field(8.0, gt=0, description="the DP run's target epsilon after all its rounds, at "
                                                      "federation.dp_delta: the noise is calibrated to it")
     dp_delta: float = Field(1e-5, gt=0, lt=1, description="the delta of the DP run's epsilon")
-    dp_local_optimizer: Literal["adam", "sgd"] | None = Field(
-        None, description="the devices' optimizer in the DP run and its twin, at the task's own rate for it unless "
-                          "it is sim.local_optimizer; unset: the configured one. On the DP fleet a device takes one "
-                          "step a round: adam sends lr x sign(gradient), sgd the gradient (docs/privacy.md: its twin "
-                          "learns, but it diverged under adaptive clipping)")
+    dp_local_optimizer: Literal["adam", "sgd"] = Field(
+        "sgd", description="the devices' optimizer in the DP run and its twin, at the task's own rate for it unless "
+                           "it is the configured one (sim.local_optimizer). On the DP fleet a device takes one step "
+                           "a round: adam sends lr x sign(gradient), with which the twin barely learns there; sgd "
+                           "sends the gradient (docs/privacy.md)")
 
     @model_validator(mode="after")
     def _check(self) -> "FederationConfig":

@@ -72,10 +72,10 @@ def _optimizer(cfg: Config, name: str) -> Config:
 
 def _private_fleet(cfg: Config) -> Config:
     """The configured settings on the DP run's fleet, cohort and rounds (`federation.dp_*`), with the devices'
-    optimizer `federation.dp_local_optimizer` if set, without noise: the twin whose gain the DP run's is measured
-    against, so that the two differ in the noise and the clipping only."""
+    optimizer `federation.dp_local_optimizer`, without noise: the twin whose gain the DP run's is measured against,
+    so that the two differ in the noise and the clipping only."""
     f = cfg.federation
-    run = _optimizer(cfg, f.dp_local_optimizer) if f.dp_local_optimizer else cfg
+    run = _optimizer(cfg, f.dp_local_optimizer)
     return _sim(run, devices=f.dp_devices, cohort=f.dp_cohort,
                 rounds=f.dp_rounds or f.rounds)
 

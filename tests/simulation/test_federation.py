@@ -61,7 +61,6 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
     sets = [f'sim.model="{small_model}"', "sim.devices=40", "sim.cohort=8",
             'federation.runs=["fedavgm", "residual", "nodp", "dp"]', "federation.rounds=2", "federation.dp_devices=80",
             "federation.dp_cohort=16", "federation.dp_rounds=3", "federation.dp_epsilon=20",
-            'federation.dp_local_optimizer="sgd"',
             "federation.full_max_steps=1", "federation.tail_rounds=2"]
     assert main(["--quiet", "bench", "federation", "--preset", "tiny", "--out", str(out),
                  *[a for s in sets for a in ("--set", s)]]) == 0
@@ -83,8 +82,8 @@ def test_bench_federation_end_to_end(tmp_path, small_model):  # noqa: F811
     assert [r["oracle"] for r in report["runs"]] == ["oracle", "oracle_item_residual", "oracle", "oracle"]
     residual_run = json.loads((out / residual["seeds"][0]["dir"] / "sim_config.json").read_text())
     assert residual_run["sim"]["item_residual"] is True
-    # The DP pair trains with federation.dp_local_optimizer (here SGD) at the task's own rate; the plain runs with
-    # the task's own optimizer (MovieLens: Adam), left unset.
+    # The DP pair trains with federation.dp_local_optimizer (SGD unless set) at the task's own rate; the plain runs
+    # with the task's own optimizer (MovieLens: Adam), left unset.
     optimizers = [json.loads((out / r["seeds"][0]["dir"] / "sim_config.json").read_text())["sim"]["local_optimizer"]
                   for r in report["runs"]]
     assert optimizers == [None, None, "sgd", "sgd"]
