@@ -155,16 +155,16 @@ def _forward(p: Params, pooled: np.ndarray, ex: Examples, personal: np.ndarray |
     return _Forward(v, n, v_norm, w, n_ctx, h, nu, u_norm, scale, n_cand, cos, loss, g)
 
 
-def _d_user(f: _Forward) -> tuple[np.ndarray, np.ndarray]:
-    """The gradients for the normalised user vectors and for the user vectors before normalisation."""
+def _d_user(f: _Forward) -> np.ndarray:
+    """The gradient for the user vectors before normalisation (where the personal vector is added)."""
     d_nu = f.scale * np.einsum("bc,bcd->bd", f.g, f.n_cand)
-    return d_nu, _normalize_backward(d_nu, f.nu, f.u_norm)
+    return _normalize_backward(d_nu, f.nu, f.u_norm)
 
 
 def personal_gradient(p: Params, pooled: np.ndarray, ex: Examples, personal: np.ndarray) -> np.ndarray:
     """The mean loss's gradient for the personal vector: the forward pass and the backward as far as the user
     vector (the personal vector is added there), without the shared weights' backward that `loss_and_grads` adds."""
-    return _d_user(_forward(p, pooled, ex, personal))[1].sum(0).astype(np.float32)
+    return _d_user(_forward(p, pooled, ex, personal)).sum(0).astype(np.float32)
 
 
 def loss_and_grads(p: Params, pooled: np.ndarray, ex: Examples,
@@ -178,7 +178,7 @@ def loss_and_grads(p: Params, pooled: np.ndarray, ex: Examples,
     grads: Params = {"head.log_scale": np.array([f.scale * float((g * f.cos).sum())], dtype=np.float32)}
     d_prior = np.zeros(n_items, dtype=np.float32)
     np.add.at(d_prior, ex.cand, g)
-    _, d_u = _d_user(f)
+    d_u = _d_user(f)
     to_items = np.zeros((n_items, batch), dtype=np.float32)
     np.add.at(to_items, (ex.cand, np.broadcast_to(rows, ex.cand.shape)), f.scale * g)
     d_n = to_items @ f.nu
