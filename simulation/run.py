@@ -26,9 +26,9 @@ from simulation.launch import FlowerSim, ended_early, follow_rounds, write_app
 from simulation.prepare import prepare_fleet
 
 SERVERAPP = "server.app:app"
-CLIENTAPP = "client.app:app"
+CLIENTAPP = "simulation.engine:clientapp"
 # SecAgg+ runs on Flower's legacy strategy stack only (docs/privacy.md, SecAgg+): its own pair of apps.
-SECURE_APPS = ("server.secure:app", "client.secure:app")
+SECURE_APPS = ("server.secure:app", "simulation.engine:secure_clientapp")
 # A run restarts its Flower run at most this often after losing devices with a Ray worker (a node, or an actor
 # process killed).
 MAX_RESTARTS = 3

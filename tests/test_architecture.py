@@ -99,8 +99,8 @@ def test_importing_packages_does_no_work():
 
 
 def test_flower_apps_import_without_starting_anything():
-    apps = ["server.app", "client.app", "server.secure", "client.secure", "simulation.reference", "simulation.run",
-            "simulation.bench", "simulation.bench_privacy", "simulation.deploy"]
+    apps = ["server.app", "client.app", "server.secure", "client.secure", "simulation.reference", "simulation.engine",
+            "simulation.run", "simulation.bench", "simulation.bench_privacy", "simulation.deploy"]
     assert heavy_after_importing(apps, ("torch", "transformers", "ray")) == []
 
 
