@@ -80,6 +80,14 @@ def test_install_swaps_the_engines_dispatch_where_the_engine_is_loaded(monkeypat
     assert engine.install() and engine._FLOWER_DISPATCH == [flowers]  # twice changes nothing
 
 
+def test_other_states_get_flowers_own_dispatch(monkeypatch):
+    calls = []
+    monkeypatch.setattr(engine, "_FLOWER_DISPATCH", [lambda *args: calls.append(args)])
+    state, queue, nodes, stop = object(), object(), {1: 0}, object()
+    engine.add_messages_to_queue(state, queue, nodes, stop)
+    assert calls == [(state, queue, nodes, stop)]
+
+
 def test_the_dispatch_loop_queues_each_message_once_and_stops():
     import threading
     from queue import Queue
