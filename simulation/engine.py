@@ -3,14 +3,14 @@
 Flower 1.41's simulation engine moves the ServerApp's messages to its workers in `add_messages_to_queue`
 (flwr/server/superlink/fleet/vce/vce_api.py): every 0.1 s it asks the in-memory LinkState for each registered node's
 next message, one `get_message_ins(node_id, limit=1)` per node, and each of those calls walks every message stored,
-delivered or not, under the state's lock. A sweep is nodes x stored messages: with 10,000 devices and a cohort of
-1,000 that is ten million checks, 30-50 s of one core measured here, all of it holding the GIL that the engine's
-workers, the reply thread and the ServerApp share; with 1,000 devices and a cohort of 100 it is about 0.3 s out of
-every 0.4. `next_messages` takes the same messages in one pass over the store: at most one undelivered message per
-node per sweep (Flower's `limit=1`), the same expiry and federation checks first (the state's own), each marked
-delivered under the state's lock as Flower's call marks it. Flower offers no hook for the engine's dispatch, so the
-engine's function is replaced (`install`), and only where the engine runs on Flower's in-memory LinkState: with any
-other state Flower's own loop runs.
+delivered or not, under the state's lock. A sweep is nodes x stored messages, and the simulation's nodes are its
+slots, one per cohort member: at a cohort of 1,000 that is a million checks, 3.6-7 s of one core measured here, all
+of it holding the GIL that the engine's workers, the reply thread and the ServerApp share (on 2 cores, a core taken
+from the device work); at a cohort of 100, 0.02-0.05 s every 0.1 s. `next_messages` takes the same messages in
+one pass over the store: at most one undelivered message per node per sweep (Flower's `limit=1`), the same expiry
+and federation checks first (the state's own), each marked delivered under the state's lock as Flower's call marks
+it. Flower offers no hook for the engine's dispatch, so the engine's function is replaced (`install`), and only
+where the engine runs on Flower's in-memory LinkState: with any other state Flower's own loop runs.
 
 The engine loads the ClientApp named in the app's pyproject in its own process before it starts dispatching
 (`start_vce` loads it once to check it, then calls `run_api`, which starts the dispatch thread), so the simulation

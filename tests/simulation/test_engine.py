@@ -49,12 +49,12 @@ def test_each_sweep_takes_what_flowers_takes():
     dsts = [*range(30), 3, 3]
     flower, flower_nodes = fleet_state(40, dsts, short_lived=5)
     ours, our_nodes = fleet_state(40, dsts, short_lived=5)
+    # node ids are drawn at random per state: compare by position in the mapping
+    position = {n: i for i, n in enumerate(our_nodes)}
+    flower_position = {n: i for i, n in enumerate(flower_nodes)}
     time.sleep(0.1)
     for sweep in range(4):
         theirs, mine = flower_sweep(flower, flower_nodes), engine.next_messages(ours, our_nodes)
-        # node ids are drawn at random per state: compare by position in the mapping
-        position = {n: i for i, n in enumerate(our_nodes)}
-        flower_position = {n: i for i, n in enumerate(flower_nodes)}
         assert sorted((position[n], k) for n, k in taken(mine)) == \
             sorted((flower_position[n], k) for n, k in taken(theirs)), sweep
         assert all(m.metadata.delivered_at != "" for m in mine)
@@ -69,6 +69,7 @@ def test_each_sweep_takes_what_flowers_takes():
 def test_install_swaps_the_engines_dispatch_where_the_engine_is_loaded(monkeypatch):
     # the engine's `run_api` must still look its dispatch up by this global name for the swap to take effect
     assert "add_messages_to_queue" in vce_api.run_api.__code__.co_names
+
     def flowers(state, queue, nodes_mapping, f_stop):  # stands for Flower's own, whichever is loaded now
         raise AssertionError("not called here")
 
